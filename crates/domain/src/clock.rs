@@ -1,0 +1,79 @@
+//! Time is injected (DESIGN.md principle 6): code asks a [`Clock`] instead of the system, so
+//! tests move time forward instead of sleeping.
+use std::sync::Mutex;
+use time::{Duration, OffsetDateTime};
+
+/// A source of the current time, always UTC and truncated to microseconds (the wire precision).
+pub trait Clock: Send + Sync + 'static {
+    /// The current instant.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// Truncates to whole microseconds so that what is stored equals what is returned on the wire.
+pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let micros = t.microsecond();
+    t.replace_microsecond(micros).unwrap_or(t)
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        to_micros(OffsetDateTime::now_utc())
+    }
+}
+
+/// A clock that only moves when told to. Used by tests and simulations.
+#[derive(Debug)]
+pub struct ManualClock {
+    /// The instant reported by `now`, moved by `advance` and `set`.
+    now: Mutex<OffsetDateTime>,
+}
+
+impl ManualClock {
+    /// A clock stopped at `start`.
+    pub fn new(start: OffsetDateTime) -> Self {
+        Self {
+            now: Mutex::new(to_micros(start)),
+        }
+    }
+    /// Moves the clock forward (or back, with a negative duration).
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *now = to_micros(*now + by);
+    }
+    /// Sets the clock to `t`.
+    pub fn set(&self, t: OffsetDateTime) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = to_micros(t);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::new(datetime!(2026-01-01 00:00:00.123456789 UTC));
+        assert_eq!(c.now(), datetime!(2026-01-01 00:00:00.123456 UTC));
+        c.advance(Duration::hours(25));
+        assert_eq!(c.now(), datetime!(2026-01-02 01:00:00.123456 UTC));
+    }
+
+    #[test]
+    fn system_clock_is_utc_micros() {
+        let t = SystemClock.now();
+        assert_eq!(t.offset(), time::UtcOffset::UTC);
+        assert_eq!(t.nanosecond() % 1000, 0);
+    }
+}

@@ -1,0 +1,25 @@
+//! The pure core of casegate: identifiers, the permission catalogue, the clock abstraction,
+//! credential formats and the error vocabulary shared by every layer.
+//!
+//! # Layout
+//! - [`ids`]: one newtype per entity id (`TenantId`, `UserId`, …), parsed at the edge.
+//! - [`clock`]: the injected [`clock::Clock`]; every decision takes a time reading from it.
+//! - [`rbac`]: the fixed permission catalogue and the built-in roles of DESIGN.md.
+//! - [`principal`]: who is calling, resolved from a credential by the service layer.
+//! - [`credentials`]: API-key format (`cg_<env>_<random>`) and secret hashing.
+//! - [`validate`]: small input validators (email, slug, lengths) used before any transaction.
+//! - [`error`]: the one error type with stable snake_case codes (the `code` of API.md).
+//!
+//! Nothing here does I/O: no tokio, axum or sqlx (`cargo tree -p casegate-domain -i sqlx` is
+//! empty). Randomness is supplied by callers.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod credentials;
+pub mod error;
+pub mod ids;
+pub mod principal;
+pub mod rbac;
+pub mod validate;
+
+pub use error::{Code, Error, Result};

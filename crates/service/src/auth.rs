@@ -1,0 +1,338 @@
+//! Authentication: credential → [`Principal`]. Three credentials are accepted (API.md
+//! "Conventions"): API keys (`Authorization: Bearer cg_…` or `X-API-Key`), RS256 JWTs
+//! (`Authorization: Bearer eyJ…`) and the session cookie of a password login, which needs the
+//! `X-CSRF-Token` header on unsafe methods.
+//!
+//! Resolved API keys and sessions are cached in memory for `auth_cache_ttl`, keyed by the SHA-256
+//! of the secret, so the request path does not query the database on every call. Revoking a key,
+//! logging out or changing a user's roles through this process invalidates the entries at once.
+use crate::{Code, Error, Result, Services, password, random_id, random_token};
+use casegate_domain::credentials::{hash_secret, is_api_key};
+use casegate_domain::ids::{SessionId, TenantId, UserId};
+use casegate_domain::principal::{AuthMethod, Principal};
+use casegate_domain::rbac::permissions_of;
+use casegate_domain::validate;
+use casegate_store::sessions::{self, Session};
+use casegate_store::tenants::{self, Tenant};
+use casegate_store::users::{self, User};
+use casegate_store::{Conn, api_keys};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+/// A credential as presented by a request.
+#[derive(Clone, Copy, Debug)]
+pub enum Credential<'a> {
+    /// `Authorization: Bearer <token>`: an API key or a JWT.
+    Bearer(&'a str),
+    /// `X-API-Key: <key>`.
+    ApiKey(&'a str),
+    /// The session cookie; `csrf` is the `X-CSRF-Token` header, required when `unsafe_method`.
+    Session {
+        /// The cookie value.
+        token: &'a str,
+        /// The `X-CSRF-Token` header, if sent.
+        csrf: Option<&'a str>,
+        /// Whether the request method changes state (anything but GET, HEAD, OPTIONS).
+        unsafe_method: bool,
+    },
+}
+
+/// A cached resolution of a secret.
+#[derive(Clone)]
+struct Cached {
+    principal: Principal,
+    /// Sessions: SHA-256 of the CSRF token and the expiry.
+    session: Option<(String, OffsetDateTime)>,
+    fetched: Instant,
+}
+
+/// Resolved credentials by secret hash, for a bounded time.
+pub(crate) struct AuthCache {
+    ttl: Duration,
+    /// Secret hash → resolution. Cleared when it grows past `MAX_ENTRIES`.
+    entries: Mutex<HashMap<String, Cached>>,
+}
+
+const MAX_ENTRIES: usize = 100_000;
+
+impl AuthCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn get(&self, hash: &str) -> Option<Cached> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let mut m = self.lock();
+        match m.get(hash) {
+            Some(c) if c.fetched.elapsed() < self.ttl => Some(c.clone()),
+            Some(_) => {
+                m.remove(hash);
+                None
+            }
+            None => None,
+        }
+    }
+    fn put(&self, hash: String, c: Cached) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut m = self.lock();
+        if m.len() >= MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(hash, c);
+    }
+    pub(crate) fn remove(&self, hash: &str) {
+        self.lock().remove(hash);
+    }
+    /// Drops every cached credential of a user (roles changed, user disabled).
+    pub(crate) fn remove_user(&self, tenant: TenantId, user: UserId) {
+        self.lock()
+            .retain(|_, c| !(c.principal.tenant_id == tenant && c.principal.user_id == user));
+    }
+}
+
+fn unauthenticated(msg: &str) -> Error {
+    Error::unauthenticated(msg)
+}
+
+/// The principal of a stored user.
+pub(crate) fn principal_of(tenant: &Tenant, user: &User, method: AuthMethod) -> Principal {
+    Principal {
+        tenant_id: tenant.id,
+        tenant_slug: tenant.slug.clone(),
+        user_id: user.id,
+        email: Some(user.email.clone()),
+        permissions: permissions_of(&user.roles),
+        roles: user.roles.clone(),
+        method,
+    }
+}
+
+async fn tenant_and_user(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<Option<(Tenant, User)>> {
+    let Some(t) = tenants::get(c, tenant).await? else {
+        return Ok(None);
+    };
+    Ok(users::get(c, tenant, user)
+        .await?
+        .filter(|u| u.active)
+        .map(|u| (t, u)))
+}
+
+/// Resolves a credential. Every failure is 401 `unauthenticated`, except a session write
+/// without a valid CSRF token (403 `csrf_failed`).
+pub async fn authenticate(svc: &Services, cred: Credential<'_>) -> Result<Principal> {
+    match cred {
+        Credential::ApiKey(k) => api_key(svc, k).await,
+        Credential::Bearer(t) if t.starts_with("cg_") => api_key(svc, t).await,
+        Credential::Bearer(t) if t.split('.').count() == 3 => {
+            crate::jwt::authenticate(svc, t).await
+        }
+        Credential::Bearer(_) => Err(unauthenticated(
+            "the bearer token is neither an API key nor a JWT",
+        )),
+        Credential::Session {
+            token,
+            csrf,
+            unsafe_method,
+        } => session(svc, token, csrf, unsafe_method).await,
+    }
+}
+
+async fn api_key(svc: &Services, key: &str) -> Result<Principal> {
+    if !is_api_key(key) {
+        return Err(unauthenticated("malformed API key"));
+    }
+    let hash = hash_secret(key);
+    if let Some(c) = svc.auth_cache.get(&hash) {
+        return Ok(c.principal);
+    }
+    let mut c = svc.db.conn().await?;
+    let Some(k) = api_keys::find_active_by_hash(&mut *c, &hash).await? else {
+        return Err(unauthenticated("invalid or revoked API key"));
+    };
+    let Some((tenant, user)) = tenant_and_user(&mut *c, k.tenant_id, k.user_id).await? else {
+        return Err(unauthenticated("the API key's user is disabled"));
+    };
+    api_keys::touch(&mut *c, k.tenant_id, k.id, svc.clock.now()).await?;
+    let principal = principal_of(&tenant, &user, AuthMethod::ApiKey(k.id));
+    svc.auth_cache.put(
+        hash,
+        Cached {
+            principal: principal.clone(),
+            session: None,
+            fetched: Instant::now(),
+        },
+    );
+    Ok(principal)
+}
+
+async fn session(
+    svc: &Services,
+    token: &str,
+    csrf: Option<&str>,
+    unsafe_method: bool,
+) -> Result<Principal> {
+    if token.is_empty() || token.len() > 128 {
+        return Err(unauthenticated("invalid session"));
+    }
+    let hash = hash_secret(token);
+    let now = svc.clock.now();
+    let cached = match svc.auth_cache.get(&hash) {
+        Some(c) => c,
+        None => {
+            let mut c = svc.db.conn().await?;
+            let Some(s) = sessions::find_active_by_hash(&mut *c, &hash, now).await? else {
+                return Err(unauthenticated(
+                    "the session has expired or ended; log in again",
+                ));
+            };
+            let Some((tenant, user)) = tenant_and_user(&mut *c, s.tenant_id, s.user_id).await?
+            else {
+                return Err(unauthenticated("the session's user is disabled"));
+            };
+            let cached = Cached {
+                principal: principal_of(&tenant, &user, AuthMethod::Session(s.id)),
+                session: Some((s.csrf_hash, s.expires_at)),
+                fetched: Instant::now(),
+            };
+            svc.auth_cache.put(hash, cached.clone());
+            cached
+        }
+    };
+    let Some((csrf_hash, expires_at)) = cached.session else {
+        return Err(unauthenticated("invalid session"));
+    };
+    if now >= expires_at {
+        return Err(unauthenticated(
+            "the session has expired or ended; log in again",
+        ));
+    }
+    if unsafe_method {
+        let sent = csrf.map(hash_secret).unwrap_or_default();
+        if !bool::from(sent.as_bytes().ct_eq(csrf_hash.as_bytes())) {
+            return Err(Error::new(
+                Code::CsrfFailed,
+                "missing or wrong X-CSRF-Token header",
+            ));
+        }
+    }
+    Ok(cached.principal)
+}
+
+/// A successful password login.
+#[derive(Debug)]
+pub struct Login {
+    /// The cookie value (shown once; only its hash is stored).
+    pub session_token: String,
+    /// The CSRF token to echo in `X-CSRF-Token` on unsafe requests.
+    pub csrf_token: String,
+    /// When the session ends.
+    pub expires_at: OffsetDateTime,
+    /// The logged-in user's principal.
+    pub principal: Principal,
+}
+
+/// Password login. `tenant` (id or slug) is needed only when the email exists in several
+/// organisations with the same password. Failures are indistinguishable and take the time of
+/// one Argon2id verification at least.
+pub async fn login(
+    svc: &Services,
+    email: &str,
+    password: &str,
+    tenant: Option<&str>,
+) -> Result<Login> {
+    let bad = || unauthenticated("wrong email or password");
+    let email = validate::email("username", email).map_err(|_| bad())?;
+    if password.is_empty() || password.chars().count() > 1024 {
+        return Err(bad());
+    }
+    let candidates = {
+        let mut c = svc.db.conn().await?;
+        match tenant {
+            Some(t) => match tenants::resolve(&mut *c, t).await {
+                Ok(t) => users::by_email(&mut *c, t.id, &email)
+                    .await?
+                    .filter(|u| u.active)
+                    .into_iter()
+                    .collect(),
+                Err(_) => Vec::new(),
+            },
+            None => users::login_candidates(&mut *c, &email).await?,
+        }
+    };
+    if candidates.is_empty() {
+        password::verify(password.to_string(), password::DUMMY_HASH.clone()).await;
+        return Err(bad());
+    }
+    let mut matched = Vec::new();
+    for u in candidates {
+        if let Some(h) = u.password_hash.clone() {
+            if password::verify(password.to_string(), h).await {
+                matched.push(u);
+            }
+        }
+    }
+    let user = match matched.len() {
+        0 => return Err(bad()),
+        1 => matched.remove(0),
+        _ => {
+            return Err(Error::validation(
+                "tenant",
+                "this account exists in several organisations: name one in `tenant` (id or slug)",
+            ));
+        }
+    };
+    let now = svc.clock.now();
+    let session_token = random_token(43);
+    let csrf_token = random_token(43);
+    let s = Session {
+        tenant_id: user.tenant_id,
+        id: SessionId::new_v4(random_id()),
+        user_id: user.id,
+        token_hash: hash_secret(&session_token),
+        csrf_hash: hash_secret(&csrf_token),
+        created_at: now,
+        expires_at: now + svc.config.session_ttl,
+    };
+    let mut tx = svc.db.begin().await?;
+    let tenant = tenants::get(&mut *tx, user.tenant_id)
+        .await?
+        .ok_or_else(|| Error::internal("user without tenant"))?;
+    sessions::insert(&mut *tx, &s).await?;
+    tx.commit().await?;
+    Ok(Login {
+        session_token,
+        csrf_token,
+        expires_at: s.expires_at,
+        principal: principal_of(&tenant, &user, AuthMethod::Session(s.id)),
+    })
+}
+
+/// Ends the session behind `token` (logout). Ending an unknown session is not an error.
+pub async fn logout(svc: &Services, principal: &Principal, token: &str) -> Result<()> {
+    let AuthMethod::Session(id) = principal.method else {
+        return Err(Error::validation(
+            "session",
+            "only a session can log out; API keys are revoked instead",
+        ));
+    };
+    let mut c = svc.db.conn().await?;
+    sessions::delete(&mut *c, principal.tenant_id, id).await?;
+    svc.auth_cache.remove(&hash_secret(token));
+    Ok(())
+}

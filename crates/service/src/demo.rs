@@ -1,0 +1,91 @@
+//! The sandbox tenant of `casegate demo` / `serve --demo`: one user and one fresh API key per
+//! built-in role. Idempotent: run again, it reuses the tenant and users and mints new keys (the
+//! earlier keys stay valid until revoked).
+use crate::{Result, Services, api_keys, password, random_id};
+use casegate_domain::ids::{TenantId, UserId};
+use casegate_domain::rbac::BUILTIN_ROLES;
+use casegate_domain::validate;
+use casegate_store::tenants::{self, Tenant};
+use casegate_store::users::{self, User};
+use std::collections::BTreeMap;
+
+/// The password of every demo user (sandbox only; printed by `casegate demo`).
+pub const DEMO_PASSWORD: &str = "casegate-demo-password";
+
+/// What `casegate demo` prints.
+#[derive(Debug)]
+pub struct Demo {
+    /// The sandbox tenant.
+    pub tenant: Tenant,
+    /// Role → fresh API key.
+    pub api_keys: BTreeMap<String, String>,
+    /// Role → login email.
+    pub users: BTreeMap<String, String>,
+}
+
+/// The login email of the demo user holding `role`.
+pub fn demo_email(slug: &str, role: &str) -> String {
+    format!("{}@{slug}.example", role.replace('_', "."))
+}
+
+/// Creates or refreshes the sandbox tenant `slug`.
+pub async fn ensure(svc: &Services, slug: &str) -> Result<Demo> {
+    let slug = validate::slug("tenant", slug)?;
+    let now = svc.clock.now();
+    let hash = password::hash(DEMO_PASSWORD.to_string()).await?;
+    let mut tx = svc.db.begin().await?;
+    let tenant = match tenants::by_slug(&mut *tx, &slug).await? {
+        Some(t) => t,
+        None => {
+            let t = Tenant {
+                id: TenantId::new_v4(random_id()),
+                slug: slug.clone(),
+                name: "casegate sandbox".into(),
+                settings: serde_json::json!({ "sandbox": true }),
+                created_at: now,
+            };
+            tenants::insert(&mut *tx, &t).await?;
+            t
+        }
+    };
+    let mut keys = BTreeMap::new();
+    let mut emails = BTreeMap::new();
+    for role in BUILTIN_ROLES {
+        let email = demo_email(&slug, role);
+        let user = match users::by_email(&mut *tx, tenant.id, &email).await? {
+            Some(u) => u,
+            None => {
+                let u = User {
+                    tenant_id: tenant.id,
+                    id: UserId::new_v4(random_id()),
+                    email: email.clone(),
+                    name: format!("Demo {}", role.replace('_', " ")),
+                    roles: vec![role.to_string()],
+                    password_hash: Some(hash.clone()),
+                    active: true,
+                    created_at: now,
+                    updated_at: now,
+                };
+                users::insert(&mut *tx, &u).await?;
+                u
+            }
+        };
+        let key = api_keys::mint(
+            svc,
+            &mut *tx,
+            tenant.id,
+            user.id,
+            format!("demo {role}"),
+            None,
+        )
+        .await?;
+        keys.insert(role.to_string(), key.secret);
+        emails.insert(role.to_string(), email);
+    }
+    tx.commit().await?;
+    Ok(Demo {
+        tenant,
+        api_keys: keys,
+        users: emails,
+    })
+}

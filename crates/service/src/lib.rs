@@ -1,0 +1,158 @@
+//! Use cases of casegate: who may do what, in which tenant, in one transaction per command.
+//! REST handlers and GraphQL resolvers are thin and call these functions; neither calls the other.
+//!
+//! # Layout
+//! - [`Services`]: the shared handle (database, clock, configuration, caches) every use case
+//!   takes; built once at start-up and passed explicitly.
+//! - [`auth`]: turning a credential (API key, JWT, session cookie) into a
+//!   [`casegate_domain::principal::Principal`], with a short-lived cache so the hot path does not
+//!   hit the database; password login and logout.
+//! - [`jwt`]: RS256 verification against a JWKS fetched over HTTP and cached by `kid`.
+//! - [`password`]: Argon2id hashing, off the async runtime.
+//! - [`users`], [`api_keys`], [`tenants`]: administration commands.
+//! - [`demo`]: the idempotent sandbox tenant of `casegate demo`.
+#![forbid(unsafe_code)]
+
+pub mod api_keys;
+pub mod auth;
+pub mod demo;
+pub mod jwt;
+pub mod password;
+pub mod tenants;
+pub mod users;
+
+use casegate_domain::clock::Clock;
+use casegate_store::Database;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use casegate_domain::{Code, Error, Result};
+
+/// Settings of the service layer (a slice of the server's `Settings`).
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// The `<env>` part of generated API keys (`cg_<env>_…`).
+    pub key_env: String,
+    /// How long a login session lasts.
+    pub session_ttl: time::Duration,
+    /// How long a resolved credential is served from memory before it is looked up again.
+    /// Revocation and role changes made through this process invalidate the cache at once.
+    pub auth_cache_ttl: Duration,
+    /// JWT verification, when an identity provider is configured.
+    pub jwt: Option<jwt::JwtConfig>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            key_env: "live".into(),
+            session_ttl: time::Duration::hours(8),
+            auth_cache_ttl: Duration::from_secs(10),
+            jwt: None,
+        }
+    }
+}
+
+/// The shared handle of every use case.
+pub struct Services {
+    /// The database (SQLite or PostgreSQL).
+    pub db: Arc<dyn Database>,
+    /// The injected clock: every business time comes from here.
+    pub clock: Arc<dyn Clock>,
+    /// Service settings.
+    pub config: ServiceConfig,
+    /// Resolved credentials, keyed by the SHA-256 of the secret.
+    pub(crate) auth_cache: auth::AuthCache,
+    /// JWKS keys by `kid`, when JWT is configured.
+    pub(crate) jwks: Option<jwt::Jwks>,
+}
+
+impl Services {
+    /// Builds the services over a migrated database.
+    pub fn new(db: Arc<dyn Database>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Arc<Self> {
+        let jwks = config.jwt.clone().map(jwt::Jwks::new);
+        Arc::new(Self {
+            auth_cache: auth::AuthCache::new(config.auth_cache_ttl),
+            db,
+            clock,
+            config,
+            jwks,
+        })
+    }
+}
+
+/// A page request, validated: `limit` 1..=200 (default 20), `offset` ≥ 0 (API.md "Lists").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Rows per page.
+    pub limit: i64,
+    /// Rows skipped.
+    pub offset: i64,
+}
+
+impl Page {
+    /// The largest `limit` a client may ask for.
+    pub const MAX_LIMIT: i64 = 200;
+
+    /// Validates optional `limit`/`offset` query values.
+    pub fn new(limit: Option<i64>, offset: Option<i64>) -> Result<Self> {
+        let limit = limit.unwrap_or(20);
+        let offset = offset.unwrap_or(0);
+        if !(1..=Self::MAX_LIMIT).contains(&limit) {
+            return Err(Error::validation("limit", "must be between 1 and 200"));
+        }
+        if offset < 0 {
+            return Err(Error::validation("offset", "must not be negative"));
+        }
+        Ok(Self { limit, offset })
+    }
+}
+
+/// Random alphanumeric (base62) string of `n` characters from the OS-seeded CSPRNG.
+pub(crate) fn random_token(n: usize) -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(&rand::distr::Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
+}
+
+/// 16 random bytes for a v4 id.
+pub(crate) fn random_id() -> [u8; 16] {
+    rand::random()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_bounded() {
+        assert_eq!(
+            Page::new(None, None).unwrap(),
+            Page {
+                limit: 20,
+                offset: 0
+            }
+        );
+        assert_eq!(Page::new(Some(200), Some(5)).unwrap().limit, 200);
+        assert_eq!(
+            Page::new(Some(201), None).unwrap_err().param.as_deref(),
+            Some("limit")
+        );
+        assert!(Page::new(Some(0), None).is_err());
+        assert_eq!(
+            Page::new(None, Some(-1)).unwrap_err().param.as_deref(),
+            Some("offset")
+        );
+    }
+
+    #[test]
+    fn tokens_are_base62_and_distinct() {
+        let a = random_token(40);
+        assert_eq!(a.len(), 40);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(a, random_token(40));
+    }
+}

@@ -1,0 +1,335 @@
+//! The PostgreSQL backend, for production and for several `casegate serve` processes sharing
+//! one database. Native `uuid`, `timestamptz` and `jsonb` columns.
+//!
+//! # Layout
+//! - [`PgDb`]: the [`Database`] implementation (pool, migrations, readiness, pool stats).
+//! - `bind` / `decode`: the only PostgreSQL-specific value handling; the queries themselves live
+//!   in `casegate-store`.
+//! - `migrations/`: the embedded schema, applied at start-up (sqlx takes an advisory lock, so
+//!   several processes starting at once migrate exactly once).
+//! - [`testing`]: a uniquely named database per test, dropped afterwards.
+#![forbid(unsafe_code)]
+
+use async_trait::async_trait;
+use casegate_store::{Conn, Database, Dialect, PoolStats, Row, StoreError, StoreResult, Tx, Val};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{
+    AssertSqlSafe, Column, PgConnection, Postgres, Row as _, SqlSafeStr, Transaction, TypeInfo,
+    ValueRef,
+};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The embedded migrations, in order: (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/0001_foundation.sql"),
+)];
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(v, d, sql)| {
+                Migration::new(
+                    *v,
+                    (*d).into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Classifies a driver error (the one place sqlx errors are translated).
+fn map_err(e: sqlx::Error) -> StoreError {
+    use sqlx::error::ErrorKind;
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(d) => match d.kind() {
+            ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation => StoreError::Conflict {
+                constraint: d
+                    .constraint()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| d.message().to_string()),
+            },
+            // serialization_failure, deadlock_detected, too_many_connections, admin_shutdown
+            _ if matches!(
+                d.code().as_deref(),
+                Some("40001" | "40P01" | "53300" | "57P01")
+            ) =>
+            {
+                StoreError::Unavailable(d.message().to_string())
+            }
+            _ => StoreError::Other(d.message().to_string()),
+        },
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, Postgres, <Postgres as sqlx::Database>::Arguments>;
+
+fn bind<'q>(q: Query<'q>, v: &Val) -> Query<'q> {
+    match v {
+        Val::Bool(x) => q.bind(*x),
+        Val::Int(x) => q.bind(*x),
+        Val::Float(x) => q.bind(*x),
+        Val::Text(x) => q.bind(x.clone()),
+        Val::Uuid(x) => q.bind(*x),
+        Val::Time(x) => q.bind(*x),
+        Val::Json(x) => q.bind(x.clone().map(Json)),
+        Val::Bytes(x) => q.bind(x.clone()),
+    }
+}
+
+fn decode(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let columns: Arc<[String]> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let types: Vec<String> = first
+        .columns()
+        .iter()
+        .map(|c| c.type_info().name().to_string())
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let mut values = Vec::with_capacity(columns.len());
+            for (i, ty) in types.iter().enumerate() {
+                if r.try_get_raw(i).map_err(map_err)?.is_null() {
+                    values.push(Val::Text(None));
+                    continue;
+                }
+                let get_err = map_err;
+                values.push(match ty.as_str() {
+                    "UUID" => Val::Uuid(Some(r.try_get::<Uuid, _>(i).map_err(get_err)?)),
+                    "INT8" => Val::Int(Some(r.try_get::<i64, _>(i).map_err(get_err)?)),
+                    "INT4" => Val::Int(Some(r.try_get::<i32, _>(i).map_err(get_err)?.into())),
+                    "INT2" => Val::Int(Some(r.try_get::<i16, _>(i).map_err(get_err)?.into())),
+                    "BOOL" => Val::Bool(Some(r.try_get::<bool, _>(i).map_err(get_err)?)),
+                    "FLOAT8" => Val::Float(Some(r.try_get::<f64, _>(i).map_err(get_err)?)),
+                    "FLOAT4" => Val::Float(Some(r.try_get::<f32, _>(i).map_err(get_err)?.into())),
+                    "TIMESTAMPTZ" => {
+                        Val::Time(Some(r.try_get::<OffsetDateTime, _>(i).map_err(get_err)?))
+                    }
+                    "JSONB" | "JSON" => Val::Json(Some(
+                        r.try_get::<Json<serde_json::Value>, _>(i)
+                            .map_err(get_err)?
+                            .0,
+                    )),
+                    "BYTEA" => Val::Bytes(Some(r.try_get::<Vec<u8>, _>(i).map_err(get_err)?)),
+                    "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => {
+                        Val::Text(Some(r.try_get::<String, _>(i).map_err(get_err)?))
+                    }
+                    other => {
+                        return Err(StoreError::Other(format!(
+                            "unsupported column type {other} for {}",
+                            columns[i]
+                        )));
+                    }
+                });
+            }
+            Ok(Row {
+                columns: columns.clone(),
+                values,
+            })
+        })
+        .collect()
+}
+
+async fn execute(c: &mut PgConnection, sql: &str, args: &[Val]) -> StoreResult<u64> {
+    let q = args.iter().fold(sqlx::query(AssertSqlSafe(sql)), bind);
+    q.execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(map_err)
+}
+
+async fn fetch_all(c: &mut PgConnection, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
+    let q = args.iter().fold(sqlx::query(AssertSqlSafe(sql)), bind);
+    decode(q.fetch_all(c).await.map_err(map_err)?)
+}
+
+/// A pooled connection.
+struct PooledConn(PoolConnection<Postgres>);
+
+#[async_trait]
+impl Conn for PooledConn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+    async fn execute(&mut self, sql: &str, args: &[Val]) -> StoreResult<u64> {
+        execute(&mut self.0, sql, args).await
+    }
+    async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
+        fetch_all(&mut self.0, sql, args).await
+    }
+}
+
+/// A transaction (READ COMMITTED; commands take row locks where they need them).
+struct PgTx(Transaction<'static, Postgres>);
+
+#[async_trait]
+impl Conn for PgTx {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+    async fn execute(&mut self, sql: &str, args: &[Val]) -> StoreResult<u64> {
+        execute(&mut self.0, sql, args).await
+    }
+    async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
+        fetch_all(&mut self.0, sql, args).await
+    }
+}
+
+#[async_trait]
+impl Tx for PgTx {
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.0.commit().await.map_err(map_err)
+    }
+}
+
+/// The PostgreSQL database.
+pub struct PgDb {
+    /// The connection pool.
+    pool: PgPool,
+    /// Configured maximum pool size, reported in `/metrics`.
+    max: u32,
+}
+
+impl PgDb {
+    /// Connects to `url` (`postgres://…`).
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad database URL: {e}")))?;
+        let max = max_connections.max(1);
+        let pool = PgPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool, max })
+    }
+}
+
+#[async_trait]
+impl Database for PgDb {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+    async fn conn(&self) -> StoreResult<Box<dyn Conn>> {
+        Ok(Box::new(PooledConn(
+            self.pool.acquire().await.map_err(map_err)?,
+        )))
+    }
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+        Ok(Box::new(PgTx(self.pool.begin().await.map_err(map_err)?)))
+    }
+    async fn migrate(&self) -> StoreResult<()> {
+        migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+    async fn ready(&self) -> StoreResult<bool> {
+        let mut c = self.conn().await?;
+        let applied = c
+            .fetch_all(
+                "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
+                &[],
+            )
+            .await?;
+        let applied: Vec<i64> = applied
+            .iter()
+            .map(|r| r.int("version"))
+            .collect::<StoreResult<_>>()?;
+        Ok(applied == MIGRATIONS.iter().map(|m| m.0).collect::<Vec<_>>())
+    }
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.max,
+        }
+    }
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Fresh databases for tests: `casegate_test_<uuid>` on the server named by
+/// `CASEGATE_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+/// dropped afterwards.
+pub mod testing {
+    use super::*;
+    use casegate_store::conformance::TestDb;
+
+    /// The maintenance database URL tests create their databases from.
+    pub fn admin_url() -> String {
+        std::env::var("CASEGATE_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// The URL of database `name` on the test server.
+    pub fn url_for(name: &str) -> String {
+        let admin = admin_url();
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin);
+        format!("{base}/{name}")
+    }
+
+    /// Creates an empty database and returns its name and URL.
+    pub async fn create_database() -> (String, String) {
+        let name = format!("casegate_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = PgDb::connect(&admin_url(), 1)
+            .await
+            .expect("PostgreSQL for tests (CASEGATE_TEST_DATABASE_URL)");
+        let mut c = admin.conn().await.expect("admin connection");
+        c.execute(&format!("CREATE DATABASE {name}"), &[])
+            .await
+            .expect("create test database");
+        drop(c);
+        admin.close().await;
+        let url = url_for(&name);
+        (name, url)
+    }
+
+    /// Drops a test database, disconnecting anyone still on it.
+    pub async fn drop_database(name: String) {
+        if let Ok(admin) = PgDb::connect(&admin_url(), 1).await {
+            if let Ok(mut c) = admin.conn().await {
+                let _ = c
+                    .execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[])
+                    .await;
+            }
+            admin.close().await;
+        }
+    }
+
+    /// A migrated database of its own.
+    pub async fn fresh() -> TestDb {
+        let (name, url) = create_database().await;
+        let db = PgDb::connect(&url, 8).await.expect("connect test database");
+        db.migrate().await.expect("migrate");
+        TestDb::new(Arc::new(db), drop_database(name))
+    }
+}

@@ -1,0 +1,298 @@
+//! The SQLite backend: the embedded default. One database file under the data directory, WAL
+//! journal, a busy timeout so writers queue, and `BEGIN IMMEDIATE` for every write transaction.
+//!
+//! # Layout
+//! - [`SqliteDb`]: the [`Database`] implementation (pool, migrations, readiness, pool stats).
+//! - `bind` / `decode`: the only SQLite-specific value handling (see the storage conventions on
+//!   [`Val`]); the queries themselves live in `casegate-store`.
+//! - `migrations/`: the embedded schema, applied at start-up.
+//! - [`testing`]: fresh databases for the conformance and API suites.
+#![forbid(unsafe_code)]
+
+use async_trait::async_trait;
+use casegate_store::conn::sqlite_time;
+use casegate_store::{Conn, Database, Dialect, PoolStats, Row, StoreError, StoreResult, Tx, Val};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{
+    AssertSqlSafe, Column, Row as _, SqlSafeStr, Sqlite, SqliteConnection, Transaction, TypeInfo,
+    ValueRef,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The embedded migrations, in order: (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/0001_foundation.sql"),
+)];
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(v, d, sql)| {
+                Migration::new(
+                    *v,
+                    (*d).into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Classifies a driver error (the one place sqlx errors are translated).
+fn map_err(e: sqlx::Error) -> StoreError {
+    use sqlx::error::ErrorKind;
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(d) => match d.kind() {
+            ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation => StoreError::Conflict {
+                constraint: d
+                    .constraint()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| d.message().to_string()),
+            },
+            // SQLITE_BUSY (5) / SQLITE_LOCKED (6): the busy timeout ran out.
+            _ if matches!(d.code().as_deref(), Some("5") | Some("6") | Some("517")) => {
+                StoreError::Unavailable(d.message().to_string())
+            }
+            _ => StoreError::Other(d.message().to_string()),
+        },
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, <Sqlite as sqlx::Database>::Arguments>;
+
+fn bind<'q>(q: Query<'q>, v: &Val) -> Query<'q> {
+    match v {
+        Val::Bool(x) => q.bind(*x),
+        Val::Int(x) => q.bind(*x),
+        Val::Float(x) => q.bind(*x),
+        Val::Text(x) => q.bind(x.clone()),
+        Val::Uuid(x) => q.bind(x.map(|u| u.hyphenated().to_string())),
+        Val::Time(x) => q.bind(x.map(sqlite_time)),
+        Val::Json(x) => q.bind(x.as_ref().map(|j| j.to_string())),
+        Val::Bytes(x) => q.bind(x.clone()),
+    }
+}
+
+fn decode(rows: Vec<SqliteRow>) -> StoreResult<Vec<Row>> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let columns: Arc<[String]> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let mut values = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                let raw = r.try_get_raw(i).map_err(map_err)?;
+                let kind = if raw.is_null() {
+                    "NULL"
+                } else {
+                    storage_class(raw.type_info().name())
+                };
+                values.push(match kind {
+                    "NULL" => Val::Text(None),
+                    "INTEGER" => Val::Int(Some(r.try_get(i).map_err(map_err)?)),
+                    "REAL" => Val::Float(Some(r.try_get(i).map_err(map_err)?)),
+                    "BLOB" => Val::Bytes(Some(r.try_get(i).map_err(map_err)?)),
+                    _ => Val::Text(Some(r.try_get(i).map_err(map_err)?)),
+                });
+            }
+            Ok(Row {
+                columns: columns.clone(),
+                values,
+            })
+        })
+        .collect()
+}
+
+fn storage_class(name: &str) -> &'static str {
+    match name {
+        "INTEGER" | "BOOLEAN" | "INT8" | "BIGINT" => "INTEGER",
+        "REAL" | "FLOAT" | "DOUBLE" => "REAL",
+        "BLOB" => "BLOB",
+        _ => "TEXT",
+    }
+}
+
+async fn execute(c: &mut SqliteConnection, sql: &str, args: &[Val]) -> StoreResult<u64> {
+    let q = args.iter().fold(sqlx::query(AssertSqlSafe(sql)), bind);
+    q.execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(map_err)
+}
+
+async fn fetch_all(c: &mut SqliteConnection, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
+    let q = args.iter().fold(sqlx::query(AssertSqlSafe(sql)), bind);
+    decode(q.fetch_all(c).await.map_err(map_err)?)
+}
+
+/// A pooled connection.
+struct PooledConn(PoolConnection<Sqlite>);
+
+#[async_trait]
+impl Conn for PooledConn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    async fn execute(&mut self, sql: &str, args: &[Val]) -> StoreResult<u64> {
+        execute(&mut self.0, sql, args).await
+    }
+    async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
+        fetch_all(&mut self.0, sql, args).await
+    }
+}
+
+/// A write transaction opened with `BEGIN IMMEDIATE`.
+struct SqliteTx(Transaction<'static, Sqlite>);
+
+#[async_trait]
+impl Conn for SqliteTx {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    async fn execute(&mut self, sql: &str, args: &[Val]) -> StoreResult<u64> {
+        execute(&mut self.0, sql, args).await
+    }
+    async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
+        fetch_all(&mut self.0, sql, args).await
+    }
+}
+
+#[async_trait]
+impl Tx for SqliteTx {
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.0.commit().await.map_err(map_err)
+    }
+}
+
+/// The SQLite database.
+pub struct SqliteDb {
+    /// The connection pool; every connection has WAL, foreign keys and the busy timeout set.
+    pool: SqlitePool,
+    /// Configured maximum pool size, reported in `/metrics`.
+    max: u32,
+}
+
+/// The database file a `sqlite:` URL names (`sqlite://path/to/file.db` or `sqlite:file.db`).
+pub fn path_from_url(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database file, with its parent directory.
+    pub async fn open(path: &Path, max_connections: u32) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let max = max_connections.max(1);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool, max })
+    }
+}
+
+#[async_trait]
+impl Database for SqliteDb {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    async fn conn(&self) -> StoreResult<Box<dyn Conn>> {
+        Ok(Box::new(PooledConn(
+            self.pool.acquire().await.map_err(map_err)?,
+        )))
+    }
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+        Ok(Box::new(SqliteTx(
+            self.pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(map_err)?,
+        )))
+    }
+    async fn migrate(&self) -> StoreResult<()> {
+        migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+    async fn ready(&self) -> StoreResult<bool> {
+        let mut c = self.conn().await?;
+        let applied = c
+            .fetch_all(
+                "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
+                &[],
+            )
+            .await?;
+        let applied: Vec<i64> = applied
+            .iter()
+            .map(|r| r.int("version"))
+            .collect::<StoreResult<_>>()?;
+        Ok(applied == MIGRATIONS.iter().map(|m| m.0).collect::<Vec<_>>())
+    }
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.max,
+        }
+    }
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Fresh databases for tests: a new file in the system temp directory, deleted afterwards.
+pub mod testing {
+    use super::*;
+    use casegate_store::conformance::TestDb;
+
+    /// A migrated database in a new temporary file.
+    pub async fn fresh() -> TestDb {
+        let dir =
+            std::env::temp_dir().join(format!("casegate-test-{}", uuid::Uuid::new_v4().simple()));
+        let db = SqliteDb::open(&dir.join("casegate.db"), 8)
+            .await
+            .expect("open sqlite");
+        db.migrate().await.expect("migrate sqlite");
+        TestDb::new(Arc::new(db), async move {
+            let _ = std::fs::remove_dir_all(dir);
+        })
+    }
+}

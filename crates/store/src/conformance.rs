@@ -1,0 +1,410 @@
+//! The store conformance suite: the same behaviour checked against every backend, each test on
+//! a fresh database. A backend crate runs it with
+//! `casegate_store::conformance_suite!(fresh_db);` where `fresh_db()` is an async fn returning a
+//! [`TestDb`].
+use crate::api_keys::{self, ApiKey};
+use crate::sessions::{self, Session};
+use crate::tenants::{self, Tenant};
+use crate::users::{self, User};
+use crate::{Database, StoreError};
+use casegate_domain::ids::*;
+use serde_json::json;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+type Cleanup = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A fresh, migrated database for one test, and how to remove it afterwards.
+pub struct TestDb {
+    /// The database under test.
+    pub db: Arc<dyn Database>,
+    /// Drops the database (PostgreSQL) or deletes its file (SQLite).
+    cleanup: Option<Cleanup>,
+}
+
+impl TestDb {
+    /// Wraps a database and its cleanup.
+    pub fn new(db: Arc<dyn Database>, cleanup: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self {
+            db,
+            cleanup: Some(Box::pin(cleanup)),
+        }
+    }
+    /// Closes the pool and removes the database.
+    pub async fn finish(mut self) {
+        self.db.close().await;
+        if let Some(c) = self.cleanup.take() {
+            c.await;
+        }
+    }
+}
+
+/// Runs every conformance test against databases made by `$fresh` (an async fn returning
+/// [`TestDb`]).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($fresh:path) => {
+        $crate::conformance_suite!(@each $fresh;
+            migrations_are_idempotent_and_ready,
+            tenant_slugs_are_unique,
+            users_are_confined_to_their_tenant,
+            user_lists_page_newest_first,
+            api_keys_authenticate_until_revoked,
+            api_keys_cannot_point_at_another_tenants_user,
+            key_use_is_recorded_at_most_once_a_minute,
+            sessions_expire_and_end,
+            uncommitted_transactions_leave_nothing,
+            values_round_trip_exactly,
+            concurrent_writers_all_commit
+        );
+    };
+    (@each $fresh:path; $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let t = $fresh().await;
+            $crate::conformance::$name(t.db.clone()).await;
+            t.finish().await;
+        }
+    )*};
+}
+
+const T0: OffsetDateTime = datetime!(2026-03-01 09:30:00.123456 UTC);
+
+/// A tenant fixture.
+pub fn tenant(slug: &str) -> Tenant {
+    Tenant {
+        id: TenantId(Uuid::new_v4()),
+        slug: slug.into(),
+        name: format!("{slug} Ltd"),
+        settings: json!({"modules": ["cases"]}),
+        created_at: T0,
+    }
+}
+
+/// A user fixture.
+pub fn user(t: TenantId, email: &str, at: OffsetDateTime) -> User {
+    User {
+        tenant_id: t,
+        id: UserId(Uuid::new_v4()),
+        email: email.into(),
+        name: "Ana Analyst".into(),
+        roles: vec!["analyst".into(), "auditor".into()],
+        password_hash: Some("$argon2id$v=19$fake".into()),
+        active: true,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn key(t: TenantId, u: UserId, hash: &str) -> ApiKey {
+    ApiKey {
+        tenant_id: t,
+        id: ApiKeyId(Uuid::new_v4()),
+        user_id: u,
+        name: "ci".into(),
+        prefix: "cg_test_abcdef".into(),
+        key_hash: hash.into(),
+        created_by: None,
+        created_at: T0,
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+async fn setup(db: &dyn Database, slug: &str) -> (Tenant, User) {
+    let t = tenant(slug);
+    let u = user(t.id, "ana@bank.example", T0);
+    let mut tx = db.begin().await.unwrap();
+    tenants::insert(&mut *tx, &t).await.unwrap();
+    users::insert(&mut *tx, &u).await.unwrap();
+    tx.commit().await.unwrap();
+    (t, u)
+}
+
+/// Running the migrations again changes nothing, and the database reports ready.
+pub async fn migrations_are_idempotent_and_ready(db: Arc<dyn Database>) {
+    db.migrate().await.unwrap();
+    db.migrate().await.unwrap();
+    assert!(db.ready().await.unwrap());
+}
+
+/// A second tenant with a taken slug is refused; tenants resolve by id and by slug.
+pub async fn tenant_slugs_are_unique(db: Arc<dyn Database>) {
+    let (t, _) = setup(&*db, "acme").await;
+    let mut c = db.conn().await.unwrap();
+    let dup = tenants::insert(&mut *c, &tenant("acme")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+    assert_eq!(tenants::resolve(&mut *c, "acme").await.unwrap(), t);
+    assert_eq!(
+        tenants::resolve(&mut *c, &t.id.to_string()).await.unwrap(),
+        t
+    );
+    assert!(matches!(
+        tenants::resolve(&mut *c, "nope").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(tenants::list(&mut *c).await.unwrap().len(), 1);
+}
+
+/// Users of one tenant are invisible and untouchable from another; emails are unique per tenant.
+pub async fn users_are_confined_to_their_tenant(db: Arc<dyn Database>) {
+    let (a, ana) = setup(&*db, "bank-a").await;
+    let (b, _) = setup(&*db, "bank-b").await; // the same email in another tenant is fine
+    let mut c = db.conn().await.unwrap();
+    assert_eq!(
+        users::get(&mut *c, a.id, ana.id).await.unwrap(),
+        Some(ana.clone())
+    );
+    assert_eq!(users::get(&mut *c, b.id, ana.id).await.unwrap(), None);
+    assert_eq!(
+        users::by_email(&mut *c, a.id, "ana@bank.example")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(ana.id)
+    );
+    let dup = users::insert(&mut *c, &user(a.id, "ana@bank.example", T0)).await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+    let foreign = users::set_roles(&mut *c, b.id, ana.id, &["admin".into()], T0).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound)));
+    users::set_roles(
+        &mut *c,
+        a.id,
+        ana.id,
+        &["mlro".into()],
+        T0 + Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    let after = users::get(&mut *c, a.id, ana.id).await.unwrap().unwrap();
+    assert_eq!(after.roles, vec!["mlro".to_string()]);
+    assert_eq!(after.updated_at, T0 + Duration::hours(1));
+    assert_eq!(
+        users::login_candidates(&mut *c, "ana@bank.example")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+/// Lists are newest first with a total, and a page past the end is empty.
+pub async fn user_lists_page_newest_first(db: Arc<dyn Database>) {
+    let (t, _) = setup(&*db, "bank").await;
+    let (other, _) = setup(&*db, "noise").await;
+    let mut c = db.conn().await.unwrap();
+    for i in 0..5 {
+        users::insert(
+            &mut *c,
+            &user(
+                t.id,
+                &format!("u{i}@bank.example"),
+                T0 + Duration::minutes(i + 1),
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    users::insert(
+        &mut *c,
+        &user(other.id, "x@noise.example", T0 + Duration::days(1)),
+    )
+    .await
+    .unwrap();
+    let (page, total) = users::list(&mut *c, t.id, 2, 0).await.unwrap();
+    assert_eq!(total, 6);
+    assert_eq!(
+        page.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(),
+        ["u4@bank.example", "u3@bank.example"]
+    );
+    let (page, _) = users::list(&mut *c, t.id, 2, 4).await.unwrap();
+    assert_eq!(
+        page.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(),
+        ["u0@bank.example", "ana@bank.example"]
+    );
+    let (page, total) = users::list(&mut *c, t.id, 10, 50).await.unwrap();
+    assert!(page.is_empty());
+    assert_eq!(total, 6);
+}
+
+/// A key is found by its hash until revoked; revocation is confined to the owning tenant.
+pub async fn api_keys_authenticate_until_revoked(db: Arc<dyn Database>) {
+    let (t, u) = setup(&*db, "bank").await;
+    let (other, _) = setup(&*db, "other").await;
+    let mut c = db.conn().await.unwrap();
+    let k = key(t.id, u.id, "h1");
+    api_keys::insert(&mut *c, &k).await.unwrap();
+    let dup = api_keys::insert(&mut *c, &key(t.id, u.id, "h1")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+    assert_eq!(
+        api_keys::find_active_by_hash(&mut *c, "h1").await.unwrap(),
+        Some(k.clone())
+    );
+    assert_eq!(
+        api_keys::find_active_by_hash(&mut *c, "h2").await.unwrap(),
+        None
+    );
+    let foreign = api_keys::revoke(&mut *c, other.id, k.id, T0).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound)));
+    assert!(
+        api_keys::find_active_by_hash(&mut *c, "h1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let revoked = api_keys::revoke(&mut *c, t.id, k.id, T0 + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(T0 + Duration::hours(1)));
+    let again = api_keys::revoke(&mut *c, t.id, k.id, T0 + Duration::hours(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(T0 + Duration::hours(1)),
+        "first revocation time is kept"
+    );
+    assert_eq!(
+        api_keys::find_active_by_hash(&mut *c, "h1").await.unwrap(),
+        None
+    );
+    let (list, total) = api_keys::list(&mut *c, t.id, 20, 0).await.unwrap();
+    assert_eq!((list.len(), total), (1, 1));
+    assert_eq!(api_keys::list(&mut *c, other.id, 20, 0).await.unwrap().1, 0);
+}
+
+/// The composite foreign key (tenant_id, user_id) refuses a key for another tenant's user.
+pub async fn api_keys_cannot_point_at_another_tenants_user(db: Arc<dyn Database>) {
+    let (_, ana) = setup(&*db, "bank").await;
+    let (other, _) = setup(&*db, "other").await;
+    let mut c = db.conn().await.unwrap();
+    let r = api_keys::insert(&mut *c, &key(other.id, ana.id, "hx")).await;
+    assert!(matches!(r, Err(StoreError::Conflict { .. })), "{r:?}");
+}
+
+/// `last_used_at` is written at most once a minute, so authentication does not write per request.
+pub async fn key_use_is_recorded_at_most_once_a_minute(db: Arc<dyn Database>) {
+    let (t, u) = setup(&*db, "bank").await;
+    let mut c = db.conn().await.unwrap();
+    let k = key(t.id, u.id, "h1");
+    api_keys::insert(&mut *c, &k).await.unwrap();
+    api_keys::touch(&mut *c, t.id, k.id, T0).await.unwrap();
+    api_keys::touch(&mut *c, t.id, k.id, T0 + Duration::seconds(30))
+        .await
+        .unwrap();
+    let got = api_keys::get(&mut *c, t.id, k.id).await.unwrap().unwrap();
+    assert_eq!(got.last_used_at, Some(T0));
+    api_keys::touch(&mut *c, t.id, k.id, T0 + Duration::seconds(61))
+        .await
+        .unwrap();
+    let got = api_keys::get(&mut *c, t.id, k.id).await.unwrap().unwrap();
+    assert_eq!(got.last_used_at, Some(T0 + Duration::seconds(61)));
+}
+
+/// A session is valid strictly before `expires_at`, ends on delete, and expired ones are purged.
+pub async fn sessions_expire_and_end(db: Arc<dyn Database>) {
+    let (t, u) = setup(&*db, "bank").await;
+    let mut c = db.conn().await.unwrap();
+    let s = Session {
+        tenant_id: t.id,
+        id: SessionId(Uuid::new_v4()),
+        user_id: u.id,
+        token_hash: "tok".into(),
+        csrf_hash: "csrf".into(),
+        created_at: T0,
+        expires_at: T0 + Duration::hours(8),
+    };
+    sessions::insert(&mut *c, &s).await.unwrap();
+    let later = T0 + Duration::hours(8) - Duration::microseconds(1);
+    assert_eq!(
+        sessions::find_active_by_hash(&mut *c, "tok", later)
+            .await
+            .unwrap(),
+        Some(s.clone())
+    );
+    assert_eq!(
+        sessions::find_active_by_hash(&mut *c, "tok", s.expires_at)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(sessions::purge_expired(&mut *c, later).await.unwrap(), 0);
+    assert_eq!(
+        sessions::purge_expired(&mut *c, s.expires_at)
+            .await
+            .unwrap(),
+        1
+    );
+    sessions::insert(
+        &mut *c,
+        &Session {
+            id: SessionId(Uuid::new_v4()),
+            ..s.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sessions::delete_for_user(&mut *c, t.id, u.id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!sessions::delete(&mut *c, t.id, s.id).await.unwrap());
+}
+
+/// A transaction dropped without commit leaves no trace; a committed one is visible.
+pub async fn uncommitted_transactions_leave_nothing(db: Arc<dyn Database>) {
+    let t = tenant("ghost");
+    {
+        let mut tx = db.begin().await.unwrap();
+        tenants::insert(&mut *tx, &t).await.unwrap();
+        users::insert(&mut *tx, &user(t.id, "a@b.example", T0))
+            .await
+            .unwrap();
+        // dropped here: rolled back
+    }
+    let mut c = db.conn().await.unwrap();
+    assert_eq!(tenants::get(&mut *c, t.id).await.unwrap(), None);
+    let mut tx = db.begin().await.unwrap();
+    tenants::insert(&mut *tx, &t).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(tenants::get(&mut *c, t.id).await.unwrap(), Some(t));
+}
+
+/// Microsecond times, Unicode text and nested JSON come back exactly as written.
+pub async fn values_round_trip_exactly(db: Arc<dyn Database>) {
+    let mut t = tenant("round-trip");
+    t.name = "Société Générale — Zürich 🏦".into();
+    t.settings = json!({"a": [1, 2.5, null, true], "b": {"c": "ü"}, "big": 9007199254740993_i64});
+    t.created_at = datetime!(1999-12-31 23:59:59.999999 UTC);
+    let mut c = db.conn().await.unwrap();
+    tenants::insert(&mut *c, &t).await.unwrap();
+    assert_eq!(tenants::get(&mut *c, t.id).await.unwrap(), Some(t));
+}
+
+/// Many concurrent write transactions all commit (SQLite queues writers with BEGIN IMMEDIATE
+/// and a busy timeout rather than failing).
+pub async fn concurrent_writers_all_commit(db: Arc<dyn Database>) {
+    let (t, _) = setup(&*db, "busy").await;
+    let mut handles = Vec::new();
+    for i in 0..16 {
+        let tenant = t.id;
+        let db = db.clone();
+        handles.push(tokio::spawn(async move {
+            let mut tx = db.begin().await?;
+            users::insert(&mut *tx, &user(tenant, &format!("w{i}@bank.example"), T0)).await?;
+            users::list(&mut *tx, tenant, 1, 0).await?;
+            tx.commit().await
+        }));
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    let mut c = db.conn().await.unwrap();
+    assert_eq!(users::list(&mut *c, t.id, 1, 0).await.unwrap().1, 17);
+}

@@ -1,0 +1,238 @@
+//! The backend-neutral connection interface.
+use crate::error::{StoreError, StoreResult};
+use async_trait::async_trait;
+use serde_json::Value as Json;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The SQL dialect behind a connection, for the few queries that differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite 3 (embedded, single node).
+    Sqlite,
+    /// PostgreSQL 15+.
+    Postgres,
+}
+
+/// A typed SQL parameter or column value. Nulls are typed (`Text(None)`) because PostgreSQL
+/// needs a type for every parameter.
+///
+/// Storage conventions: PostgreSQL uses native `uuid`, `timestamptz` and `jsonb`; SQLite stores
+/// UUIDs as hyphenated lowercase TEXT, times as RFC 3339 TEXT with exactly six fractional digits
+/// and a `Z` (so text order is time order) and JSON as TEXT.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    /// BOOLEAN (SQLite INTEGER 0/1).
+    Bool(Option<bool>),
+    /// BIGINT / INTEGER.
+    Int(Option<i64>),
+    /// DOUBLE PRECISION / REAL.
+    Float(Option<f64>),
+    /// TEXT.
+    Text(Option<String>),
+    /// UUID.
+    Uuid(Option<Uuid>),
+    /// TIMESTAMPTZ, always UTC.
+    Time(Option<OffsetDateTime>),
+    /// JSONB.
+    Json(Option<Json>),
+    /// BYTEA / BLOB.
+    Bytes(Option<Vec<u8>>),
+}
+
+macro_rules! val_from {
+    ($($t:ty => $v:ident),*) => {$(
+        impl From<$t> for Val { fn from(x: $t) -> Self { Val::$v(Some(x.into())) } }
+        impl From<Option<$t>> for Val { fn from(x: Option<$t>) -> Self { Val::$v(x.map(Into::into)) } }
+    )*};
+}
+val_from!(bool => Bool, i64 => Int, f64 => Float, String => Text, &str => Text, Uuid => Uuid,
+    OffsetDateTime => Time, Json => Json, Vec<u8> => Bytes);
+
+macro_rules! id_val {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Val { fn from(x: $t) -> Self { Val::Uuid(Some(x.0)) } }
+        impl From<Option<$t>> for Val { fn from(x: Option<$t>) -> Self { Val::Uuid(x.map(|i| i.0)) } }
+    )*};
+}
+use casegate_domain::ids::*;
+id_val!(TenantId, UserId, ApiKeyId, SessionId);
+
+/// Formats a time the way SQLite stores it (see [`Val`]).
+pub fn sqlite_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// One result row: column names shared by all rows of a result, values decoded by the backend.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Column names in select order, shared by every row of one result.
+    pub columns: Arc<[String]>,
+    /// The values, in column order.
+    pub values: Vec<Val>,
+}
+
+fn bad(col: &str, want: &str, got: &Val) -> StoreError {
+    StoreError::Other(format!("column {col}: expected {want}, found {got:?}"))
+}
+
+impl Row {
+    fn get(&self, col: &str) -> StoreResult<&Val> {
+        self.columns
+            .iter()
+            .position(|c| c == col)
+            .map(|i| &self.values[i])
+            .ok_or_else(|| StoreError::Other(format!("no column {col}")))
+    }
+    /// A nullable UUID (native, or TEXT in SQLite).
+    pub fn opt_uuid(&self, col: &str) -> StoreResult<Option<Uuid>> {
+        match self.get(col)? {
+            Val::Uuid(u) => Ok(*u),
+            Val::Text(None) | Val::Bytes(None) | Val::Int(None) => Ok(None),
+            Val::Text(Some(s)) => Uuid::parse_str(s)
+                .map(Some)
+                .map_err(|_| bad(col, "uuid", &Val::Text(Some(s.clone())))),
+            v => Err(bad(col, "uuid", v)),
+        }
+    }
+    /// A non-null UUID.
+    pub fn uuid(&self, col: &str) -> StoreResult<Uuid> {
+        self.opt_uuid(col)?
+            .ok_or_else(|| StoreError::Other(format!("column {col} is null")))
+    }
+    /// A nullable string.
+    pub fn opt_text(&self, col: &str) -> StoreResult<Option<String>> {
+        match self.get(col)? {
+            Val::Text(s) => Ok(s.clone()),
+            Val::Int(None) | Val::Bytes(None) => Ok(None),
+            v => Err(bad(col, "text", v)),
+        }
+    }
+    /// A non-null string.
+    pub fn text(&self, col: &str) -> StoreResult<String> {
+        self.opt_text(col)?
+            .ok_or_else(|| StoreError::Other(format!("column {col} is null")))
+    }
+    /// A nullable integer.
+    pub fn opt_int(&self, col: &str) -> StoreResult<Option<i64>> {
+        match self.get(col)? {
+            Val::Int(i) => Ok(*i),
+            Val::Text(None) => Ok(None),
+            v => Err(bad(col, "integer", v)),
+        }
+    }
+    /// A non-null integer.
+    pub fn int(&self, col: &str) -> StoreResult<i64> {
+        self.opt_int(col)?
+            .ok_or_else(|| StoreError::Other(format!("column {col} is null")))
+    }
+    /// A boolean (SQLite: INTEGER 0/1).
+    pub fn bool(&self, col: &str) -> StoreResult<bool> {
+        match self.get(col)? {
+            Val::Bool(Some(b)) => Ok(*b),
+            Val::Int(Some(i)) => Ok(*i != 0),
+            v => Err(bad(col, "boolean", v)),
+        }
+    }
+    /// A nullable timestamp (native, or RFC 3339 TEXT in SQLite).
+    pub fn opt_time(&self, col: &str) -> StoreResult<Option<OffsetDateTime>> {
+        match self.get(col)? {
+            Val::Time(t) => Ok(*t),
+            Val::Text(None) | Val::Int(None) => Ok(None),
+            Val::Text(Some(s)) => {
+                OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                    .map(Some)
+                    .map_err(|_| bad(col, "timestamp", &Val::Text(Some(s.clone()))))
+            }
+            v => Err(bad(col, "timestamp", v)),
+        }
+    }
+    /// A non-null timestamp.
+    pub fn time(&self, col: &str) -> StoreResult<OffsetDateTime> {
+        self.opt_time(col)?
+            .ok_or_else(|| StoreError::Other(format!("column {col} is null")))
+    }
+    /// A JSON document (native, or TEXT in SQLite); SQL NULL reads as JSON null.
+    pub fn json(&self, col: &str) -> StoreResult<Json> {
+        match self.get(col)? {
+            Val::Json(j) => Ok(j.clone().unwrap_or(Json::Null)),
+            Val::Text(None) | Val::Int(None) => Ok(Json::Null),
+            Val::Text(Some(s)) => {
+                serde_json::from_str(s).map_err(|_| bad(col, "json", &Val::Text(Some(s.clone()))))
+            }
+            v => Err(bad(col, "json", v)),
+        }
+    }
+}
+
+/// A connection: pooled, or inside a transaction. All SQL goes through these three methods,
+/// always with bound parameters; SQL text is never assembled from input.
+#[async_trait]
+pub trait Conn: Send {
+    /// Which SQL dialect this connection speaks.
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement; returns the number of rows affected.
+    async fn execute(&mut self, sql: &str, args: &[Val]) -> StoreResult<u64>;
+    /// Runs a query and returns every row.
+    async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>>;
+    /// Runs a query and returns its first row, if any.
+    async fn fetch_optional(&mut self, sql: &str, args: &[Val]) -> StoreResult<Option<Row>> {
+        Ok(self.fetch_all(sql, args).await?.into_iter().next())
+    }
+    /// Runs a query that must return a row; `NotFound` otherwise.
+    async fn fetch_one(&mut self, sql: &str, args: &[Val]) -> StoreResult<Row> {
+        self.fetch_optional(sql, args)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+}
+
+/// An open transaction. Dropping it without `commit` rolls it back, so an error anywhere in a
+/// command leaves nothing half-applied (DESIGN.md principle 3).
+#[async_trait]
+pub trait Tx: Conn {
+    /// Makes every change of the transaction durable.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// Connection-pool figures for the `/metrics` gauges.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Of those, idle ones.
+    pub idle: u32,
+    /// The configured maximum.
+    pub max: u32,
+}
+
+/// A database: a pool of connections with migrations applied.
+#[async_trait]
+pub trait Database: Send + Sync + 'static {
+    /// The dialect of every connection of this database.
+    fn dialect(&self) -> Dialect;
+    /// A pooled connection for reads (each statement commits on its own).
+    async fn conn(&self) -> StoreResult<Box<dyn Conn>>;
+    /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE`, so writers queue instead of
+    /// failing on lock upgrade).
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>>;
+    /// Applies the embedded migrations that are not yet applied.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Whether the database answers and every embedded migration is applied (`/readyz`).
+    async fn ready(&self) -> StoreResult<bool>;
+    /// Pool figures.
+    fn pool_stats(&self) -> PoolStats;
+    /// Closes the pool, waiting for connections to be returned.
+    async fn close(&self);
+}

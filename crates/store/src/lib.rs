@@ -1,0 +1,31 @@
+//! The storage interface of casegate and the SQL that implements it once for both backends.
+//!
+//! # Layout
+//! - [`conn`]: the [`Database`] trait (pool, transactions, health) and the [`Conn`]/[`Tx`]
+//!   traits each backend crate implements, plus [`Val`]/[`Row`], the small typed value layer.
+//! - [`error`]: [`StoreError`] (`NotFound`, `Conflict { constraint }`, `Other`), translated from
+//!   the driver in each backend crate, and its mapping to the service error.
+//! - [`tenants`], [`users`], [`api_keys`], [`sessions`]: repositories. Every function takes a
+//!   `&mut dyn Conn` (a pooled connection or an open transaction) and a `TenantId` where the
+//!   table is tenant-scoped, so a command composes several of them in one transaction.
+//! - [`conformance`]: the conformance suite; `store-sqlite` and `store-pg` run it, each test on
+//!   a fresh database.
+//!
+//! # Why one SQL implementation
+//! sqlx's `Any` driver cannot carry UUIDs, JSON or timestamps (DEPENDENCIES.md), and writing
+//! every query twice invites the two backends to drift. Instead each backend crate implements
+//! only [`Conn`] (bind a [`Val`], decode a column into a [`Val`]) plus its migrations, and the
+//! queries here are written once in the SQL both dialects accept (`$1` placeholders, `RETURNING`,
+//! `ON CONFLICT`). Where the dialects differ the query branches on [`Dialect`].
+#![forbid(unsafe_code)]
+
+pub mod api_keys;
+pub mod conformance;
+pub mod conn;
+pub mod error;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+
+pub use conn::{Conn, Database, Dialect, PoolStats, Row, Tx, Val};
+pub use error::{StoreError, StoreResult};
