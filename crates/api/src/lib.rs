@@ -1,1 +1,166 @@
+//! The HTTP surface of casegate: REST under `/api/v1`, operations endpoints, OpenAPI and docs.
+//! GraphQL will sit beside `rest/` and call the same service functions.
+//!
+//! # Layout
+//! - [`app`]: assembles the router and its layers; [`AppState`] is what handlers share.
+//! - [`middleware`]: request id, timeout, metrics and logs ([`middleware::observe`]);
+//!   authentication, `X-Tenant-ID` cross-check and rate limit ([`middleware::authenticate`]).
+//! - [`error`]: service errors → the API.md error shape; JSON/query extractors with the same
+//!   shape for malformed input.
+//! - [`rate_limit`]: per-credential GCRA buckets and the `X-RateLimit-*` headers.
+//! - [`rest`]: one module per resource (`users`, `api_keys`, `auth`, `roles`).
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`.
+#![forbid(unsafe_code)]
 
+pub mod error;
+pub mod middleware;
+pub mod ops;
+pub mod rate_limit;
+pub mod rest;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use casegate_domain::{Code, Error};
+use casegate_service::Services;
+use error::ApiError;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+/// HTTP settings.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Largest JSON body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Requests running longer are abandoned with 503 `timeout`.
+    pub request_timeout: Duration,
+    /// Requests a minute per credential (0 = unlimited).
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            rate_limit_per_minute: 600,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub svc: Arc<Services>,
+    /// HTTP settings.
+    pub config: Arc<ApiConfig>,
+    /// Per-credential buckets, shared by every request.
+    pub limiter: Arc<rate_limit::Limiter>,
+    /// The OpenAPI document, rendered once at start-up.
+    pub openapi: Arc<String>,
+}
+
+/// The OpenAPI description; paths are added by the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "casegate API", description = "Case management for financial-crime compliance: cases, workflows, approvals, audit trail and SARs. Errors use one shape: {\"error\": {type, code, message, param, request_id, details}}."),
+    servers((url = "/api/v1")),
+    modifiers(&SecuritySchemes),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
+    tags((name = "authentication", description = "Sessions and the caller's identity"),
+        (name = "administration", description = "Users, roles and API keys of the organisation"))
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::*;
+        let c = api.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("API key or RS256 JWT")
+                    .build(),
+            ),
+        );
+        c.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(middleware::SESSION_COOKIE))),
+        );
+    }
+}
+
+fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let protected = rest::protected().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::authenticate,
+    ));
+    let public = rest::public().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::limit_by_ip,
+    ));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(protected)
+        .merge(public)
+        .split_for_parts()
+}
+
+/// The OpenAPI document as JSON (also served at `/openapi.json`).
+pub fn openapi_json(state: &AppState) -> String {
+    api_routes(state).1.to_pretty_json().unwrap_or_default()
+}
+
+async fn not_found() -> Response {
+    ApiError(Error::new(Code::NotFound, "no such endpoint")).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError(Error::new(
+        Code::MethodNotAllowed,
+        "this endpoint does not accept that method",
+    ))
+    .into_response()
+}
+
+/// Builds the whole application.
+pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
+    // Install the recorder before the first request so that no measurement is lost.
+    ops::metrics_handle();
+    let mut state = AppState {
+        limiter: Arc::new(rate_limit::Limiter::new(config.rate_limit_per_minute)),
+        config: Arc::new(config),
+        svc,
+        openapi: Arc::new(String::new()),
+    };
+    state.openapi = Arc::new(openapi_json(&state));
+    let (api, _) = api_routes(&state);
+    let panic_response = |_: Box<dyn std::any::Any + Send>| {
+        ApiError(Error::internal("handler panicked")).into_response()
+    };
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(ops::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn(middleware::name_route))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe,
+        ))
+        .with_state(state)
+}

@@ -16,6 +16,22 @@ pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_microsecond(micros).unwrap_or(t)
 }
 
+/// Formats a time for the wire and for text storage: RFC 3339, UTC, exactly six fractional
+/// digits and `Z` (`2026-03-01T09:30:00.123456Z`), so that text order is time order.
+pub fn wire_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
 /// The wall clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
@@ -68,6 +84,18 @@ mod tests {
         assert_eq!(c.now(), datetime!(2026-01-01 00:00:00.123456 UTC));
         c.advance(Duration::hours(25));
         assert_eq!(c.now(), datetime!(2026-01-02 01:00:00.123456 UTC));
+    }
+
+    #[test]
+    fn wire_time_has_six_digits_and_z() {
+        assert_eq!(
+            wire_time(datetime!(2026-03-01 09:30:00 UTC)),
+            "2026-03-01T09:30:00.000000Z"
+        );
+        assert_eq!(
+            wire_time(datetime!(2026-03-01 10:30:00.5 +01:00)),
+            "2026-03-01T09:30:00.500000Z"
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ codes! {
     TenantMismatch = "tenant_mismatch", 403, "permission_error";
     CsrfFailed = "csrf_failed", 403, "permission_error";
     NotFound = "not_found", 404, "not_found_error";
+    MethodNotAllowed = "method_not_allowed", 405, "invalid_request_error";
     AlreadyExists = "already_exists", 409, "conflict_error";
     PayloadTooLarge = "payload_too_large", 413, "invalid_request_error";
     ValidationFailed = "validation_failed", 422, "validation_error";

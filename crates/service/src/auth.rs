@@ -281,10 +281,10 @@ pub async fn login(
     }
     let mut matched = Vec::new();
     for u in candidates {
-        if let Some(h) = u.password_hash.clone() {
-            if password::verify(password.to_string(), h).await {
-                matched.push(u);
-            }
+        if let Some(h) = u.password_hash.clone()
+            && password::verify(password.to_string(), h).await
+        {
+            matched.push(u);
         }
     }
     let user = match matched.len() {

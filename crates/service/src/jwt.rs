@@ -39,6 +39,8 @@ pub struct JwtConfig {
     pub roles_claim: String,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: time::Duration,
+    /// Minimum time between two fetches triggered by unknown `kid`s ([`REFRESH_FLOOR`]).
+    pub min_refresh: Duration,
 }
 
 /// The cached key set.
@@ -89,7 +91,7 @@ impl Jwks {
         if let Some(k) = self.cached(kid) {
             return Ok(k);
         }
-        if fetched.is_none_or(|t| t.elapsed() >= REFRESH_FLOOR) {
+        if fetched.is_none_or(|t| t.elapsed() >= self.config.min_refresh) {
             *fetched = Some(Instant::now());
             let set = self.fetch().await?;
             *self.keys.write().unwrap_or_else(|e| e.into_inner()) = set;

@@ -59,20 +59,8 @@ macro_rules! id_val {
 use casegate_domain::ids::*;
 id_val!(TenantId, UserId, ApiKeyId, SessionId);
 
-/// Formats a time the way SQLite stores it (see [`Val`]).
-pub fn sqlite_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
-}
+/// Formats a time the way SQLite stores it (see [`Val`]): the wire format.
+pub use casegate_domain::clock::wire_time as sqlite_time;
 
 /// One result row: column names shared by all rows of a result, values decoded by the backend.
 #[derive(Clone, Debug)]

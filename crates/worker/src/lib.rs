@@ -1,1 +1,53 @@
+//! Background work of `casegate serve --role worker|all`. It polls every `worker_tick` and
+//! stops cleanly when its cancellation token fires (SIGTERM).
+//!
+//! # Layout
+//! - [`Worker`]: the loop and its jobs. Today: purging expired sessions. The transactional
+//!   outbox dispatcher, webhook delivery, approval timers and audit exports join it as their
+//!   issues land; each job claims its rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so
+//!   several worker processes can share one database.
+#![forbid(unsafe_code)]
 
+use casegate_service::Services;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The background worker.
+pub struct Worker {
+    /// The use cases the jobs call.
+    svc: Arc<Services>,
+    /// How often to poll (`CASEGATE_WORKER_TICK_MS`).
+    tick: Duration,
+}
+
+impl Worker {
+    /// A worker polling every `tick`.
+    pub fn new(svc: Arc<Services>, tick: Duration) -> Self {
+        Self { svc, tick }
+    }
+
+    /// Runs one round of every job; returns how many items were processed.
+    pub async fn run_once(&self) -> casegate_service::Result<u64> {
+        let mut c = self.svc.db.conn().await?;
+        let purged = casegate_store::sessions::purge_expired(&mut *c, self.svc.clock.now()).await?;
+        Ok(purged)
+    }
+
+    /// Polls until `cancel` fires. A failing round is logged and retried on the next tick.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut interval = tokio::time::interval(self.tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = interval.tick() => {
+                    if let Err(e) = self.run_once().await {
+                        tracing::warn!(code = e.code.as_str(), cause = e.cause.as_deref().unwrap_or(""), "worker round failed");
+                    }
+                }
+            }
+        }
+        tracing::info!("worker stopped");
+    }
+}

@@ -1,0 +1,240 @@
+//! Request pipeline, outermost first: [`observe`] (request id, timeout, metrics, one JSON log
+//! line) → routing → [`authenticate`] on `/api/v1` (credential → principal, `X-Tenant-ID`
+//! cross-check, per-credential rate limit) → handler.
+use crate::AppState;
+use crate::error::{ApiError, REQUEST_ID};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use casegate_domain::principal::Principal;
+use casegate_domain::{Code, Error};
+use casegate_service::auth::{self, Credential};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Name of the session cookie set by `POST /auth/login`.
+pub const SESSION_COOKIE: &str = "casegate_session";
+
+/// The matched route template, carried from the router to [`observe`] for metrics and logs.
+#[derive(Clone)]
+struct RouteName(String);
+
+/// Who was served, carried to [`observe`] for the log line (ids only, never secrets).
+#[derive(Clone)]
+struct LogContext {
+    tenant: String,
+    user: String,
+}
+
+fn request_id(h: &HeaderMap) -> String {
+    let sent = h
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    match sent {
+        Some(s) => s.to_string(),
+        None => format!("req_{}", uuid::Uuid::new_v4().simple()),
+    }
+}
+
+/// Outermost layer: assigns the request id, bounds the time, records metrics and logs.
+pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = request_id(req.headers());
+    let method = req.method().clone();
+    let timeout = st.config.request_timeout;
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => ApiError(Error::new(
+                    Code::Timeout,
+                    "the request took too long and was abandoned",
+                ))
+                .into_response(),
+            }
+        })
+        .await;
+    let elapsed = start.elapsed();
+    let route = resp
+        .extensions()
+        .get::<RouteName>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| "unmatched".into());
+    let status = resp.status().as_u16();
+    metrics::counter!("http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).record(elapsed);
+    let ctx = resp.extensions().get::<LogContext>().cloned();
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        tenant_id = ctx.as_ref().map(|c| c.tenant.as_str()).unwrap_or(""),
+        user_id = ctx.as_ref().map(|c| c.user.as_str()).unwrap_or(""),
+        "request"
+    );
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// Route layer: records which route template matched (never the raw path, which may hold ids
+/// or emails).
+pub async fn name_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let mut resp = next.run(req).await;
+    if let Some(r) = route {
+        resp.extensions_mut().insert(RouteName(r));
+    }
+    resp
+}
+
+/// The value of cookie `name` in the `Cookie` header.
+pub fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn credential<'a>(h: &'a HeaderMap, method: &Method) -> Result<Option<Credential<'a>>, Error> {
+    if let Some(v) = h.get("authorization") {
+        let v = v
+            .to_str()
+            .map_err(|_| Error::unauthenticated("malformed Authorization header"))?;
+        let (scheme, token) = v.split_once(' ').unwrap_or((v, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(Error::unauthenticated(
+                "use `Authorization: Bearer <API key or JWT>`",
+            ));
+        }
+        return Ok(Some(Credential::Bearer(token.trim())));
+    }
+    if let Some(v) = h.get("x-api-key") {
+        let v = v
+            .to_str()
+            .map_err(|_| Error::unauthenticated("malformed API key"))?;
+        return Ok(Some(Credential::ApiKey(v.trim())));
+    }
+    if let Some(token) = cookie(h, SESSION_COOKIE) {
+        let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let csrf = h.get("x-csrf-token").and_then(|v| v.to_str().ok());
+        return Ok(Some(Credential::Session {
+            token,
+            csrf,
+            unsafe_method,
+        }));
+    }
+    Ok(None)
+}
+
+fn client_key(req: &Request) -> String {
+    match req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(addr)) => format!("ip:{}", addr.ip()),
+        None => "ip:unknown".into(),
+    }
+}
+
+/// Takes one request from `key`'s bucket: runs `then` if allowed, answers 429 otherwise, and
+/// writes the rate-limit headers either way.
+async fn limited(st: &AppState, key: &str, then: impl Future<Output = Response>) -> Response {
+    let d = st.limiter.check(key);
+    let mut resp = match d {
+        crate::rate_limit::Decision::Limited { .. } => ApiError(Error::new(
+            Code::RateLimited,
+            "too many requests; retry after the time in Retry-After",
+        ))
+        .into_response(),
+        _ => then.await,
+    };
+    st.limiter.write_headers(d, resp.headers_mut());
+    resp
+}
+
+/// Requests without a credential (login): limited per client IP.
+pub async fn limit_by_ip(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let key = client_key(&req);
+    limited(&st, &key, next.run(req)).await
+}
+
+/// Resolves the principal of an `/api/v1` request and enforces the tenant cross-check and the
+/// per-credential rate limit. Failures count against the client IP's bucket.
+pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let resolved: Result<Principal, Error> = match credential(req.headers(), req.method()) {
+        Ok(Some(c)) => auth::authenticate(&st.svc, c).await,
+        Ok(None) => Err(Error::unauthenticated(
+            "authentication required: send an API key, a JWT or a session cookie",
+        )),
+        Err(e) => Err(e),
+    };
+    let principal = match resolved {
+        Ok(p) => p,
+        Err(e) => {
+            let key = client_key(&req);
+            return limited(&st, &key, async { ApiError(e).into_response() }).await;
+        }
+    };
+    let mismatch = req
+        .headers()
+        .get("x-tenant-id")
+        .is_some_and(|v| !principal.is_tenant(v.to_str().unwrap_or("").trim()));
+    let ctx = LogContext {
+        tenant: principal.tenant_id.to_string(),
+        user: principal.user_id.to_string(),
+    };
+    let key = principal.rate_limit_key();
+    let mut resp = limited(&st, &key, async move {
+        if mismatch {
+            return ApiError(
+                Error::new(
+                    Code::TenantMismatch,
+                    "X-Tenant-ID does not match the credential's organisation",
+                )
+                .with_param("X-Tenant-ID"),
+            )
+            .into_response();
+        }
+        req.extensions_mut().insert(principal);
+        next.run(req).await
+    })
+    .await;
+    resp.extensions_mut().insert(ctx);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_and_request_ids() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "cookie",
+            HeaderValue::from_static("a=1; casegate_session=tok; b=2"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("tok"));
+        assert_eq!(cookie(&h, "c"), None);
+        h.insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert(
+            "x-request-id",
+            HeaderValue::from_static("bad id with spaces"),
+        );
+        assert!(request_id(&h).starts_with("req_"));
+    }
+}

@@ -1,0 +1,62 @@
+//! REST handlers under `/api/v1`, one module per resource, each exposing `router()`. Handlers
+//! are thin: extract, call `casegate_service`, shape the answer.
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use casegate_domain::Error;
+use casegate_domain::principal::Principal;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+
+pub mod api_keys;
+pub mod auth;
+pub mod roles;
+pub mod users;
+
+/// Routes that need a credential.
+pub fn protected() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(users::router())
+        .merge(api_keys::router())
+        .merge(roles::router())
+        .merge(auth::protected_router())
+}
+
+/// Routes that do not (login).
+pub fn public() -> OpenApiRouter<AppState> {
+    auth::public_router()
+}
+
+/// The authenticated caller, put in the request by the authentication layer.
+pub struct Auth(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Auth)
+            .ok_or_else(|| ApiError(Error::unauthenticated("authentication required")))
+    }
+}
+
+/// `limit` and `offset` of list endpoints (API.md "Lists").
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Rows per page, 1–200 (default 20).
+    pub limit: Option<i64>,
+    /// Rows to skip (default 0).
+    pub offset: Option<i64>,
+}
+
+impl PageQuery {
+    /// Validates into a service page.
+    pub fn page(&self) -> ApiResult<casegate_service::Page> {
+        Ok(casegate_service::Page::new(self.limit, self.offset)?)
+    }
+}

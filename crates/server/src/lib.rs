@@ -1,0 +1,126 @@
+//! The `casegate` binary's library: settings, backend choice, process roles, start and
+//! shutdown. `main` is thin; tests start a real server with [`serve`] on `127.0.0.1:0`.
+//!
+//! # Layout
+//! - [`settings`]: the command line and the layered [`Settings`].
+//! - [`open_database`]: picks SQLite or PostgreSQL from the URL scheme and migrates.
+//! - [`services`]: builds the service layer from settings and a clock.
+//! - [`serve`]: runs the API and/or the worker until the shutdown token fires.
+//! - [`demo_summary`]: the friendly text `casegate demo` prints.
+#![forbid(unsafe_code)]
+
+pub mod settings;
+
+use anyhow::Context;
+use casegate_domain::clock::Clock;
+use casegate_service::{ServiceConfig, Services, jwt::JwtConfig};
+use casegate_store::Database;
+pub use settings::{Role, Settings};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Opens the database named by the settings and applies pending migrations.
+pub async fn open_database(s: &Settings) -> anyhow::Result<Arc<dyn Database>> {
+    let db: Arc<dyn Database> = if s.database_url.starts_with("sqlite:") {
+        let path = casegate_store_sqlite::path_from_url(&s.database_url)
+            .context("sqlite URL without a path")?;
+        Arc::new(
+            casegate_store_sqlite::SqliteDb::open(&path, s.db_max_connections)
+                .await
+                .context("opening SQLite")?,
+        )
+    } else {
+        Arc::new(
+            casegate_store_pg::PgDb::connect(&s.database_url, s.db_max_connections)
+                .await
+                .context("connecting to PostgreSQL")?,
+        )
+    };
+    db.migrate().await.context("applying migrations")?;
+    Ok(db)
+}
+
+/// The service layer over `db`, with the given clock.
+pub fn services(s: &Settings, db: Arc<dyn Database>, clock: Arc<dyn Clock>) -> Arc<Services> {
+    let config = ServiceConfig {
+        key_env: s.key_env.clone(),
+        session_ttl: time::Duration::minutes(s.session_ttl_minutes),
+        auth_cache_ttl: Duration::from_secs(s.auth_cache_ttl_secs),
+        jwt: s.jwt.as_ref().map(|j| JwtConfig {
+            jwks_url: j.jwks_url.clone(),
+            issuer: j.issuer.clone(),
+            audience: j.audience.clone(),
+            tenant_claim: j.tenant_claim.clone(),
+            roles_claim: j.roles_claim.clone(),
+            leeway: time::Duration::seconds(j.leeway_secs),
+            min_refresh: casegate_service::jwt::REFRESH_FLOOR,
+        }),
+    };
+    Services::new(db, clock, config)
+}
+
+/// The HTTP application for these settings.
+pub fn app(s: &Settings, svc: Arc<Services>) -> axum::Router {
+    casegate_api::app(
+        svc,
+        casegate_api::ApiConfig {
+            max_body_bytes: s.max_body_bytes,
+            request_timeout: Duration::from_secs(s.request_timeout_secs),
+            rate_limit_per_minute: s.rate_limit_per_minute,
+        },
+    )
+}
+
+/// Runs the API (on `listener`) and/or the worker, per the role, until `shutdown` fires; then
+/// drains in-flight requests, stops the worker and closes the pool.
+pub async fn serve(
+    s: &Settings,
+    svc: Arc<Services>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let worker = (s.role != Role::Api).then(|| {
+        let w = casegate_worker::Worker::new(svc.clone(), Duration::from_millis(s.worker_tick_ms));
+        tokio::spawn(w.run(shutdown.child_token()))
+    });
+    if s.role != Role::Worker {
+        let app = app(s, svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await?;
+    } else {
+        drop(listener);
+        shutdown.cancelled().await;
+    }
+    if let Some(w) = worker {
+        let _ = w.await;
+    }
+    svc.db.close().await;
+    Ok(())
+}
+
+/// The human summary of `casegate demo` / `serve --demo`.
+pub fn demo_summary(d: &casegate_service::demo::Demo, base_url: &str) -> String {
+    let mut out = format!(
+        "casegate sandbox tenant `{}` ({})\n\n  console & API docs: {base_url}/docs\n  API base:           {base_url}/api/v1\n\nAPI keys (shown once; earlier keys stay valid until revoked):\n",
+        d.tenant.slug, d.tenant.id
+    );
+    for (role, key) in &d.api_keys {
+        out.push_str(&format!("  {role:<20} {key}\n"));
+    }
+    out.push_str(&format!(
+        "\nUsers (password `{}`):\n",
+        casegate_service::demo::DEMO_PASSWORD
+    ));
+    for (role, email) in &d.users {
+        out.push_str(&format!("  {role:<20} {email}\n"));
+    }
+    out.push_str(&format!(
+        "\nTry: curl -H 'Authorization: Bearer {}' {base_url}/api/v1/me\n",
+        d.api_keys.get("admin").map(String::as_str).unwrap_or("")
+    ));
+    out
+}
