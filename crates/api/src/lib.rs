@@ -38,6 +38,8 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// Requests a minute per credential (0 = unlimited).
     pub rate_limit_per_minute: u32,
+    /// Login attempts a minute per client address (0 = unlimited).
+    pub login_attempts_per_minute: u32,
 }
 
 impl Default for ApiConfig {
@@ -46,6 +48,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             rate_limit_per_minute: 600,
+            login_attempts_per_minute: 20,
         }
     }
 }
@@ -59,6 +62,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Per-credential buckets, shared by every request.
     pub limiter: Arc<rate_limit::Limiter>,
+    /// Per-address buckets of the login endpoint, tighter to slow password guessing.
+    pub login_limiter: Arc<rate_limit::Limiter>,
     /// The OpenAPI document, rendered once at start-up.
     pub openapi: Arc<String>,
 }
@@ -102,10 +107,15 @@ impl utoipa::Modify for SecuritySchemes {
 }
 
 fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let protected = rest::protected().layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::authenticate,
-    ));
+    // Unknown paths under /api/v1 pass through authentication too, so they are limited and
+    // carry the rate-limit headers like every other API response.
+    let protected =
+        rest::protected()
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                middleware::authenticate,
+            ));
     let public = rest::public().layer(axum::middleware::from_fn_with_state(
         state.clone(),
         middleware::limit_by_ip,
@@ -139,11 +149,14 @@ pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
     ops::metrics_handle();
     let mut state = AppState {
         limiter: Arc::new(rate_limit::Limiter::new(config.rate_limit_per_minute)),
+        login_limiter: Arc::new(rate_limit::Limiter::new(config.login_attempts_per_minute)),
         config: Arc::new(config),
         svc,
         openapi: Arc::new(String::new()),
     };
     state.openapi = Arc::new(openapi_json(&state));
+    rate_limit::purge_periodically(&state.limiter);
+    rate_limit::purge_periodically(&state.login_limiter);
     let (api, _) = api_routes(&state);
     let panic_response = |_: Box<dyn std::any::Any + Send>| {
         ApiError(Error::internal("handler panicked")).into_response()

@@ -3,6 +3,7 @@
 //! cross-check, per-credential rate limit) → handler.
 use crate::AppState;
 use crate::error::{ApiError, REQUEST_ID};
+use crate::rate_limit::Limiter;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
@@ -151,8 +152,8 @@ fn client_key(req: &Request) -> String {
 
 /// Takes one request from `key`'s bucket: runs `then` if allowed, answers 429 otherwise, and
 /// writes the rate-limit headers either way.
-async fn limited(st: &AppState, key: &str, then: impl Future<Output = Response>) -> Response {
-    let d = st.limiter.check(key);
+async fn limited(limiter: &Limiter, key: &str, then: impl Future<Output = Response>) -> Response {
+    let d = limiter.check(key);
     let mut resp = match d {
         crate::rate_limit::Decision::Limited { .. } => ApiError(Error::new(
             Code::RateLimited,
@@ -161,14 +162,14 @@ async fn limited(st: &AppState, key: &str, then: impl Future<Output = Response>)
         .into_response(),
         _ => then.await,
     };
-    st.limiter.write_headers(d, resp.headers_mut());
+    limiter.write_headers(d, resp.headers_mut());
     resp
 }
 
-/// Requests without a credential (login): limited per client IP.
+/// Requests without a credential (login): limited per client IP, with the login quota.
 pub async fn limit_by_ip(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let key = client_key(&req);
-    limited(&st, &key, next.run(req)).await
+    limited(&st.login_limiter, &key, next.run(req)).await
 }
 
 /// Resolves the principal of an `/api/v1` request and enforces the tenant cross-check and the
@@ -185,7 +186,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         Ok(p) => p,
         Err(e) => {
             let key = client_key(&req);
-            return limited(&st, &key, async { ApiError(e).into_response() }).await;
+            return limited(&st.limiter, &key, async { ApiError(e).into_response() }).await;
         }
     };
     let mismatch = req
@@ -197,7 +198,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         user: principal.user_id.to_string(),
     };
     let key = principal.rate_limit_key();
-    let mut resp = limited(&st, &key, async move {
+    let mut resp = limited(&st.limiter, &key, async move {
         if mismatch {
             return ApiError(
                 Error::new(

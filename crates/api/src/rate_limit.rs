@@ -97,6 +97,23 @@ impl Limiter {
     }
 }
 
+/// Purges idle buckets every minute for as long as the limiter is alive (it holds only a weak
+/// reference, so the task ends with the application).
+pub fn purge_periodically(limiter: &std::sync::Arc<Limiter>) {
+    let weak = std::sync::Arc::downgrade(limiter);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(l) => l.purge(),
+                None => break,
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@
 //! empty). Randomness is supplied by callers.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod clock;
 pub mod credentials;
 pub mod error;

@@ -46,7 +46,10 @@ impl Principal {
 
     /// Whether an `X-Tenant-ID` header value names this principal's tenant (by id or slug).
     pub fn is_tenant(&self, header: &str) -> bool {
-        header.eq_ignore_ascii_case(&self.tenant_id.to_string()) || header == self.tenant_slug
+        match header.parse::<TenantId>() {
+            Ok(id) => id == self.tenant_id,
+            Err(_) => header == self.tenant_slug,
+        }
     }
 
     /// The key of this principal's rate-limit bucket: one bucket per credential.

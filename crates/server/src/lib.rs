@@ -70,6 +70,7 @@ pub fn app(s: &Settings, svc: Arc<Services>) -> axum::Router {
             max_body_bytes: s.max_body_bytes,
             request_timeout: Duration::from_secs(s.request_timeout_secs),
             rate_limit_per_minute: s.rate_limit_per_minute,
+            login_attempts_per_minute: s.login_attempts_per_minute,
         },
     )
 }

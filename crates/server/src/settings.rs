@@ -94,7 +94,7 @@ pub struct Options {
         global = true,
         hide_env_values = true
     )]
-    pub database_url: Option<String>,
+    pub database_url: Option<Redacted>,
     /// all, api or worker [default: all].
     #[arg(long, env = "CASEGATE_ROLE", global = true)]
     pub role: Option<Role>,
@@ -110,6 +110,9 @@ pub struct Options {
     /// Requests a minute per credential, 0 = unlimited [default: 600].
     #[arg(long, env = "CASEGATE_RATE_LIMIT_PER_MINUTE", global = true)]
     pub rate_limit_per_minute: Option<u32>,
+    /// Login attempts a minute per client address, 0 = unlimited [default: 20].
+    #[arg(long, env = "CASEGATE_LOGIN_ATTEMPTS_PER_MINUTE", global = true)]
+    pub login_attempts_per_minute: Option<u32>,
     /// Seconds before a request is abandoned with 503 [default: 30].
     #[arg(long, env = "CASEGATE_REQUEST_TIMEOUT_SECS", global = true)]
     pub request_timeout_secs: Option<u64>,
@@ -162,7 +165,7 @@ impl Options {
     /// `self` where set, else `lower`.
     pub fn over(self, lower: Options) -> Options {
         layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, max_body_bytes,
-            rate_limit_per_minute, request_timeout_secs, worker_tick_ms, db_max_connections, key_env,
+            rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, db_max_connections, key_env,
             session_ttl_minutes, auth_cache_ttl_secs, jwks_url, jwt_issuer, jwt_audience, jwt_tenant_claim,
             jwt_roles_claim, jwt_leeway_secs, log_format)
     }
@@ -172,6 +175,25 @@ impl Options {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// A setting that may hold a password (a database URL): parsed like a string, never printed
+/// by `Debug`, so a stray `?settings` in a log line leaks nothing.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
     }
 }
 
@@ -192,8 +214,8 @@ pub struct JwtSettings {
     pub leeway_secs: i64,
 }
 
-/// Resolved settings.
-#[derive(Clone, Debug)]
+/// Resolved settings. `Debug` is written by hand to keep the database URL out of logs.
+#[derive(Clone)]
 pub struct Settings {
     /// Listen address.
     pub listen: String,
@@ -211,6 +233,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Requests a minute per credential.
     pub rate_limit_per_minute: u32,
+    /// Login attempts a minute per client address.
+    pub login_attempts_per_minute: u32,
     /// Request timeout.
     pub request_timeout_secs: u64,
     /// Worker poll interval.
@@ -229,6 +253,17 @@ pub struct Settings {
     pub log_format: String,
 }
 
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &Redacted(String::new()))
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Settings {
     /// Layers `cli` (flags and environment, as clap resolved them) over the TOML file it names
     /// over the defaults, and checks the result.
@@ -243,6 +278,7 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from("./casegate-data"));
         let database_url = o
             .database_url
+            .map(|r| r.0)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("casegate.db").display()));
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
@@ -282,6 +318,7 @@ impl Settings {
             allow_insecure_webhooks: o.allow_insecure_webhooks.unwrap_or(false),
             max_body_bytes: o.max_body_bytes.unwrap_or(1024 * 1024),
             rate_limit_per_minute: o.rate_limit_per_minute.unwrap_or(600),
+            login_attempts_per_minute: o.login_attempts_per_minute.unwrap_or(20),
             request_timeout_secs: o.request_timeout_secs.unwrap_or(30).max(1),
             worker_tick_ms: o.worker_tick_ms.unwrap_or(1000).max(10),
             db_max_connections: o.db_max_connections.unwrap_or(16).max(1),

@@ -41,6 +41,8 @@ pub(crate) async fn mint(
         created_at: svc.clock.now(),
         last_used_at: None,
         revoked_at: None,
+        user_email: None,
+        created_by_email: None,
     };
     api_keys::insert(c, &record).await?;
     Ok(CreatedKey { record, secret })

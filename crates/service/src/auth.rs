@@ -15,9 +15,10 @@ use casegate_domain::validate;
 use casegate_store::sessions::{self, Session};
 use casegate_store::tenants::{self, Tenant};
 use casegate_store::users::{self, User};
-use casegate_store::{Conn, api_keys};
+use casegate_store::{Conn, StoreError, api_keys};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
@@ -54,6 +55,9 @@ pub(crate) struct AuthCache {
     ttl: Duration,
     /// Secret hash → resolution. Cleared when it grows past `MAX_ENTRIES`.
     entries: Mutex<HashMap<String, Cached>>,
+    /// Bumped by every invalidation. A lookup that started before an invalidation is not
+    /// cached, so a revocation racing a cache miss cannot resurrect the revoked credential.
+    generation: AtomicU64,
 }
 
 const MAX_ENTRIES: usize = 100_000;
@@ -63,6 +67,7 @@ impl AuthCache {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
@@ -82,18 +87,27 @@ impl AuthCache {
             None => None,
         }
     }
-    fn put(&self, hash: String, c: Cached) {
+    /// The generation to pass to [`AuthCache::put`], read before the database lookup.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+    fn put(&self, hash: String, c: Cached, generation: u64) {
         if self.ttl.is_zero() {
             return;
         }
         let mut m = self.lock();
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
         if m.len() >= MAX_ENTRIES {
             m.clear();
         }
         m.insert(hash, c);
     }
     pub(crate) fn remove(&self, hash: &str) {
-        self.lock().remove(hash);
+        let mut m = self.lock();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        m.remove(hash);
     }
     /// Drops every cached credential of a user (roles changed, user disabled).
     pub(crate) fn remove_user(&self, tenant: TenantId, user: UserId) {
@@ -161,6 +175,7 @@ async fn api_key(svc: &Services, key: &str) -> Result<Principal> {
     if let Some(c) = svc.auth_cache.get(&hash) {
         return Ok(c.principal);
     }
+    let generation = svc.auth_cache.generation();
     let mut c = svc.db.conn().await?;
     let Some(k) = api_keys::find_active_by_hash(&mut *c, &hash).await? else {
         return Err(unauthenticated("invalid or revoked API key"));
@@ -168,16 +183,22 @@ async fn api_key(svc: &Services, key: &str) -> Result<Principal> {
     let Some((tenant, user)) = tenant_and_user(&mut *c, k.tenant_id, k.user_id).await? else {
         return Err(unauthenticated("the API key's user is disabled"));
     };
-    api_keys::touch(&mut *c, k.tenant_id, k.id, svc.clock.now()).await?;
+    let now = svc.clock.now();
+    if k.last_used_at
+        .is_none_or(|t| now - t >= time::Duration::minutes(1))
+    {
+        // Bookkeeping only: a busy database must not turn a valid key into an error.
+        if let Err(e) = api_keys::touch(&mut *c, k.tenant_id, k.id, now).await {
+            tracing::warn!(error = %e, "could not record API key use");
+        }
+    }
     let principal = principal_of(&tenant, &user, AuthMethod::ApiKey(k.id));
-    svc.auth_cache.put(
-        hash,
-        Cached {
-            principal: principal.clone(),
-            session: None,
-            fetched: Instant::now(),
-        },
-    );
+    let cached = Cached {
+        principal: principal.clone(),
+        session: None,
+        fetched: Instant::now(),
+    };
+    svc.auth_cache.put(hash, cached, generation);
     Ok(principal)
 }
 
@@ -195,6 +216,7 @@ async fn session(
     let cached = match svc.auth_cache.get(&hash) {
         Some(c) => c,
         None => {
+            let generation = svc.auth_cache.generation();
             let mut c = svc.db.conn().await?;
             let Some(s) = sessions::find_active_by_hash(&mut *c, &hash, now).await? else {
                 return Err(unauthenticated(
@@ -210,7 +232,7 @@ async fn session(
                 session: Some((s.csrf_hash, s.expires_at)),
                 fetched: Instant::now(),
             };
-            svc.auth_cache.put(hash, cached.clone());
+            svc.auth_cache.put(hash, cached.clone(), generation);
             cached
         }
     };
@@ -267,10 +289,11 @@ pub async fn login(
             Some(t) => match tenants::resolve(&mut *c, t).await {
                 Ok(t) => users::by_email(&mut *c, t.id, &email)
                     .await?
-                    .filter(|u| u.active)
+                    .filter(|u| u.active && u.password_hash.is_some())
                     .into_iter()
                     .collect(),
-                Err(_) => Vec::new(),
+                Err(StoreError::NotFound) => Vec::new(),
+                Err(e) => return Err(e.into()),
             },
             None => users::login_candidates(&mut *c, &email).await?,
         }
@@ -335,4 +358,49 @@ pub async fn logout(svc: &Services, principal: &Principal, token: &str) -> Resul
     sessions::delete(&mut *c, principal.tenant_id, id).await?;
     svc.auth_cache.remove(&hash_secret(token));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use casegate_domain::rbac::PermissionSet;
+
+    fn cached() -> Cached {
+        Cached {
+            principal: Principal {
+                tenant_id: TenantId::new_v4([1; 16]),
+                tenant_slug: "t".into(),
+                user_id: UserId::new_v4([2; 16]),
+                email: None,
+                roles: vec![],
+                permissions: PermissionSet::EMPTY,
+                method: AuthMethod::Jwt("s".into()),
+            },
+            session: None,
+            fetched: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_lookup_racing_an_invalidation_is_not_cached() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let before = cache.generation();
+        // A revocation commits while the lookup that started at `before` is still running…
+        cache.remove("h");
+        // …so that lookup's (stale) result must not enter the cache.
+        cache.put("h".into(), cached(), before);
+        assert!(cache.get("h").is_none());
+        let now = cache.generation();
+        cache.put("h".into(), cached(), now);
+        assert!(cache.get("h").is_some());
+        cache.remove_user(TenantId::new_v4([1; 16]), UserId::new_v4([2; 16]));
+        assert!(cache.get("h").is_none());
+    }
+
+    #[test]
+    fn a_zero_ttl_disables_the_cache() {
+        let cache = AuthCache::new(Duration::ZERO);
+        cache.put("h".into(), cached(), cache.generation());
+        assert!(cache.get("h").is_none());
+    }
 }

@@ -35,6 +35,13 @@ pub async fn ensure(svc: &Services, slug: &str) -> Result<Demo> {
     let hash = password::hash(DEMO_PASSWORD.to_string()).await?;
     let mut tx = svc.db.begin().await?;
     let tenant = match tenants::by_slug(&mut *tx, &slug).await? {
+        // Never turn a real organisation into a sandbox with published passwords.
+        Some(t) if t.settings.get("sandbox") != Some(&serde_json::Value::Bool(true)) => {
+            return Err(crate::Error::validation(
+                "tenant",
+                format!("`{slug}` is a real organisation, not a sandbox tenant"),
+            ));
+        }
         Some(t) => t,
         None => {
             let t = Tenant {

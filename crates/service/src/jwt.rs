@@ -13,7 +13,7 @@ use casegate_domain::ids::{TenantId, UserId};
 use casegate_domain::principal::{AuthMethod, Principal};
 use casegate_domain::rbac::{builtin_role, permissions_of};
 use casegate_store::tenants;
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -23,6 +23,8 @@ use tokio::sync::Mutex;
 
 /// Minimum time between two JWKS fetches triggered by unknown `kid`s.
 pub const REFRESH_FLOOR: Duration = Duration::from_secs(10);
+/// Cached keys are refetched after this long, so keys the provider retires stop being trusted.
+pub const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 
 /// JWT settings (`CASEGATE_JWKS_URL`, `CASEGATE_JWT_ISSUER`, …).
 #[derive(Clone, Debug)]
@@ -82,16 +84,26 @@ impl Jwks {
             .cloned()
     }
 
+    fn fresh(&self) -> bool {
+        self.fetched
+            .try_lock()
+            .map(|f| f.is_some_and(|t| t.elapsed() < MAX_KEY_AGE))
+            .unwrap_or(true)
+    }
+
     async fn key(&self, kid: &str) -> Result<DecodingKey> {
-        if let Some(k) = self.cached(kid) {
+        if self.fresh()
+            && let Some(k) = self.cached(kid)
+        {
             return Ok(k);
         }
         let mut fetched = self.fetched.lock().await;
+        let stale = fetched.is_none_or(|t| t.elapsed() >= MAX_KEY_AGE);
         // Another request may have refreshed while we waited.
-        if let Some(k) = self.cached(kid) {
+        if !stale && let Some(k) = self.cached(kid) {
             return Ok(k);
         }
-        if fetched.is_none_or(|t| t.elapsed() >= self.config.min_refresh) {
+        if stale || fetched.is_none_or(|t| t.elapsed() >= self.config.min_refresh) {
             *fetched = Some(Instant::now());
             let set = self.fetch().await?;
             *self.keys.write().unwrap_or_else(|e| e.into_inner()) = set;
@@ -122,6 +134,19 @@ impl Jwks {
             else {
                 continue;
             };
+            // Only signature keys meant for RS256 (RFC 7517 §4.2, §4.4).
+            let for_signing = jwk
+                .common
+                .public_key_use
+                .as_ref()
+                .is_none_or(|u| *u == PublicKeyUse::Signature);
+            let for_rs256 = jwk
+                .common
+                .key_algorithm
+                .is_none_or(|a| a == KeyAlgorithm::RS256);
+            if !(for_signing && for_rs256) {
+                continue;
+            }
             if let Ok(k) = DecodingKey::from_jwk(jwk) {
                 keys.insert(kid.clone(), k);
             }
@@ -141,7 +166,12 @@ impl Jwks {
         let mut c = svc.db.conn().await?;
         let t = tenants::resolve(&mut *c, claim)
             .await
-            .map_err(|_| unauth("the token's organisation is unknown"))?;
+            .map_err(|e| match e {
+                casegate_store::StoreError::NotFound => {
+                    unauth("the token's organisation is unknown")
+                }
+                e => e.into(),
+            })?;
         let v = (t.id, t.slug);
         self.tenants
             .write()

@@ -151,12 +151,61 @@ pub async fn set_roles(
     })
 }
 
-/// Ends every session of a user (used after a password change).
-pub async fn end_sessions(svc: &Services, tenant: TenantId, user: UserId) -> Result<u64> {
-    let mut c = svc.db.conn().await?;
-    let n = sessions::delete_for_user(&mut *c, tenant, user).await?;
-    svc.auth_cache.remove_user(tenant, user);
-    Ok(n)
+/// Input of `PATCH /users/{id}`: each field optional.
+#[derive(Clone, Debug, Default)]
+pub struct UserPatch {
+    /// New display name.
+    pub name: Option<String>,
+    /// Enable or disable the user; a disabled user's keys and sessions stop working at once.
+    pub active: Option<bool>,
+    /// New password (ends the user's sessions).
+    pub password: Option<String>,
+}
+
+/// `PATCH /users/{id}`.
+pub async fn update(
+    svc: &Services,
+    p: &Principal,
+    id_or_email: &str,
+    patch: UserPatch,
+) -> Result<User> {
+    p.require(Permission::AdminUsers)?;
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| validate::text("name", n, 200))
+        .transpose()?;
+    if let Some(pw) = &patch.password {
+        validate::password("password", pw)?;
+    }
+    let password_hash = match patch.password {
+        Some(pw) => Some(password::hash(pw).await?),
+        None => None,
+    };
+    let mut tx = svc.db.begin().await?;
+    let mut user = resolve(&mut *tx, p.tenant_id, id_or_email).await?;
+    check_grant(p, &user.roles)?;
+    if patch.active == Some(false) && user.id == p.user_id {
+        return Err(Error::validation("active", "you cannot disable yourself"));
+    }
+    let ends_sessions = password_hash.is_some() || patch.active == Some(false);
+    if let Some(n) = name {
+        user.name = n;
+    }
+    if let Some(a) = patch.active {
+        user.active = a;
+    }
+    if password_hash.is_some() {
+        user.password_hash = password_hash;
+    }
+    user.updated_at = svc.clock.now();
+    users::update_profile(&mut *tx, &user).await?;
+    if ends_sessions {
+        sessions::delete_for_user(&mut *tx, p.tenant_id, user.id).await?;
+    }
+    tx.commit().await?;
+    svc.auth_cache.remove_user(p.tenant_id, user.id);
+    Ok(user)
 }
 
 #[cfg(test)]

@@ -161,6 +161,14 @@ async fn execute(c: &mut PgConnection, sql: &str, args: &[Val]) -> StoreResult<u
         .map_err(map_err)
 }
 
+async fn fetch_optional(c: &mut PgConnection, sql: &str, args: &[Val]) -> StoreResult<Option<Row>> {
+    let q = args.iter().fold(sqlx::query(AssertSqlSafe(sql)), bind);
+    match q.fetch_optional(c).await.map_err(map_err)? {
+        Some(r) => Ok(decode(vec![r])?.pop()),
+        None => Ok(None),
+    }
+}
+
 async fn fetch_all(c: &mut PgConnection, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
     let q = args.iter().fold(sqlx::query(AssertSqlSafe(sql)), bind);
     decode(q.fetch_all(c).await.map_err(map_err)?)
@@ -180,6 +188,9 @@ impl Conn for PooledConn {
     async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
         fetch_all(&mut self.0, sql, args).await
     }
+    async fn fetch_optional(&mut self, sql: &str, args: &[Val]) -> StoreResult<Option<Row>> {
+        fetch_optional(&mut self.0, sql, args).await
+    }
 }
 
 /// A transaction (READ COMMITTED; commands take row locks where they need them).
@@ -195,6 +206,9 @@ impl Conn for PgTx {
     }
     async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
         fetch_all(&mut self.0, sql, args).await
+    }
+    async fn fetch_optional(&mut self, sql: &str, args: &[Val]) -> StoreResult<Option<Row>> {
+        fetch_optional(&mut self.0, sql, args).await
     }
 }
 

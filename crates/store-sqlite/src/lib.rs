@@ -142,6 +142,18 @@ async fn execute(c: &mut SqliteConnection, sql: &str, args: &[Val]) -> StoreResu
         .map_err(map_err)
 }
 
+async fn fetch_optional(
+    c: &mut SqliteConnection,
+    sql: &str,
+    args: &[Val],
+) -> StoreResult<Option<Row>> {
+    let q = args.iter().fold(sqlx::query(AssertSqlSafe(sql)), bind);
+    match q.fetch_optional(c).await.map_err(map_err)? {
+        Some(r) => Ok(decode(vec![r])?.pop()),
+        None => Ok(None),
+    }
+}
+
 async fn fetch_all(c: &mut SqliteConnection, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
     let q = args.iter().fold(sqlx::query(AssertSqlSafe(sql)), bind);
     decode(q.fetch_all(c).await.map_err(map_err)?)
@@ -161,6 +173,9 @@ impl Conn for PooledConn {
     async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
         fetch_all(&mut self.0, sql, args).await
     }
+    async fn fetch_optional(&mut self, sql: &str, args: &[Val]) -> StoreResult<Option<Row>> {
+        fetch_optional(&mut self.0, sql, args).await
+    }
 }
 
 /// A write transaction opened with `BEGIN IMMEDIATE`.
@@ -176,6 +191,9 @@ impl Conn for SqliteTx {
     }
     async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
         fetch_all(&mut self.0, sql, args).await
+    }
+    async fn fetch_optional(&mut self, sql: &str, args: &[Val]) -> StoreResult<Option<Row>> {
+        fetch_optional(&mut self.0, sql, args).await
     }
 }
 

@@ -27,9 +27,18 @@ pub struct ApiKey {
     pub last_used_at: Option<OffsetDateTime>,
     /// When the key was revoked; a revoked key never authenticates again.
     pub revoked_at: Option<OffsetDateTime>,
+    /// Email of `user_id` (read from `users`; ignored on insert).
+    pub user_email: Option<String>,
+    /// Email of `created_by` (read from `users`; ignored on insert).
+    pub created_by_email: Option<String>,
 }
 
-const COLS: &str = "tenant_id, id, user_id, name, prefix, key_hash, created_by, created_at, last_used_at, revoked_at";
+/// Key columns with the emails of the user and the creator.
+const COLS: &str = "k.tenant_id, k.id, k.user_id, k.name, k.prefix, k.key_hash, k.created_by, \
+    k.created_at, k.last_used_at, k.revoked_at, u.email AS user_email, c.email AS created_by_email \
+    FROM api_keys k \
+    LEFT JOIN users u ON u.tenant_id = k.tenant_id AND u.id = k.user_id \
+    LEFT JOIN users c ON c.tenant_id = k.tenant_id AND c.id = k.created_by";
 
 fn from_row(r: &Row) -> StoreResult<ApiKey> {
     Ok(ApiKey {
@@ -43,6 +52,8 @@ fn from_row(r: &Row) -> StoreResult<ApiKey> {
         created_at: r.time("created_at")?,
         last_used_at: r.opt_time("last_used_at")?,
         revoked_at: r.opt_time("revoked_at")?,
+        user_email: r.opt_text("user_email")?,
+        created_by_email: r.opt_text("created_by_email")?,
     })
 }
 
@@ -70,7 +81,7 @@ pub async fn insert(c: &mut dyn Conn, k: &ApiKey) -> StoreResult<()> {
 
 /// A key of `tenant` by id.
 pub async fn get(c: &mut dyn Conn, tenant: TenantId, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
-    let sql = format!("SELECT {COLS} FROM api_keys WHERE tenant_id = $1 AND id = $2");
+    let sql = format!("SELECT {COLS} WHERE k.tenant_id = $1 AND k.id = $2");
     c.fetch_optional(&sql, &[tenant.into(), id.into()])
         .await?
         .as_ref()
@@ -81,7 +92,7 @@ pub async fn get(c: &mut dyn Conn, tenant: TenantId, id: ApiKeyId) -> StoreResul
 /// The unrevoked key with this hash, in any tenant. This is the one lookup that is not scoped
 /// by tenant: the credential is what tells which tenant the caller belongs to.
 pub async fn find_active_by_hash(c: &mut dyn Conn, key_hash: &str) -> StoreResult<Option<ApiKey>> {
-    let sql = format!("SELECT {COLS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+    let sql = format!("SELECT {COLS} WHERE k.key_hash = $1 AND k.revoked_at IS NULL");
     c.fetch_optional(&sql, &[key_hash.into()])
         .await?
         .as_ref()
@@ -97,7 +108,7 @@ pub async fn list(
     offset: i64,
 ) -> StoreResult<(Vec<ApiKey>, i64)> {
     let sql = format!(
-        "SELECT {COLS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        "SELECT {COLS} WHERE k.tenant_id = $1 ORDER BY k.created_at DESC, k.id DESC LIMIT $2 OFFSET $3"
     );
     let rows = c
         .fetch_all(&sql, &[tenant.into(), limit.into(), offset.into()])

@@ -112,6 +112,8 @@ fn key(t: TenantId, u: UserId, hash: &str) -> ApiKey {
         created_at: T0,
         last_used_at: None,
         revoked_at: None,
+        user_email: None,
+        created_by_email: None,
     }
 }
 
@@ -240,9 +242,21 @@ pub async fn api_keys_authenticate_until_revoked(db: Arc<dyn Database>) {
     api_keys::insert(&mut *c, &k).await.unwrap();
     let dup = api_keys::insert(&mut *c, &key(t.id, u.id, "h1")).await;
     assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+    let found = api_keys::find_active_by_hash(&mut *c, "h1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        api_keys::find_active_by_hash(&mut *c, "h1").await.unwrap(),
-        Some(k.clone())
+        found.user_email.as_deref(),
+        Some("ana@bank.example"),
+        "joined from users"
+    );
+    assert_eq!(
+        ApiKey {
+            user_email: None,
+            ..found
+        },
+        k
     );
     assert_eq!(
         api_keys::find_active_by_hash(&mut *c, "h2").await.unwrap(),

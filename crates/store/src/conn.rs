@@ -71,8 +71,20 @@ pub struct Row {
     pub values: Vec<Val>,
 }
 
+/// A decoding error naming the column and the kinds involved, never the value (which may be an
+/// email or a secret hash, and ends up in the log).
 fn bad(col: &str, want: &str, got: &Val) -> StoreError {
-    StoreError::Other(format!("column {col}: expected {want}, found {got:?}"))
+    let kind = match got {
+        Val::Bool(_) => "boolean",
+        Val::Int(_) => "integer",
+        Val::Float(_) => "float",
+        Val::Text(_) => "text",
+        Val::Uuid(_) => "uuid",
+        Val::Time(_) => "timestamp",
+        Val::Json(_) => "json",
+        Val::Bytes(_) => "bytes",
+    };
+    StoreError::Other(format!("column {col}: expected {want}, found {kind}"))
 }
 
 impl Row {

@@ -185,3 +185,26 @@ pub async fn set_password_hash(
         Ok(())
     }
 }
+
+/// Writes a user's name, active flag and password hash; `NotFound` when not in `tenant`.
+pub async fn update_profile(c: &mut dyn Conn, u: &User) -> StoreResult<()> {
+    let n = c
+        .execute(
+            "UPDATE users SET name = $3, active = $4, password_hash = $5, updated_at = $6 \
+             WHERE tenant_id = $1 AND id = $2",
+            &[
+                u.tenant_id.into(),
+                u.id.into(),
+                u.name.as_str().into(),
+                u.active.into(),
+                u.password_hash.clone().into(),
+                u.updated_at.into(),
+            ],
+        )
+        .await?;
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}

@@ -24,9 +24,13 @@ pub struct ApiKeyView {
     pub name: String,
     /// The displayable start of the key (`cg_live_AbC123`).
     pub prefix: String,
+    /// Email of the user the key acts as.
+    pub user: Option<String>,
     /// The user the key acts as.
     pub user_id: String,
-    /// Who created it.
+    /// Email of who created it (none for keys minted by operator commands).
+    pub created_by: Option<String>,
+    /// Id of who created it.
     pub created_by_id: Option<String>,
     /// RFC 3339.
     pub created_at: String,
@@ -42,7 +46,9 @@ impl From<ApiKey> for ApiKeyView {
             id: k.id.to_string(),
             name: k.name,
             prefix: k.prefix,
+            user: k.user_email,
             user_id: k.user_id.to_string(),
+            created_by: k.created_by_email,
             created_by_id: k.created_by.map(|u| u.to_string()),
             created_at: wire_time(k.created_at),
             last_used_at: k.last_used_at.map(wire_time),

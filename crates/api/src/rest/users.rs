@@ -72,6 +72,18 @@ pub struct SetRoles {
     pub roles: Vec<String>,
 }
 
+/// `PATCH /users/{id}` body: only the fields to change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// New display name.
+    pub name: Option<String>,
+    /// `false` disables the user: its API keys and sessions stop working at once.
+    pub active: Option<bool>,
+    /// New password (12–1024 characters); ends the user's sessions.
+    pub password: Option<String>,
+}
+
 /// A page of users.
 #[derive(Serialize, ToSchema)]
 pub struct UsersPage {
@@ -88,7 +100,7 @@ pub struct UsersPage {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_user, list_users))
-        .routes(routes!(get_user))
+        .routes(routes!(get_user, update_user))
         .routes(routes!(set_user_roles))
 }
 
@@ -155,4 +167,23 @@ pub async fn set_user_roles(
     Ok(Json(
         users::set_roles(&st.svc, &p, &id, b.roles).await?.into(),
     ))
+}
+
+/// Renames, disables or re-enables a user, or sets a new password.
+#[utoipa::path(patch, path = "/users/{id}", tag = "administration", request_body = UpdateUser,
+    params(("id" = String, Path, description = "User id or email")),
+    responses((status = 200, body = UserView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_user(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UpdateUser>,
+) -> ApiResult<Json<UserView>> {
+    let patch = users::UserPatch {
+        name: b.name,
+        active: b.active,
+        password: b.password,
+    };
+    Ok(Json(users::update(&st.svc, &p, &id, patch).await?.into()))
 }

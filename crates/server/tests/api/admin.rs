@@ -12,6 +12,9 @@ both_backends!(
     other_tenants_ids_answer_404_and_change_nothing,
     bad_input_gets_a_clear_error_and_changes_nothing,
     roles_catalogue_matches_the_design,
+    disabled_users_lose_access_at_once,
+    key_listings_name_people_by_email_and_id,
+    demo_never_adopts_a_real_organisation,
 );
 
 async fn users_are_created_listed_and_found(b: Backend) {
@@ -331,5 +334,166 @@ async fn roles_catalogue_matches_the_design(b: Backend) {
             "graph.view"
         ])
     );
+    s.stop().await;
+}
+
+async fn disabled_users_lose_access_at_once(b: Backend) {
+    let s = start(b).await;
+    let admin = s.a.key("admin");
+    let analyst = s.a.key("analyst");
+    s.get("/me", analyst).await.assert_ok(200);
+    let r = s
+        .call(
+            Method::PATCH,
+            "/users/analyst@acme.example",
+            Some(admin),
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(r.assert_ok(200)["active"], false);
+    s.get("/me", analyst)
+        .await
+        .assert_error(401, "unauthenticated");
+    let login = json!({"username": "analyst@acme.example", "password": casegate_service::demo::DEMO_PASSWORD});
+    s.call(Method::POST, "/auth/login", None, Some(login.clone()))
+        .await
+        .assert_error(401, "unauthenticated");
+    s.call(
+        Method::PATCH,
+        "/users/analyst@acme.example",
+        Some(admin),
+        Some(json!({"active": true})),
+    )
+    .await
+    .assert_ok(200);
+    s.get("/me", analyst).await.assert_ok(200);
+    // A new password ends existing sessions and replaces the old one.
+    let r = s
+        .call(Method::POST, "/auth/login", None, Some(login.clone()))
+        .await;
+    r.assert_ok(200);
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let patch = json!({"password": "a brand new passphrase", "name": "Ana Renamed"});
+    let r = s
+        .call(
+            Method::PATCH,
+            "/users/analyst@acme.example",
+            Some(admin),
+            Some(patch),
+        )
+        .await;
+    assert_eq!(r.assert_ok(200)["name"], "Ana Renamed");
+    s.send(s.http.get(s.url("/me")).header("cookie", &cookie))
+        .await
+        .assert_error(401, "unauthenticated");
+    s.call(Method::POST, "/auth/login", None, Some(login))
+        .await
+        .assert_error(401, "unauthenticated");
+    let new_login =
+        json!({"username": "analyst@acme.example", "password": "a brand new passphrase"});
+    s.call(Method::POST, "/auth/login", None, Some(new_login))
+        .await
+        .assert_ok(200);
+    // Nobody disables themselves; bad values and foreign users change nothing.
+    let r = s
+        .call(
+            Method::PATCH,
+            "/users/admin@acme.example",
+            Some(admin),
+            Some(json!({"active": false})),
+        )
+        .await;
+    r.assert_error(422, "validation_failed");
+    s.call(
+        Method::PATCH,
+        "/users/analyst@acme.example",
+        Some(admin),
+        Some(json!({"password": "short"})),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+    s.call(
+        Method::PATCH,
+        "/users/analyst@acme.example",
+        Some(admin),
+        Some(json!({"active": "no"})),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+    s.call(
+        Method::PATCH,
+        "/users/analyst@globex.example",
+        Some(admin),
+        Some(json!({"active": false})),
+    )
+    .await
+    .assert_error(404, "not_found");
+    s.get("/me", s.b.key("analyst")).await.assert_ok(200);
+    s.call(
+        Method::PATCH,
+        "/users/auditor@acme.example",
+        Some(s.a.key("mlro")),
+        Some(json!({"active": false})),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    s.get("/me", s.a.key("auditor")).await.assert_ok(200);
+    s.stop().await;
+}
+
+async fn key_listings_name_people_by_email_and_id(b: Backend) {
+    let s = start(b).await;
+    let admin = s.a.key("admin");
+    let created = s
+        .post(
+            "/api-keys",
+            admin,
+            json!({"name": "etl", "user_id": "auditor@acme.example"}),
+        )
+        .await;
+    let id = created.assert_ok(201)["id"].clone();
+    let list = s.get("/api-keys", admin).await;
+    let row = list.assert_ok(200)["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .unwrap()
+        .clone();
+    assert_eq!(row["user"], "auditor@acme.example");
+    assert!(row["user_id"].is_string());
+    assert_eq!(row["created_by"], "admin@acme.example");
+    assert!(row["created_by_id"].is_string());
+    s.stop().await;
+}
+
+async fn demo_never_adopts_a_real_organisation(b: Backend) {
+    let s = start(b).await;
+    let real = casegate_service::tenants::create(
+        &s.svc,
+        "real-bank",
+        "Real Bank",
+        "ciso@real.example",
+        None,
+    )
+    .await
+    .unwrap();
+    let e = casegate_service::demo::ensure(&s.svc, "real-bank")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, casegate_domain::Code::ValidationFailed);
+    let users = s.get("/users", &real.admin_key.secret).await;
+    assert_eq!(users.assert_ok(200)["total"], 1, "no demo users were added");
+    // The sandbox itself stays idempotent.
+    casegate_service::demo::ensure(&s.svc, "acme")
+        .await
+        .unwrap();
+    assert_eq!(s.user_count(s.a.key("admin")).await, 8);
     s.stop().await;
 }

@@ -12,6 +12,7 @@ both_backends!(
     sessions_need_csrf_for_writes_and_end_on_logout_or_expiry,
     login_failures_look_alike,
     request_floods_get_429_per_credential,
+    login_attempts_have_their_own_tighter_quota,
 );
 
 async fn requests_without_credentials_are_refused(b: Backend) {
@@ -129,7 +130,14 @@ async fn keys_work_in_both_headers_and_record_their_use(b: Backend) {
 async fn tenant_header_must_match_the_credential(b: Backend) {
     let s = start(b).await;
     let key = s.a.key("analyst");
-    for ok in [s.a.id.as_str(), s.a.slug.as_str()] {
+    let simple = s.a.id.replace('-', "");
+    let upper = s.a.id.to_uppercase();
+    for ok in [
+        s.a.id.as_str(),
+        s.a.slug.as_str(),
+        simple.as_str(),
+        upper.as_str(),
+    ] {
         let r = s
             .send(
                 s.http
@@ -358,5 +366,27 @@ async fn request_floods_get_429_per_credential(b: Backend) {
     s.get("/me", "cg_live_abcdefghijklmnopqrstuvwxyz0123456789AB")
         .await
         .assert_error(429, "rate_limited");
+    s.stop().await;
+}
+
+async fn login_attempts_have_their_own_tighter_quota(b: Backend) {
+    let mut settings = settings();
+    settings.login_attempts_per_minute = 3;
+    let s = start_with(b, settings, Default::default()).await;
+    let guess = json!({"username": "admin@acme.example", "password": "guess guess guess"});
+    for _ in 0..3 {
+        let r = s
+            .call(Method::POST, "/auth/login", None, Some(guess.clone()))
+            .await;
+        r.assert_error(401, "unauthenticated");
+        assert_eq!(r.header("x-ratelimit-limit"), Some("3"));
+    }
+    let right = json!({"username": "admin@acme.example", "password": casegate_service::demo::DEMO_PASSWORD});
+    let r = s.call(Method::POST, "/auth/login", None, Some(right)).await;
+    r.assert_error(429, "rate_limited");
+    assert!(r.header("retry-after").is_some());
+    assert!(r.header("set-cookie").is_none());
+    // API keys are unaffected by the login quota.
+    s.get("/me", s.a.key("admin")).await.assert_ok(200);
     s.stop().await;
 }

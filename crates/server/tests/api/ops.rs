@@ -110,19 +110,26 @@ async fn request_ids_are_echoed_or_assigned(b: Backend) {
 
 async fn unknown_routes_answer_in_the_error_shape(b: Backend) {
     let s = start(b).await;
-    s.call(
-        Method::GET,
-        "/api/v1/nothing-here",
-        Some(s.a.key("admin")),
-        None,
-    )
-    .await
-    .assert_error(404, "not_found");
-    s.call(Method::GET, "/nothing", None, None)
-        .await
-        .assert_error(404, "not_found");
-    s.call(Method::DELETE, "/healthz", None, None)
-        .await
-        .assert_error(405, "method_not_allowed");
+    let r = s
+        .call(
+            Method::GET,
+            "/api/v1/nothing-here",
+            Some(s.a.key("admin")),
+            None,
+        )
+        .await;
+    r.assert_error(404, "not_found");
+    assert!(
+        r.header("x-ratelimit-remaining").is_some(),
+        "API 404s are rate limited too"
+    );
+    let r = s
+        .call(Method::GET, "/api/v1/nothing-here", None, None)
+        .await;
+    r.assert_error(401, "unauthenticated");
+    let r = s.send(s.http.get(format!("{}/nothing", s.base))).await;
+    r.assert_error(404, "not_found");
+    let r = s.call(Method::DELETE, "/healthz", None, None).await;
+    r.assert_error(405, "method_not_allowed");
     s.stop().await;
 }

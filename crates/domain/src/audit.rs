@@ -1,0 +1,523 @@
+//! The tamper-evident audit trail (DESIGN.md "Audit trail", `docs/audit-format.md`).
+//!
+//! One SHA-256 hash chain per tenant with a gap-free `seq`:
+//! `hash = SHA-256(prev_hash_bytes || JCS(record))`, where `record` is the event exactly as the
+//! API returns it minus its `hash` field and JCS is RFC 8785 canonical JSON (`serde_jcs`). The
+//! genesis `prev_hash` is 32 zero bytes. Signed checkpoints (Ed25519 over the JCS form of
+//! `{"tenant_id", "seq", "hash", "signed_at"}`) make truncation of the tail detectable.
+//!
+//! Everything here is pure: sealing a record, and a streaming verifier that names the first
+//! broken `seq`.
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The `prev_hash` of the first event of every chain.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// An audit event minus its `hash`: exactly what is hashed. Field names are the wire contract.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    /// The tenant whose chain this is (binds the event to it).
+    pub tenant_id: String,
+    /// Position in the tenant's chain, from 1, without gaps.
+    pub seq: i64,
+    /// Unique id of the event (UUID).
+    pub event_id: String,
+    /// RFC 3339 UTC with microseconds.
+    pub occurred_at: String,
+    /// Who acted: an email, `jwt:<sub>` for identity-provider users without one, or `system`.
+    pub actor: String,
+    /// The actor's user id, when a user acted.
+    pub actor_id: Option<String>,
+    /// The client address the request came from.
+    pub actor_ip: Option<String>,
+    /// The `X-Request-Id` of the request that caused the event.
+    pub request_id: Option<String>,
+    /// What happened, `<entity>.<verb>` (`user.created`, `api_key.revoked`, `auth.login_failed`).
+    pub action: String,
+    /// The kind of object acted on (`user`, `api_key`, `session`, `case`…).
+    pub entity_type: String,
+    /// The object's id.
+    pub entity_id: Option<String>,
+    /// Changed fields: `{"field": {"before": …, "after": …}}` (secrets never appear).
+    pub changes: Value,
+    /// Lowercase hex of the previous event's hash (genesis: 64 zeros).
+    pub prev_hash: String,
+}
+
+/// An audit event as the API and the JSON export return it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEvent {
+    /// The hashed part.
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    /// Lowercase hex SHA-256 over `prev_hash` bytes and the canonical record.
+    pub hash: String,
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+/// Parses 64 lowercase hex digits.
+pub fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (nib(b[2 * i])? << 4) | nib(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+/// RFC 8785 canonical JSON of a value.
+pub fn canonical<T: Serialize>(v: &T) -> Vec<u8> {
+    // serde_jcs fails only for values JSON cannot hold (non-finite floats), which serde_json's
+    // Value and our records never contain.
+    serde_jcs::to_vec(v).unwrap_or_default()
+}
+
+/// `SHA-256(prev || canonical)`.
+pub fn chain_hash(prev: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(canonical);
+    h.finalize().into()
+}
+
+/// Seals a record whose `seq` and `prev_hash` are set: returns its canonical bytes and hash.
+pub fn seal(record: &AuditRecord, prev: &[u8; 32]) -> (Vec<u8>, [u8; 32]) {
+    let bytes = canonical(record);
+    let hash = chain_hash(prev, &bytes);
+    (bytes, hash)
+}
+
+/// The signed statement of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointBody {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// The chain position vouched for.
+    pub seq: i64,
+    /// The hash of the event at `seq` (lowercase hex).
+    pub hash: String,
+    /// When the checkpoint was signed (RFC 3339).
+    pub signed_at: String,
+}
+
+/// A checkpoint with its base64 Ed25519 signature over `canonical(body)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// What is vouched for.
+    #[serde(flatten)]
+    pub body: CheckpointBody,
+    /// Standard base64 of the 64-byte signature.
+    pub signature: String,
+}
+
+/// Signs a checkpoint.
+pub fn sign_checkpoint(key: &SigningKey, body: CheckpointBody) -> Checkpoint {
+    let sig = key.sign(&canonical(&body));
+    Checkpoint {
+        body,
+        signature: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+    }
+}
+
+/// Whether a checkpoint's signature is valid under `key`.
+pub fn checkpoint_signature_ok(key: &VerifyingKey, c: &Checkpoint) -> bool {
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(&c.signature) else {
+        return false;
+    };
+    let Ok(sig) = Signature::from_slice(&raw) else {
+        return false;
+    };
+    key.verify(&canonical(&c.body), &sig).is_ok()
+}
+
+/// One stored event as verification reads it: the stored canonical record, the stored hash, and
+/// the indexed columns that must agree with the record (so filters cannot be made to hide events).
+#[derive(Clone, Debug)]
+pub struct StoredEvent<'a> {
+    /// The `seq` column.
+    pub seq: i64,
+    /// The canonical record bytes as stored.
+    pub record: &'a [u8],
+    /// The `hash` column.
+    pub hash: &'a str,
+    /// Indexed columns: (event_id, action, entity_type, entity_id, occurred_at).
+    pub columns: (&'a str, &'a str, &'a str, Option<&'a str>, &'a str),
+}
+
+/// The result of verifying one tenant's chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Whether chain and checkpoints are intact.
+    pub valid: bool,
+    /// Events examined.
+    pub events_checked: u64,
+    /// Last intact `seq` read (0 for an empty chain).
+    pub head_seq: i64,
+    /// Hash of the last event read.
+    pub head_hash: String,
+    /// The first `seq` at which the chain or a checkpoint does not hold.
+    pub first_broken_seq: Option<i64>,
+    /// What broke there.
+    pub reason: Option<String>,
+}
+
+/// Streaming verifier: feed events in `seq` order, then [`ChainVerifier::finish`].
+pub struct ChainVerifier {
+    tenant_id: String,
+    next_seq: i64,
+    prev: [u8; 32],
+    checked: u64,
+    /// seq → expected hash, from checkpoints whose signature holds.
+    checkpoints: BTreeMap<i64, String>,
+    broken: Option<(i64, String)>,
+}
+
+impl ChainVerifier {
+    /// A verifier for `tenant_id` that also checks `checkpoints` against `key`.
+    pub fn new(tenant_id: &str, checkpoints: &[Checkpoint], key: Option<&VerifyingKey>) -> Self {
+        let mut v = Self {
+            tenant_id: tenant_id.to_string(),
+            next_seq: 1,
+            prev: GENESIS,
+            checked: 0,
+            checkpoints: BTreeMap::new(),
+            broken: None,
+        };
+        for c in checkpoints {
+            let sig_ok = key.is_some_and(|k| checkpoint_signature_ok(k, c));
+            if !sig_ok || c.body.tenant_id != tenant_id {
+                v.fail(c.body.seq, "checkpoint signature does not verify".into());
+            } else {
+                v.checkpoints.insert(c.body.seq, c.body.hash.clone());
+            }
+        }
+        v
+    }
+
+    fn fail(&mut self, seq: i64, reason: String) {
+        match &self.broken {
+            Some((s, _)) if *s <= seq => {}
+            _ => self.broken = Some((seq, reason)),
+        }
+    }
+
+    /// Whether a break has been found at or before the events read so far.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+            .as_ref()
+            .is_some_and(|(s, _)| *s < self.next_seq)
+    }
+
+    /// Checks the next event. Returns `false` once the chain is broken (the rest need not be read).
+    pub fn push(&mut self, e: &StoredEvent<'_>) -> bool {
+        if self.is_broken() {
+            return false;
+        }
+        let expected = self.next_seq;
+        if e.seq != expected {
+            self.fail(
+                expected,
+                format!("event {expected} is missing (found {})", e.seq),
+            );
+            return false;
+        }
+        let Some(stored) = unhex32(e.hash) else {
+            self.fail(expected, "stored hash is not 64 hex digits".into());
+            return false;
+        };
+        let computed = chain_hash(&self.prev, e.record);
+        if computed != stored {
+            self.fail(
+                expected,
+                "hash does not match the record and the previous hash".into(),
+            );
+            return false;
+        }
+        match serde_json::from_slice::<AuditRecord>(e.record) {
+            Ok(r) => {
+                let (event_id, action, entity_type, entity_id, occurred_at) = e.columns;
+                let consistent = r.seq == expected
+                    && r.tenant_id == self.tenant_id
+                    && r.prev_hash == hex(&self.prev)
+                    && r.event_id == event_id
+                    && r.action == action
+                    && r.entity_type == entity_type
+                    && r.entity_id.as_deref() == entity_id
+                    && r.occurred_at == occurred_at;
+                if !consistent {
+                    self.fail(
+                        expected,
+                        "indexed columns or embedded seq/prev_hash disagree with the record".into(),
+                    );
+                    return false;
+                }
+            }
+            Err(_) => {
+                self.fail(expected, "record is not a valid audit record".into());
+                return false;
+            }
+        }
+        if let Some(h) = self.checkpoints.get(&expected)
+            && *h != e.hash
+        {
+            self.fail(expected, "event differs from the signed checkpoint".into());
+            return false;
+        }
+        self.prev = stored;
+        self.next_seq += 1;
+        self.checked += 1;
+        true
+    }
+
+    /// The verdict. A checkpoint beyond the last event read means the tail was truncated.
+    pub fn finish(mut self) -> Verification {
+        let head_seq = self.next_seq - 1;
+        if let Some((&seq, _)) = self.checkpoints.range(self.next_seq..).next()
+            && !self.is_broken()
+        {
+            let _ = seq;
+            let missing = self.next_seq;
+            self.fail(
+                missing,
+                format!("events from {missing} on are missing behind a signed checkpoint"),
+            );
+        }
+        let (first_broken_seq, reason) = match self.broken {
+            Some((s, r)) => (Some(s), Some(r)),
+            None => (None, None),
+        };
+        Verification {
+            valid: first_broken_seq.is_none(),
+            events_checked: self.checked,
+            head_seq,
+            head_hash: hex(&self.prev),
+            first_broken_seq,
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn record(
+        tenant: &str,
+        seq: i64,
+        prev: &[u8; 32],
+        action: &str,
+        changes: Value,
+    ) -> AuditRecord {
+        AuditRecord {
+            tenant_id: tenant.into(),
+            seq,
+            event_id: format!("00000000-0000-4000-8000-{seq:012}"),
+            occurred_at: format!("2026-03-01T09:{:02}:00.000000Z", seq % 60),
+            actor: "ana@bank.example".into(),
+            actor_id: Some("u1".into()),
+            actor_ip: None,
+            request_id: Some(format!("req_{seq}")),
+            action: action.into(),
+            entity_type: "user".into(),
+            entity_id: Some(format!("e{seq}")),
+            changes,
+            prev_hash: hex(prev),
+        }
+    }
+
+    /// (record bytes, hash hex, record) for a chain of `changes`.
+    fn chain(tenant: &str, changes: &[Value]) -> Vec<(Vec<u8>, String, AuditRecord)> {
+        let mut prev = GENESIS;
+        let mut out = Vec::new();
+        for (i, c) in changes.iter().enumerate() {
+            let r = record(tenant, i as i64 + 1, &prev, "user.updated", c.clone());
+            let (bytes, h) = seal(&r, &prev);
+            out.push((bytes, hex(&h), r));
+            prev = h;
+        }
+        out
+    }
+
+    fn verify(
+        tenant: &str,
+        events: &[(Vec<u8>, String, AuditRecord)],
+        cps: &[Checkpoint],
+        key: Option<&VerifyingKey>,
+    ) -> Verification {
+        let mut v = ChainVerifier::new(tenant, cps, key);
+        for (bytes, h, r) in events {
+            let e = StoredEvent {
+                seq: r.seq,
+                record: bytes,
+                hash: h,
+                columns: (
+                    &r.event_id,
+                    &r.action,
+                    &r.entity_type,
+                    r.entity_id.as_deref(),
+                    &r.occurred_at,
+                ),
+            };
+            if !v.push(&e) {
+                break;
+            }
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn canonical_form_is_rfc8785() {
+        // RFC 8785 §3.2.3: keys sorted by UTF-16 code units, no whitespace, ES6 numbers.
+        let v = json!({"b": 1.0, "a": [true, null, "é"], "\u{20ac}": 2e-7, "1": 1e21});
+        assert_eq!(
+            String::from_utf8(canonical(&v)).unwrap(),
+            r#"{"1":1e+21,"a":[true,null,"é"],"b":1,"€":2e-7}"#
+        );
+    }
+
+    #[test]
+    fn genesis_and_known_answer() {
+        let r = record("t", 1, &GENESIS, "user.created", json!({}));
+        assert_eq!(r.prev_hash, "0".repeat(64));
+        let (bytes, h) = seal(&r, &GENESIS);
+        let mut manual = Sha256::new();
+        manual.update([0u8; 32]);
+        manual.update(&bytes);
+        assert_eq!(h, <[u8; 32]>::from(manual.finalize()));
+        assert!(
+            std::str::from_utf8(&bytes)
+                .unwrap()
+                .starts_with(r#"{"action":"user.created","actor":"ana@bank.example""#)
+        );
+        assert_eq!(unhex32(&hex(&h)), Some(h));
+        assert_eq!(unhex32("zz"), None);
+    }
+
+    #[test]
+    fn checkpoints_detect_truncation_and_forgery() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let vk = key.verifying_key();
+        let events = chain("t", &[json!(1), json!(2), json!(3), json!(4)]);
+        let cp = |seq: usize| {
+            sign_checkpoint(
+                &key,
+                CheckpointBody {
+                    tenant_id: "t".into(),
+                    seq: seq as i64,
+                    hash: events[seq - 1].1.clone(),
+                    signed_at: "2026-03-01T10:00:00.000000Z".into(),
+                },
+            )
+        };
+        let ok = verify("t", &events, &[cp(2), cp(4)], Some(&vk));
+        assert!(ok.valid, "{ok:?}");
+        assert_eq!((ok.events_checked, ok.head_seq), (4, 4));
+        // Drop the last event: the chain alone looks fine, the checkpoint at 4 does not.
+        let cut = verify("t", &events[..3], &[cp(2), cp(4)], Some(&vk));
+        assert_eq!(cut.first_broken_seq, Some(4));
+        assert!(verify("t", &events[..3], &[cp(2)], Some(&vk)).valid);
+        // A checkpoint signed by someone else, or for another tenant, is itself a break.
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let forged = sign_checkpoint(&other, cp(2).body);
+        assert_eq!(
+            verify("t", &events, &[forged], Some(&vk)).first_broken_seq,
+            Some(2)
+        );
+        assert!(
+            !verify("u", &events, &[], None).valid,
+            "records name their tenant"
+        );
+        let mut wrong = cp(3);
+        wrong.body.hash = events[1].1.clone();
+        let wrong = sign_checkpoint(&key, wrong.body);
+        assert_eq!(
+            verify("t", &events, &[wrong], Some(&vk)).first_broken_seq,
+            Some(3)
+        );
+    }
+
+    fn arb_changes() -> impl Strategy<Value = Vec<Value>> {
+        prop::collection::vec(
+            prop_oneof![
+                any::<i64>().prop_map(|n| json!({"n": {"before": null, "after": n}})),
+                "[a-zA-Z0-9 éü€]{0,20}".prop_map(|s| json!({"name": {"before": "x", "after": s}})),
+                prop::collection::vec(any::<bool>(), 0..4).prop_map(|v| json!({"flags": v})),
+            ],
+            1..40,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn intact_chains_verify(changes in arb_changes()) {
+            let events = chain("t", &changes);
+            let v = verify("t", &events, &[], None);
+            prop_assert!(v.valid);
+            prop_assert_eq!(v.events_checked as usize, changes.len());
+            prop_assert_eq!(v.head_hash.clone(), events.last().unwrap().1.clone());
+        }
+
+        #[test]
+        fn any_edit_is_caught_at_its_seq(changes in arb_changes(), pick in any::<prop::sample::Index>(), byte in any::<prop::sample::Index>(), flip in 1u8..=255) {
+            let mut events = chain("t", &changes);
+            let k = pick.index(events.len());
+            let b = byte.index(events[k].0.len());
+            events[k].0[b] ^= flip;
+            let v = verify("t", &events, &[], None);
+            prop_assert_eq!(v.first_broken_seq, Some(k as i64 + 1));
+        }
+
+        #[test]
+        fn any_deletion_or_swap_is_caught(changes in arb_changes(), pick in any::<prop::sample::Index>()) {
+            prop_assume!(changes.len() >= 2);
+            let events = chain("t", &changes);
+            let k = pick.index(events.len() - 1);
+            let mut deleted = events.clone();
+            deleted.remove(k);
+            prop_assert_eq!(verify("t", &deleted, &[], None).first_broken_seq, Some(k as i64 + 1));
+            let mut swapped = events.clone();
+            swapped.swap(k, k + 1);
+            prop_assert_eq!(verify("t", &swapped, &[], None).first_broken_seq, Some(k as i64 + 1));
+        }
+
+        #[test]
+        fn rewriting_a_record_and_its_hash_is_caught_by_the_next_link(changes in arb_changes(), pick in any::<prop::sample::Index>()) {
+            prop_assume!(changes.len() >= 2);
+            let mut events = chain("t", &changes);
+            let k = pick.index(events.len() - 1);
+            // The attacker edits event k and recomputes its own hash, but not the successors'.
+            let prev = if k == 0 { GENESIS } else { unhex32(&events[k - 1].1).unwrap() };
+            let mut r = events[k].2.clone();
+            r.changes = json!({"forged": true});
+            let (bytes, h) = seal(&r, &prev);
+            events[k] = (bytes, hex(&h), r);
+            prop_assert_eq!(verify("t", &events, &[], None).first_broken_seq, Some(k as i64 + 2));
+        }
+    }
+}
