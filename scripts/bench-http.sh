@@ -8,7 +8,8 @@ DUR="${1:-15}"
 CONNS="${2:-32}"
 THREADS=2
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p casegate-server -p casegate-api --example bare_axum
+cargo build --release -q -p casegate-server
+cargo build --release -q -p casegate-api --example bare_axum
 BIN=target/release/casegate
 BARE=target/release/examples/bare_axum
 WORK=$(mktemp -d)

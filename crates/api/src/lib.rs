@@ -64,6 +64,8 @@ pub struct AppState {
     pub limiter: Arc<rate_limit::Limiter>,
     /// Per-address buckets of the login endpoint, tighter to slow password guessing.
     pub login_limiter: Arc<rate_limit::Limiter>,
+    /// Request counters and latency histograms.
+    pub metrics: Arc<middleware::RequestMetrics>,
     /// The OpenAPI document, rendered once at start-up.
     pub openapi: Arc<String>,
 }
@@ -152,6 +154,7 @@ pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
         login_limiter: Arc::new(rate_limit::Limiter::new(config.login_attempts_per_minute)),
         config: Arc::new(config),
         svc,
+        metrics: Arc::default(),
         openapi: Arc::new(String::new()),
     };
     state.openapi = Arc::new(openapi_json(&state));

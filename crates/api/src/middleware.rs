@@ -12,20 +12,54 @@ use casegate_domain::principal::Principal;
 use casegate_domain::{Code, Error};
 use casegate_service::auth::{self, Credential};
 use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
+use casegate_domain::ids::{TenantId, UserId};
 
 /// Name of the session cookie set by `POST /auth/login`.
 pub const SESSION_COOKIE: &str = "casegate_session";
 
-/// The matched route template, carried from the router to [`observe`] for metrics and logs.
-#[derive(Clone)]
-struct RouteName(String);
-
 /// Who was served, carried to [`observe`] for the log line (ids only, never secrets).
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 struct LogContext {
-    tenant: String,
-    user: String,
+    tenant: TenantId,
+    user: UserId,
+}
+
+/// Metric handles by route, then (method, status), so the hot path does not rebuild labelled
+/// keys on every request.
+#[derive(Default)]
+pub struct RequestMetrics {
+    handles: RwLock<HashMap<String, HashMap<(Method, u16), Handles>>>,
+}
+
+type Handles = (metrics::Counter, metrics::Histogram);
+
+impl RequestMetrics {
+    fn record(&self, method: &Method, route: &str, status: u16, elapsed: std::time::Duration) {
+        let key = (method.clone(), status);
+        let hit = {
+            let m = self.handles.read().unwrap_or_else(|e| e.into_inner());
+            m.get(route).and_then(|r| r.get(&key)).cloned()
+        };
+        let (count, latency) = hit.unwrap_or_else(|| {
+            let labels = [
+                ("method", method.to_string()),
+                ("route", route.to_string()),
+                ("status", status.to_string()),
+            ];
+            let h = (
+                metrics::counter!("http_requests_total", &labels),
+                metrics::histogram!("http_request_duration_seconds", &labels),
+            );
+            let mut m = self.handles.write().unwrap_or_else(|e| e.into_inner());
+            m.entry(route.to_string()).or_default().insert(key, h.clone());
+            h
+        });
+        count.increment(1);
+        latency.record(elapsed);
+    }
 }
 
 fn request_id(h: &HeaderMap) -> String {
@@ -62,23 +96,19 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
         })
         .await;
     let elapsed = start.elapsed();
-    let route = resp
-        .extensions()
-        .get::<RouteName>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(|| "unmatched".into());
+    let matched = resp.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", |m| m.as_str());
     let status = resp.status().as_u16();
-    metrics::counter!("http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).record(elapsed);
-    let ctx = resp.extensions().get::<LogContext>().cloned();
+    st.metrics.record(&method, route, status, elapsed);
+    let ctx = resp.extensions().get::<LogContext>().copied();
     tracing::info!(
         request_id = %id,
         method = %method,
-        route = %route,
+        route,
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
-        tenant_id = ctx.as_ref().map(|c| c.tenant.as_str()).unwrap_or(""),
-        user_id = ctx.as_ref().map(|c| c.user.as_str()).unwrap_or(""),
+        tenant_id = ctx.map(|c| tracing::field::display(c.tenant)),
+        user_id = ctx.map(|c| tracing::field::display(c.user)),
         "request"
     );
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -90,13 +120,10 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
 /// Route layer: records which route template matched (never the raw path, which may hold ids
 /// or emails).
 pub async fn name_route(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let mut resp = next.run(req).await;
     if let Some(r) = route {
-        resp.extensions_mut().insert(RouteName(r));
+        resp.extensions_mut().insert(r);
     }
     resp
 }
@@ -175,7 +202,7 @@ pub async fn limit_by_ip(State(st): State<AppState>, req: Request, next: Next) -
 /// Resolves the principal of an `/api/v1` request and enforces the tenant cross-check and the
 /// per-credential rate limit. Failures count against the client IP's bucket.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let resolved: Result<Principal, Error> = match credential(req.headers(), req.method()) {
+    let resolved: Result<Arc<Principal>, Error> = match credential(req.headers(), req.method()) {
         Ok(Some(c)) => auth::authenticate(&st.svc, c).await,
         Ok(None) => Err(Error::unauthenticated(
             "authentication required: send an API key, a JWT or a session cookie",
@@ -194,8 +221,8 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         .get("x-tenant-id")
         .is_some_and(|v| !principal.is_tenant(v.to_str().unwrap_or("").trim()));
     let ctx = LogContext {
-        tenant: principal.tenant_id.to_string(),
-        user: principal.user_id.to_string(),
+        tenant: principal.tenant_id,
+        user: principal.user_id,
     };
     let key = principal.rate_limit_key();
     let mut resp = limited(&st.limiter, &key, async move {

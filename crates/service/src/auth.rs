@@ -17,7 +17,7 @@ use casegate_store::tenants::{self, Tenant};
 use casegate_store::users::{self, User};
 use casegate_store::{Conn, StoreError, api_keys};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -44,7 +44,7 @@ pub enum Credential<'a> {
 /// A cached resolution of a secret.
 #[derive(Clone)]
 struct Cached {
-    principal: Principal,
+    principal: Arc<Principal>,
     /// Sessions: SHA-256 of the CSRF token and the expiry.
     session: Option<(String, OffsetDateTime)>,
     fetched: Instant,
@@ -149,12 +149,12 @@ async fn tenant_and_user(
 
 /// Resolves a credential. Every failure is 401 `unauthenticated`, except a session write
 /// without a valid CSRF token (403 `csrf_failed`).
-pub async fn authenticate(svc: &Services, cred: Credential<'_>) -> Result<Principal> {
+pub async fn authenticate(svc: &Services, cred: Credential<'_>) -> Result<Arc<Principal>> {
     match cred {
         Credential::ApiKey(k) => api_key(svc, k).await,
         Credential::Bearer(t) if t.starts_with("cg_") => api_key(svc, t).await,
         Credential::Bearer(t) if t.split('.').count() == 3 => {
-            crate::jwt::authenticate(svc, t).await
+            crate::jwt::authenticate(svc, t).await.map(Arc::new)
         }
         Credential::Bearer(_) => Err(unauthenticated(
             "the bearer token is neither an API key nor a JWT",
@@ -167,7 +167,7 @@ pub async fn authenticate(svc: &Services, cred: Credential<'_>) -> Result<Princi
     }
 }
 
-async fn api_key(svc: &Services, key: &str) -> Result<Principal> {
+async fn api_key(svc: &Services, key: &str) -> Result<Arc<Principal>> {
     if !is_api_key(key) {
         return Err(unauthenticated("malformed API key"));
     }
@@ -192,7 +192,7 @@ async fn api_key(svc: &Services, key: &str) -> Result<Principal> {
             tracing::warn!(error = %e, "could not record API key use");
         }
     }
-    let principal = principal_of(&tenant, &user, AuthMethod::ApiKey(k.id));
+    let principal = Arc::new(principal_of(&tenant, &user, AuthMethod::ApiKey(k.id)));
     let cached = Cached {
         principal: principal.clone(),
         session: None,
@@ -207,7 +207,7 @@ async fn session(
     token: &str,
     csrf: Option<&str>,
     unsafe_method: bool,
-) -> Result<Principal> {
+) -> Result<Arc<Principal>> {
     if token.is_empty() || token.len() > 128 {
         return Err(unauthenticated("invalid session"));
     }
@@ -228,7 +228,7 @@ async fn session(
                 return Err(unauthenticated("the session's user is disabled"));
             };
             let cached = Cached {
-                principal: principal_of(&tenant, &user, AuthMethod::Session(s.id)),
+                principal: Arc::new(principal_of(&tenant, &user, AuthMethod::Session(s.id))),
                 session: Some((s.csrf_hash, s.expires_at)),
                 fetched: Instant::now(),
             };
@@ -367,7 +367,7 @@ mod tests {
 
     fn cached() -> Cached {
         Cached {
-            principal: Principal {
+            principal: Arc::new(Principal {
                 tenant_id: TenantId::new_v4([1; 16]),
                 tenant_slug: "t".into(),
                 user_id: UserId::new_v4([2; 16]),
@@ -375,7 +375,7 @@ mod tests {
                 roles: vec![],
                 permissions: PermissionSet::EMPTY,
                 method: AuthMethod::Jwt("s".into()),
-            },
+            }),
             session: None,
             fetched: Instant::now(),
         }

@@ -147,5 +147,5 @@ pub async fn logout(
 #[utoipa::path(get, path = "/me", tag = "authentication",
     responses((status = 200, body = MeView), (status = 401, body = ErrorBody)))]
 pub async fn me(Auth(p): Auth) -> Json<MeView> {
-    Json((&p).into())
+    Json(p.as_ref().into())
 }

@@ -6,6 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use casegate_domain::Error;
 use casegate_domain::principal::Principal;
+use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,14 +31,14 @@ pub fn public() -> OpenApiRouter<AppState> {
 }
 
 /// The authenticated caller, put in the request by the authentication layer.
-pub struct Auth(pub Principal);
+pub struct Auth(pub Arc<Principal>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<Principal>()
+            .get::<Arc<Principal>>()
             .cloned()
             .map(Auth)
             .ok_or_else(|| ApiError(Error::unauthenticated("authentication required")))
