@@ -8,14 +8,14 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use casegate_domain::ids::{TenantId, UserId};
 use casegate_domain::principal::Principal;
 use casegate_domain::{Code, Error};
 use casegate_service::auth::{self, Credential};
-use std::net::SocketAddr;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
-use casegate_domain::ids::{TenantId, UserId};
 
 /// Name of the session cookie set by `POST /auth/login`.
 pub const SESSION_COOKIE: &str = "casegate_session";
@@ -54,7 +54,9 @@ impl RequestMetrics {
                 metrics::histogram!("http_request_duration_seconds", &labels),
             );
             let mut m = self.handles.write().unwrap_or_else(|e| e.into_inner());
-            m.entry(route.to_string()).or_default().insert(key, h.clone());
+            m.entry(route.to_string())
+                .or_default()
+                .insert(key, h.clone());
             h
         });
         count.increment(1);

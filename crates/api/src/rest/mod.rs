@@ -6,8 +6,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use casegate_domain::Error;
 use casegate_domain::principal::Principal;
-use std::sync::Arc;
 use serde::Deserialize;
+use std::sync::Arc;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 
