@@ -31,10 +31,11 @@ struct LogContext {
 /// keys on every request.
 #[derive(Default)]
 pub struct RequestMetrics {
-    handles: RwLock<HashMap<String, HashMap<(Method, u16), Handles>>>,
+    handles: RwLock<HashMap<String, ByMethodStatus>>,
 }
 
 type Handles = (metrics::Counter, metrics::Histogram);
+type ByMethodStatus = HashMap<(Method, u16), Handles>;
 
 impl RequestMetrics {
     fn record(&self, method: &Method, route: &str, status: u16, elapsed: std::time::Duration) {
