@@ -78,7 +78,8 @@ pub struct AppState {
     modifiers(&SecuritySchemes),
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     tags((name = "authentication", description = "Sessions and the caller's identity"),
-        (name = "administration", description = "Users, roles and API keys of the organisation"))
+        (name = "administration", description = "Users, roles and API keys of the organisation"),
+        (name = "audit", description = "The hash-chained audit trail, its verification and signed checkpoints"))
 )]
 struct ApiDoc;
 

@@ -164,8 +164,20 @@ pub struct StoredEvent<'a> {
     pub record: &'a [u8],
     /// The `hash` column.
     pub hash: &'a str,
-    /// Indexed columns: (event_id, action, entity_type, entity_id, occurred_at).
-    pub columns: (&'a str, &'a str, &'a str, Option<&'a str>, &'a str),
+    /// Indexed column `event_id`.
+    pub event_id: &'a str,
+    /// Indexed column `actor`.
+    pub actor: &'a str,
+    /// Indexed column `actor_id`.
+    pub actor_id: Option<&'a str>,
+    /// Indexed column `action`.
+    pub action: &'a str,
+    /// Indexed column `entity_type`.
+    pub entity_type: &'a str,
+    /// Indexed column `entity_id`.
+    pub entity_id: Option<&'a str>,
+    /// Indexed column `occurred_at`, in the wire format.
+    pub occurred_at: &'a str,
 }
 
 /// The result of verifying one tenant's chain.
@@ -259,15 +271,16 @@ impl ChainVerifier {
         }
         match serde_json::from_slice::<AuditRecord>(e.record) {
             Ok(r) => {
-                let (event_id, action, entity_type, entity_id, occurred_at) = e.columns;
                 let consistent = r.seq == expected
                     && r.tenant_id == self.tenant_id
                     && r.prev_hash == hex(&self.prev)
-                    && r.event_id == event_id
-                    && r.action == action
-                    && r.entity_type == entity_type
-                    && r.entity_id.as_deref() == entity_id
-                    && r.occurred_at == occurred_at;
+                    && r.event_id == e.event_id
+                    && r.actor == e.actor
+                    && r.actor_id.as_deref() == e.actor_id
+                    && r.action == e.action
+                    && r.entity_type == e.entity_type
+                    && r.entity_id.as_deref() == e.entity_id
+                    && r.occurred_at == e.occurred_at;
                 if !consistent {
                     self.fail(
                         expected,
@@ -376,13 +389,13 @@ mod tests {
                 seq: r.seq,
                 record: bytes,
                 hash: h,
-                columns: (
-                    &r.event_id,
-                    &r.action,
-                    &r.entity_type,
-                    r.entity_id.as_deref(),
-                    &r.occurred_at,
-                ),
+                event_id: &r.event_id,
+                actor: &r.actor,
+                actor_id: r.actor_id.as_deref(),
+                action: &r.action,
+                entity_type: &r.entity_type,
+                entity_id: r.entity_id.as_deref(),
+                occurred_at: &r.occurred_at,
             };
             if !v.push(&e) {
                 break;

@@ -62,6 +62,42 @@ impl Principal {
     }
 }
 
+/// Where a request came from; recorded with every audit event it causes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client address.
+    pub ip: Option<String>,
+    /// The request's `X-Request-Id`.
+    pub request_id: Option<String>,
+}
+
+/// A principal acting in one request: who, and from where. Dereferences to the [`Principal`].
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Who (shared with the credential cache).
+    pub principal: std::sync::Arc<Principal>,
+    /// From where.
+    pub origin: Origin,
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl Principal {
+    /// How the audit trail names this principal: the email, else `jwt:<sub>`.
+    pub fn audit_label(&self) -> String {
+        match (&self.email, &self.method) {
+            (Some(e), _) => e.clone(),
+            (None, AuthMethod::Jwt(sub)) => format!("jwt:{sub}"),
+            (None, _) => self.user_id.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

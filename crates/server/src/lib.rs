@@ -43,8 +43,20 @@ pub async fn open_database(s: &Settings) -> anyhow::Result<Arc<dyn Database>> {
     Ok(db)
 }
 
-/// The service layer over `db`, with the given clock.
-pub fn services(s: &Settings, db: Arc<dyn Database>, clock: Arc<dyn Clock>) -> Arc<Services> {
+/// Loads the audit signing key, creating it (mode 0600) on first start.
+pub fn audit_signer(s: &Settings) -> anyhow::Result<Arc<casegate_service::audit::AuditSigner>> {
+    let signer = casegate_service::audit::AuditSigner::load_or_create(&s.audit_key_file)
+        .with_context(|| format!("audit signing key {}", s.audit_key_file.display()))?;
+    Ok(Arc::new(signer))
+}
+
+/// The service layer over `db`, with the given clock and audit signing key.
+pub fn services(
+    s: &Settings,
+    db: Arc<dyn Database>,
+    clock: Arc<dyn Clock>,
+    signer: Arc<casegate_service::audit::AuditSigner>,
+) -> Arc<Services> {
     let config = ServiceConfig {
         key_env: s.key_env.clone(),
         session_ttl: time::Duration::minutes(s.session_ttl_minutes),
@@ -59,7 +71,7 @@ pub fn services(s: &Settings, db: Arc<dyn Database>, clock: Arc<dyn Clock>) -> A
             min_refresh: casegate_service::jwt::REFRESH_FLOOR,
         }),
     };
-    Services::new(db, clock, config)
+    Services::new(db, clock, config, signer)
 }
 
 /// The HTTP application for these settings.
@@ -84,7 +96,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let worker = (s.role != Role::Api).then(|| {
-        let w = casegate_worker::Worker::new(svc.clone(), Duration::from_millis(s.worker_tick_ms));
+        let w = casegate_worker::Worker::new(
+            svc.clone(),
+            Duration::from_millis(s.worker_tick_ms),
+            time::Duration::minutes(s.audit_checkpoint_minutes),
+        );
         tokio::spawn(w.run(shutdown.child_token()))
     });
     if s.role != Role::Worker {
@@ -124,4 +140,41 @@ pub fn demo_summary(d: &casegate_service::demo::Demo, base_url: &str) -> String 
         d.api_keys.get("admin").map(String::as_str).unwrap_or("")
     ));
     out
+}
+
+/// `casegate audit verify`: one line per broken tenant; `Ok(false)` when any is broken.
+pub async fn audit_verify(svc: &Services, tenant: Option<&str>) -> anyhow::Result<bool> {
+    let tenants = {
+        let mut c = svc.db.conn().await?;
+        match tenant {
+            Some(t) => vec![
+                casegate_store::tenants::resolve(&mut *c, t)
+                    .await
+                    .with_context(|| format!("no tenant {t}"))?,
+            ],
+            None => casegate_store::tenants::list(&mut *c).await?,
+        }
+    };
+    let mut all_ok = true;
+    for t in tenants {
+        let v = casegate_service::audit::verify_tenant(svc, t.id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if v.valid {
+            println!(
+                "ok      {} ({}): {} events, head {} {}",
+                t.slug, t.id, v.events_checked, v.head_seq, v.head_hash
+            );
+        } else {
+            all_ok = false;
+            println!(
+                "BROKEN  {} ({}): first broken seq {}: {}",
+                t.slug,
+                t.id,
+                v.first_broken_seq.unwrap_or_default(),
+                v.reason.unwrap_or_default()
+            );
+        }
+    }
+    Ok(all_ok)
 }

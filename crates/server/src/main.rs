@@ -3,8 +3,10 @@
 
 use anyhow::Context;
 use casegate_domain::clock::SystemClock;
-use casegate_server::settings::{Cli, Command, TenantCommand};
-use casegate_server::{Settings, demo_summary, open_database, serve, services};
+use casegate_server::settings::{AuditCommand, Cli, Command, TenantCommand};
+use casegate_server::{
+    Settings, audit_signer, audit_verify, demo_summary, open_database, serve, services,
+};
 use clap::Parser;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -67,7 +69,8 @@ async fn main() -> anyhow::Result<()> {
     // One TLS crypto provider for every crate (sqlx, reqwest, jsonwebtoken): aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let db = open_database(&settings).await?;
-    let svc = services(&settings, db, Arc::new(SystemClock));
+    let signer = audit_signer(&settings)?;
+    let svc = services(&settings, db, Arc::new(SystemClock), signer);
     let base_url = format!("http://{}", settings.listen);
     match cli.command {
         Command::Migrate => {
@@ -107,6 +110,14 @@ async fn main() -> anyhow::Result<()> {
                 })
             );
             svc.db.close().await;
+        }
+        Command::Audit(AuditCommand::Verify { tenant }) => {
+            let ok = audit_verify(&svc, tenant.as_deref()).await?;
+            svc.db.close().await;
+            if !ok {
+                drop(_log_guard);
+                std::process::exit(1);
+            }
         }
         Command::Serve => {
             if settings.demo {

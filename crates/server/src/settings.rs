@@ -37,6 +37,21 @@ pub enum Command {
     /// Manage organisations.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Audit trail operations.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Audit subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every tenant's hash chain and check its signed checkpoints; prints one line per
+    /// broken tenant naming the first broken seq and exits 1 when any is broken.
+    Verify {
+        /// Check only this tenant (slug or id).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 /// Tenant subcommands.
@@ -149,6 +164,12 @@ pub struct Options {
     /// Clock skew tolerated on JWT `exp`/`nbf`, in seconds [default: 30].
     #[arg(long, env = "CASEGATE_JWT_LEEWAY_SECS", global = true)]
     pub jwt_leeway_secs: Option<i64>,
+    /// Ed25519 key file signing audit checkpoints and exports [default: <data dir>/audit-signing.key].
+    #[arg(long, env = "CASEGATE_AUDIT_KEY_FILE", global = true)]
+    pub audit_key_file: Option<PathBuf>,
+    /// Minutes between automatic audit checkpoints of a tenant whose chain moved [default: 60].
+    #[arg(long, env = "CASEGATE_AUDIT_CHECKPOINT_MINUTES", global = true)]
+    pub audit_checkpoint_minutes: Option<i64>,
     /// Log format: json or text [default: json].
     #[arg(long, env = "CASEGATE_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
@@ -167,7 +188,7 @@ impl Options {
         layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, max_body_bytes,
             rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, db_max_connections, key_env,
             session_ttl_minutes, auth_cache_ttl_secs, jwks_url, jwt_issuer, jwt_audience, jwt_tenant_claim,
-            jwt_roles_claim, jwt_leeway_secs, log_format)
+            jwt_roles_claim, jwt_leeway_secs, audit_key_file, audit_checkpoint_minutes, log_format)
     }
 
     /// Reads a TOML settings file.
@@ -249,6 +270,10 @@ pub struct Settings {
     pub auth_cache_ttl_secs: u64,
     /// JWT, when configured.
     pub jwt: Option<JwtSettings>,
+    /// Audit signing key file.
+    pub audit_key_file: PathBuf,
+    /// Minutes between automatic checkpoints.
+    pub audit_checkpoint_minutes: i64,
     /// `json` or `text`.
     pub log_format: String,
 }
@@ -309,6 +334,9 @@ impl Settings {
         if !matches!(log_format.as_str(), "json" | "text") {
             bail!("log_format must be json or text");
         }
+        let audit_key_file = o
+            .audit_key_file
+            .unwrap_or_else(|| data_dir.join("audit-signing.key"));
         Ok(Settings {
             listen: o.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             data_dir,
@@ -326,6 +354,8 @@ impl Settings {
             session_ttl_minutes: o.session_ttl_minutes.unwrap_or(480).max(1),
             auth_cache_ttl_secs: o.auth_cache_ttl_secs.unwrap_or(10),
             jwt,
+            audit_key_file,
+            audit_checkpoint_minutes: o.audit_checkpoint_minutes.unwrap_or(60).max(1),
             log_format,
         })
     }

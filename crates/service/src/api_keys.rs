@@ -1,15 +1,18 @@
 //! API-key administration (`admin.keys`). A key acts as one user with that user's roles; the
 //! secret is returned once and only its SHA-256 is stored.
+use crate::audit::{self, Actor, Entry};
 use crate::{Error, Page, Result, Services, random_id, random_token, users};
+use casegate_domain::clock::wire_time;
 use casegate_domain::credentials::{
     API_KEY_RANDOM_LEN, api_key_prefix, format_api_key, hash_secret,
 };
 use casegate_domain::ids::{ApiKeyId, TenantId, UserId};
-use casegate_domain::principal::Principal;
+use casegate_domain::principal::{Caller, Origin};
 use casegate_domain::rbac::Permission;
 use casegate_domain::validate;
 use casegate_store::Conn;
 use casegate_store::api_keys::{self, ApiKey};
+use serde_json::Value;
 
 /// A key just created: the record and the secret, which is never retrievable again.
 #[derive(Debug)]
@@ -20,15 +23,21 @@ pub struct CreatedKey {
     pub secret: String,
 }
 
-/// Mints a key for `user` inside an open transaction (used by `create` and by `casegate demo`).
+/// Mints a key for `user` inside an open transaction and audits it (used by `create`,
+/// `casegate tenant create` and `casegate demo`).
 pub(crate) async fn mint(
     svc: &Services,
     c: &mut dyn Conn,
     tenant: TenantId,
     user: UserId,
     name: String,
-    created_by: Option<UserId>,
+    actor: &Actor,
+    origin: &Origin,
 ) -> Result<CreatedKey> {
+    let created_by = match actor {
+        Actor::User { id, .. } => Some(*id),
+        _ => None,
+    };
     let secret = format_api_key(&svc.config.key_env, &random_token(API_KEY_RANDOM_LEN));
     let record = ApiKey {
         tenant_id: tenant,
@@ -45,6 +54,11 @@ pub(crate) async fn mint(
         created_by_email: None,
     };
     api_keys::insert(c, &record).await?;
+    let entry = Entry::new("api_key.created", "api_key", record.id)
+        .change("name", Value::Null, record.name.as_str())
+        .change("prefix", Value::Null, record.prefix.as_str())
+        .change("user_id", Value::Null, record.user_id.to_string());
+    audit::append(c, record.created_at, tenant, actor, origin, entry).await?;
     Ok(CreatedKey { record, secret })
 }
 
@@ -52,11 +66,11 @@ pub(crate) async fn mint(
 /// permission of that user, so a key cannot be used to escalate.
 pub async fn create(
     svc: &Services,
-    p: &Principal,
+    p: &Caller,
     name: &str,
     user: Option<&str>,
 ) -> Result<CreatedKey> {
-    p.require(Permission::AdminKeys)?;
+    audit::require_sensitive(svc, p, Permission::AdminKeys, "api_key").await?;
     let name = validate::text("name", name, 200)?;
     let mut tx = svc.db.begin().await?;
     let owner = match user {
@@ -71,28 +85,47 @@ pub async fn create(
         return Err(Error::validation("user_id", "the user is disabled"));
     }
     users::check_grant(p, &owner.roles)?;
-    let created = mint(svc, &mut *tx, p.tenant_id, owner.id, name, Some(p.user_id)).await?;
+    let created = mint(
+        svc,
+        &mut *tx,
+        p.tenant_id,
+        owner.id,
+        name,
+        &Actor::of(p),
+        &p.origin,
+    )
+    .await?;
     tx.commit().await?;
     Ok(created)
 }
 
 /// `GET /api-keys`.
-pub async fn list(svc: &Services, p: &Principal, page: Page) -> Result<(Vec<ApiKey>, i64)> {
+pub async fn list(svc: &Services, p: &Caller, page: Page) -> Result<(Vec<ApiKey>, i64)> {
     p.require(Permission::AdminKeys)?;
     let mut c = svc.db.conn().await?;
     Ok(api_keys::list(&mut *c, p.tenant_id, page.limit, page.offset).await?)
 }
 
 /// `DELETE /api-keys/{id}`: revokes the key; it answers 401 from the next request on.
-pub async fn revoke(svc: &Services, p: &Principal, id: ApiKeyId) -> Result<ApiKey> {
-    p.require(Permission::AdminKeys)?;
+pub async fn revoke(svc: &Services, p: &Caller, id: ApiKeyId) -> Result<ApiKey> {
+    audit::require_sensitive(svc, p, Permission::AdminKeys, "api_key").await?;
     let mut tx = svc.db.begin().await?;
-    let key = api_keys::revoke(&mut *tx, p.tenant_id, id, svc.clock.now())
+    let now = svc.clock.now();
+    let key = api_keys::revoke(&mut *tx, p.tenant_id, id, now)
         .await
         .map_err(|e| match e {
             casegate_store::StoreError::NotFound => Error::not_found("API key"),
             e => e.into(),
         })?;
+    // Revoking an already revoked key changes nothing and records nothing.
+    if key.revoked_at == Some(now) {
+        let entry = Entry::new("api_key.revoked", "api_key", key.id).change(
+            "revoked_at",
+            Value::Null,
+            wire_time(now),
+        );
+        audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+    }
     tx.commit().await?;
     svc.auth_cache.remove(&key.key_hash);
     Ok(key)

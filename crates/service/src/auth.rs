@@ -6,10 +6,11 @@
 //! Resolved API keys and sessions are cached in memory for `auth_cache_ttl`, keyed by the SHA-256
 //! of the secret, so the request path does not query the database on every call. Revoking a key,
 //! logging out or changing a user's roles through this process invalidates the entries at once.
+use crate::audit::{self, Actor, Entry};
 use crate::{Code, Error, Result, Services, password, random_id, random_token};
 use casegate_domain::credentials::{hash_secret, is_api_key};
 use casegate_domain::ids::{SessionId, TenantId, UserId};
-use casegate_domain::principal::{AuthMethod, Principal};
+use casegate_domain::principal::{AuthMethod, Caller, Origin, Principal};
 use casegate_domain::rbac::permissions_of;
 use casegate_domain::validate;
 use casegate_store::sessions::{self, Session};
@@ -277,6 +278,7 @@ pub async fn login(
     email: &str,
     password: &str,
     tenant: Option<&str>,
+    origin: &Origin,
 ) -> Result<Login> {
     let bad = || unauthenticated("wrong email or password");
     let email = validate::email("username", email).map_err(|_| bad())?;
@@ -303,15 +305,33 @@ pub async fn login(
         return Err(bad());
     }
     let mut matched = Vec::new();
+    let mut failed = Vec::new();
     for u in candidates {
-        if let Some(h) = u.password_hash.clone()
-            && password::verify(password.to_string(), h).await
-        {
-            matched.push(u);
+        let ok = match u.password_hash.clone() {
+            Some(h) => password::verify(password.to_string(), h).await,
+            None => false,
+        };
+        if ok { matched.push(u) } else { failed.push(u) }
+    }
+    if matched.is_empty() {
+        // A wrong password for a known account is recorded in that organisation's trail.
+        for u in failed {
+            let entry = Entry::new("auth.login_failed", "user", u.id);
+            if let Err(e) = audit::record(
+                svc,
+                u.tenant_id,
+                &Actor::Anonymous(email.clone()),
+                origin,
+                entry,
+            )
+            .await
+            {
+                tracing::warn!(code = e.code.as_str(), "could not audit a failed login");
+            }
         }
+        return Err(bad());
     }
     let user = match matched.len() {
-        0 => return Err(bad()),
         1 => matched.remove(0),
         _ => {
             return Err(Error::validation(
@@ -337,6 +357,19 @@ pub async fn login(
         .await?
         .ok_or_else(|| Error::internal("user without tenant"))?;
     sessions::insert(&mut *tx, &s).await?;
+    let actor = Actor::User {
+        id: user.id,
+        label: user.email.clone(),
+    };
+    audit::append(
+        &mut *tx,
+        now,
+        user.tenant_id,
+        &actor,
+        origin,
+        Entry::new("auth.login", "session", s.id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Login {
         session_token,
@@ -347,15 +380,27 @@ pub async fn login(
 }
 
 /// Ends the session behind `token` (logout). Ending an unknown session is not an error.
-pub async fn logout(svc: &Services, principal: &Principal, token: &str) -> Result<()> {
+pub async fn logout(svc: &Services, principal: &Caller, token: &str) -> Result<()> {
     let AuthMethod::Session(id) = principal.method else {
         return Err(Error::validation(
             "session",
             "only a session can log out; API keys are revoked instead",
         ));
     };
-    let mut c = svc.db.conn().await?;
-    sessions::delete(&mut *c, principal.tenant_id, id).await?;
+    let mut tx = svc.db.begin().await?;
+    if sessions::delete(&mut *tx, principal.tenant_id, id).await? {
+        let entry = Entry::new("auth.logout", "session", id);
+        audit::append(
+            &mut *tx,
+            svc.clock.now(),
+            principal.tenant_id,
+            &Actor::of(principal),
+            &principal.origin,
+            entry,
+        )
+        .await?;
+    }
+    tx.commit().await?;
     svc.auth_cache.remove(&hash_secret(token));
     Ok(())
 }

@@ -1,12 +1,15 @@
 //! The sandbox tenant of `casegate demo` / `serve --demo`: one user and one fresh API key per
 //! built-in role. Idempotent: run again, it reuses the tenant and users and mints new keys (the
 //! earlier keys stay valid until revoked).
+use crate::audit::{self, Actor, Entry};
 use crate::{Result, Services, api_keys, password, random_id};
 use casegate_domain::ids::{TenantId, UserId};
+use casegate_domain::principal::Origin;
 use casegate_domain::rbac::BUILTIN_ROLES;
 use casegate_domain::validate;
 use casegate_store::tenants::{self, Tenant};
 use casegate_store::users::{self, User};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The password of every demo user (sandbox only; printed by `casegate demo`).
@@ -33,6 +36,7 @@ pub async fn ensure(svc: &Services, slug: &str) -> Result<Demo> {
     let slug = validate::slug("tenant", slug)?;
     let now = svc.clock.now();
     let hash = password::hash(DEMO_PASSWORD.to_string()).await?;
+    let origin = Origin::default();
     let mut tx = svc.db.begin().await?;
     let tenant = match tenants::by_slug(&mut *tx, &slug).await? {
         // Never turn a real organisation into a sandbox with published passwords.
@@ -52,6 +56,10 @@ pub async fn ensure(svc: &Services, slug: &str) -> Result<Demo> {
                 created_at: now,
             };
             tenants::insert(&mut *tx, &t).await?;
+            let entry = Entry::new("tenant.created", "tenant", t.id)
+                .change("slug", Value::Null, t.slug.as_str())
+                .change("sandbox", Value::Null, true);
+            audit::append(&mut *tx, now, t.id, &Actor::System, &origin, entry).await?;
             t
         }
     };
@@ -74,6 +82,15 @@ pub async fn ensure(svc: &Services, slug: &str) -> Result<Demo> {
                     updated_at: now,
                 };
                 users::insert(&mut *tx, &u).await?;
+                audit::append(
+                    &mut *tx,
+                    now,
+                    tenant.id,
+                    &Actor::System,
+                    &origin,
+                    crate::users::created_entry(&u),
+                )
+                .await?;
                 u
             }
         };
@@ -83,7 +100,8 @@ pub async fn ensure(svc: &Services, slug: &str) -> Result<Demo> {
             tenant.id,
             user.id,
             format!("demo {role}"),
-            None,
+            &Actor::System,
+            &origin,
         )
         .await?;
         keys.insert(role.to_string(), key.secret);

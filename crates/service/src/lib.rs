@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod demo;
 pub mod jwt;
@@ -65,13 +66,21 @@ pub struct Services {
     pub(crate) auth_cache: auth::AuthCache,
     /// JWKS keys by `kid`, when JWT is configured.
     pub(crate) jwks: Option<jwt::Jwks>,
+    /// Signs audit checkpoints and exports.
+    pub audit_signer: Arc<audit::AuditSigner>,
 }
 
 impl Services {
     /// Builds the services over a migrated database.
-    pub fn new(db: Arc<dyn Database>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Arc<Self> {
+    pub fn new(
+        db: Arc<dyn Database>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+        audit_signer: Arc<audit::AuditSigner>,
+    ) -> Arc<Self> {
         let jwks = config.jwt.clone().map(jwt::Jwks::new);
         Arc::new(Self {
+            audit_signer,
             auth_cache: auth::AuthCache::new(config.auth_cache_ttl),
             db,
             clock,

@@ -1,10 +1,13 @@
 //! Tenant provisioning: operator commands (`casegate tenant create`, `casegate demo`), not part
 //! of the tenant-facing API, which never lets one organisation see another.
+use crate::audit::{self, Actor, Entry};
 use crate::{Code, Error, Result, Services, api_keys, random_id, users};
 use casegate_domain::ids::TenantId;
+use casegate_domain::principal::Origin;
 use casegate_domain::validate;
 use casegate_store::tenants::{self, Tenant};
 use casegate_store::users::User;
+use serde_json::Value;
 
 /// A tenant with its first administrator and that administrator's API key.
 #[derive(Debug)]
@@ -57,9 +60,31 @@ pub async fn create(
             .with_param("slug"),
             e => e.into(),
         })?;
+    let origin = Origin::default();
+    let entry = Entry::new("tenant.created", "tenant", tenant.id)
+        .change("slug", Value::Null, tenant.slug.as_str())
+        .change("name", Value::Null, tenant.name.as_str());
+    audit::append(&mut *tx, now, tenant.id, &Actor::System, &origin, entry).await?;
     casegate_store::users::insert(&mut *tx, &admin).await?;
-    let admin_key =
-        api_keys::mint(svc, &mut *tx, tenant.id, admin.id, "bootstrap".into(), None).await?;
+    audit::append(
+        &mut *tx,
+        now,
+        tenant.id,
+        &Actor::System,
+        &origin,
+        users::created_entry(&admin),
+    )
+    .await?;
+    let admin_key = api_keys::mint(
+        svc,
+        &mut *tx,
+        tenant.id,
+        admin.id,
+        "bootstrap".into(),
+        &Actor::System,
+        &origin,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Provisioned {
         tenant,

@@ -1,8 +1,9 @@
 //! User administration (`admin.users`). Inputs naming a person accept a user id or an email of
 //! the same tenant (API.md "People").
+use crate::audit::{self, Actor, Entry};
 use crate::{Error, Page, Result, Services, password, random_id};
 use casegate_domain::ids::{TenantId, UserId};
-use casegate_domain::principal::Principal;
+use casegate_domain::principal::{Caller, Principal};
 use casegate_domain::rbac::{Permission, builtin_role, permissions_of};
 use casegate_domain::validate;
 use casegate_store::users::{self, User};
@@ -95,8 +96,8 @@ pub(crate) async fn prepare(tenant: TenantId, input: NewUser, now: OffsetDateTim
 }
 
 /// `POST /users`.
-pub async fn create(svc: &Services, p: &Principal, input: NewUser) -> Result<User> {
-    p.require(Permission::AdminUsers)?;
+pub async fn create(svc: &Services, p: &Caller, input: NewUser) -> Result<User> {
+    audit::require_sensitive(svc, p, Permission::AdminUsers, "user").await?;
     check_grant(p, &check_roles(&input.roles)?)?;
     let user = prepare(p.tenant_id, input, svc.clock.now()).await?;
     let mut tx = svc.db.begin().await?;
@@ -108,19 +109,37 @@ pub async fn create(svc: &Services, p: &Principal, input: NewUser) -> Result<Use
         .with_param("email"),
         e => e.into(),
     })?;
+    audit::append(
+        &mut *tx,
+        user.created_at,
+        p.tenant_id,
+        &Actor::of(p),
+        &p.origin,
+        created_entry(&user),
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }
 
+/// The audit entry of a new user (never the password hash).
+pub(crate) fn created_entry(u: &User) -> Entry {
+    Entry::new("user.created", "user", u.id)
+        .change("email", serde_json::Value::Null, u.email.as_str())
+        .change("name", serde_json::Value::Null, u.name.as_str())
+        .change("roles", serde_json::Value::Null, u.roles.clone())
+        .change("has_password", false, u.password_hash.is_some())
+}
+
 /// `GET /users`.
-pub async fn list(svc: &Services, p: &Principal, page: Page) -> Result<(Vec<User>, i64)> {
+pub async fn list(svc: &Services, p: &Caller, page: Page) -> Result<(Vec<User>, i64)> {
     p.require(Permission::AdminUsers)?;
     let mut c = svc.db.conn().await?;
     Ok(users::list(&mut *c, p.tenant_id, page.limit, page.offset).await?)
 }
 
 /// `GET /users/{id}`: by id or email.
-pub async fn get(svc: &Services, p: &Principal, id_or_email: &str) -> Result<User> {
+pub async fn get(svc: &Services, p: &Caller, id_or_email: &str) -> Result<User> {
     p.require(Permission::AdminUsers)?;
     let mut c = svc.db.conn().await?;
     resolve(&mut *c, p.tenant_id, id_or_email).await
@@ -129,11 +148,11 @@ pub async fn get(svc: &Services, p: &Principal, id_or_email: &str) -> Result<Use
 /// `PUT /users/{id}/roles`. Takes effect at once: cached credentials of the user are dropped.
 pub async fn set_roles(
     svc: &Services,
-    p: &Principal,
+    p: &Caller,
     id_or_email: &str,
     roles: Vec<String>,
 ) -> Result<User> {
-    p.require(Permission::AdminUsers)?;
+    audit::require_sensitive(svc, p, Permission::AdminUsers, "user").await?;
     let roles = check_roles(&roles)?;
     check_grant(p, &roles)?;
     let mut tx = svc.db.begin().await?;
@@ -142,6 +161,12 @@ pub async fn set_roles(
     check_grant(p, &user.roles)?;
     let now = svc.clock.now();
     users::set_roles(&mut *tx, p.tenant_id, user.id, &roles, now).await?;
+    let entry = Entry::new("user.roles_changed", "user", user.id).change(
+        "roles",
+        user.roles.clone(),
+        roles.clone(),
+    );
+    audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
     tx.commit().await?;
     svc.auth_cache.remove_user(p.tenant_id, user.id);
     Ok(User {
@@ -165,11 +190,11 @@ pub struct UserPatch {
 /// `PATCH /users/{id}`.
 pub async fn update(
     svc: &Services,
-    p: &Principal,
+    p: &Caller,
     id_or_email: &str,
     patch: UserPatch,
 ) -> Result<User> {
-    p.require(Permission::AdminUsers)?;
+    audit::require_sensitive(svc, p, Permission::AdminUsers, "user").await?;
     let name = patch
         .name
         .as_deref()
@@ -189,6 +214,20 @@ pub async fn update(
         return Err(Error::validation("active", "you cannot disable yourself"));
     }
     let ends_sessions = password_hash.is_some() || patch.active == Some(false);
+    let mut entry = Entry::new("user.updated", "user", user.id);
+    if let Some(n) = &name
+        && *n != user.name
+    {
+        entry = entry.change("name", user.name.as_str(), n.as_str());
+    }
+    if let Some(a) = patch.active
+        && a != user.active
+    {
+        entry = entry.change("active", user.active, a);
+    }
+    if password_hash.is_some() {
+        entry = entry.change("password", "[redacted]", "[changed]");
+    }
     if let Some(n) = name {
         user.name = n;
     }
@@ -203,6 +242,15 @@ pub async fn update(
     if ends_sessions {
         sessions::delete_for_user(&mut *tx, p.tenant_id, user.id).await?;
     }
+    audit::append(
+        &mut *tx,
+        user.updated_at,
+        p.tenant_id,
+        &Actor::of(p),
+        &p.origin,
+        entry,
+    )
+    .await?;
     tx.commit().await?;
     svc.auth_cache.remove_user(p.tenant_id, user.id);
     Ok(user)

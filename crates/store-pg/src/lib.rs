@@ -27,11 +27,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The embedded migrations, in order: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/0001_foundation.sql"),
+    ),
+    (2, "audit", include_str!("../migrations/0002_audit.sql")),
+];
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(

@@ -3,6 +3,7 @@
 //! `casegate_store::conformance_suite!(fresh_db);` where `fresh_db()` is an async fn returning a
 //! [`TestDb`].
 use crate::api_keys::{self, ApiKey};
+use crate::audit;
 use crate::sessions::{self, Session};
 use crate::tenants::{self, Tenant};
 use crate::users::{self, User};
@@ -59,7 +60,9 @@ macro_rules! conformance_suite {
             sessions_expire_and_end,
             uncommitted_transactions_leave_nothing,
             values_round_trip_exactly,
-            concurrent_writers_all_commit
+            concurrent_writers_all_commit,
+            audit_rows_cannot_be_updated_or_deleted,
+            concurrent_audit_appends_form_one_chain
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -421,4 +424,136 @@ pub async fn concurrent_writers_all_commit(db: Arc<dyn Database>) {
     }
     let mut c = db.conn().await.unwrap();
     assert_eq!(users::list(&mut *c, t.id, 1, 0).await.unwrap().1, 17);
+}
+
+/// Appends a sealed event at the head of `tenant`'s chain in the open transaction.
+async fn append_event(
+    c: &mut dyn crate::Conn,
+    tenant: TenantId,
+    action: &str,
+) -> crate::audit::StoredAudit {
+    use casegate_domain::audit::{AuditRecord, hex, seal, unhex32};
+    let (seq, prev) = audit::lock_head(c, tenant).await.unwrap();
+    let record = AuditRecord {
+        tenant_id: tenant.to_string(),
+        seq: seq + 1,
+        event_id: Uuid::new_v4().to_string(),
+        occurred_at: casegate_domain::clock::wire_time(T0),
+        actor: "system".into(),
+        actor_id: None,
+        actor_ip: None,
+        request_id: None,
+        action: action.into(),
+        entity_type: "test".into(),
+        entity_id: Some(format!("e{}", seq + 1)),
+        changes: json!({}),
+        prev_hash: prev.clone(),
+    };
+    let (bytes, hash) = seal(&record, &unhex32(&prev).unwrap());
+    let stored = audit::StoredAudit {
+        tenant_id: tenant,
+        seq: record.seq,
+        event_id: record.event_id.parse().unwrap(),
+        occurred_at: T0,
+        actor: record.actor.clone(),
+        actor_id: None,
+        action: record.action.clone(),
+        entity_type: record.entity_type.clone(),
+        entity_id: record.entity_id.clone(),
+        record: String::from_utf8(bytes).unwrap(),
+        hash: hex(&hash),
+    };
+    audit::insert(c, &stored).await.unwrap();
+    stored
+}
+
+/// The database itself refuses to change or remove audit events and checkpoints.
+pub async fn audit_rows_cannot_be_updated_or_deleted(db: Arc<dyn Database>) {
+    let (t, _) = setup(&*db, "bank").await;
+    let mut tx = db.begin().await.unwrap();
+    let e = append_event(&mut *tx, t.id, "user.created").await;
+    tx.commit().await.unwrap();
+    let mut c = db.conn().await.unwrap();
+    audit::insert_checkpoint(
+        &mut *c,
+        &audit::StoredCheckpoint {
+            tenant_id: t.id,
+            seq: 1,
+            hash: e.hash.clone(),
+            signed_at: T0,
+            signature: "sig".into(),
+            key_id: "k".into(),
+        },
+    )
+    .await
+    .unwrap();
+    for sql in [
+        "UPDATE audit_events SET action = 'user.deleted'",
+        "UPDATE audit_events SET record = '{}'",
+        "DELETE FROM audit_events",
+        "UPDATE audit_checkpoints SET hash = 'x'",
+        "DELETE FROM audit_checkpoints",
+    ] {
+        assert!(c.execute(sql, &[]).await.is_err(), "{sql} must be refused");
+    }
+    if c.dialect() == crate::Dialect::Postgres {
+        assert!(c.execute("TRUNCATE audit_events", &[]).await.is_err());
+    }
+    let (rows, total) = audit::list(&mut *c, t.id, &Default::default(), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!((total, rows[0].clone()), (1, e));
+    assert_eq!(audit::checkpoints(&mut *c, t.id).await.unwrap().len(), 1);
+}
+
+/// Concurrent writers of one tenant queue on the chain head: seqs are gap-free and every event
+/// links to its predecessor, on both backends.
+pub async fn concurrent_audit_appends_form_one_chain(db: Arc<dyn Database>) {
+    let (t, _) = setup(&*db, "busy").await;
+    let (other, _) = setup(&*db, "other").await;
+    let mut handles = Vec::new();
+    for i in 0..24 {
+        let db = db.clone();
+        let tenant = if i % 3 == 0 { other.id } else { t.id };
+        handles.push(tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            append_event(&mut *tx, tenant, "case.updated").await;
+            tx.commit().await.unwrap();
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let mut c = db.conn().await.unwrap();
+    for (tenant, n) in [(t.id, 16), (other.id, 8)] {
+        let events = audit::chain_after(&mut *c, tenant, 0, 100).await.unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=n).collect::<Vec<_>>()
+        );
+        let mut v = casegate_domain::audit::ChainVerifier::new(&tenant.to_string(), &[], None);
+        for e in &events {
+            let (event_id, occurred_at) = (
+                e.event_id.to_string(),
+                casegate_domain::clock::wire_time(e.occurred_at),
+            );
+            assert!(v.push(&casegate_domain::audit::StoredEvent {
+                seq: e.seq,
+                record: e.record.as_bytes(),
+                hash: &e.hash,
+                event_id: &event_id,
+                actor: &e.actor,
+                actor_id: None,
+                action: &e.action,
+                entity_type: &e.entity_type,
+                entity_id: e.entity_id.as_deref(),
+                occurred_at: &occurred_at,
+            }));
+        }
+        assert!(v.finish().valid);
+        assert_eq!(
+            audit::head(&mut *c, tenant).await.unwrap().map(|h| h.0),
+            Some(n)
+        );
+    }
 }

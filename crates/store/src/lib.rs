@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
+pub mod audit;
 pub mod conformance;
 pub mod conn;
 pub mod error;

@@ -2,7 +2,8 @@
 //! stops cleanly when its cancellation token fires (SIGTERM).
 //!
 //! # Layout
-//! - [`Worker`]: the loop and its jobs. Today: purging expired sessions. The transactional
+//! - [`Worker`]: the loop and its jobs. Today: purging expired sessions and signing audit
+//!   checkpoints for tenants whose chain moved. The transactional
 //!   outbox dispatcher, webhook delivery, approval timers and audit exports join it as their
 //!   issues land; each job claims its rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so
 //!   several worker processes can share one database.
@@ -19,19 +20,28 @@ pub struct Worker {
     svc: Arc<Services>,
     /// How often to poll (`CASEGATE_WORKER_TICK_MS`).
     tick: Duration,
+    /// Minimum time between two automatic audit checkpoints of one tenant.
+    checkpoint_every: time::Duration,
 }
 
 impl Worker {
     /// A worker polling every `tick`.
-    pub fn new(svc: Arc<Services>, tick: Duration) -> Self {
-        Self { svc, tick }
+    pub fn new(svc: Arc<Services>, tick: Duration, checkpoint_every: time::Duration) -> Self {
+        Self {
+            svc,
+            tick,
+            checkpoint_every,
+        }
     }
 
     /// Runs one round of every job; returns how many items were processed.
     pub async fn run_once(&self) -> casegate_service::Result<u64> {
         let mut c = self.svc.db.conn().await?;
         let purged = casegate_store::sessions::purge_expired(&mut *c, self.svc.clock.now()).await?;
-        Ok(purged)
+        drop(c);
+        let signed =
+            casegate_service::audit::checkpoint_due(&self.svc, self.checkpoint_every).await?;
+        Ok(purged + signed)
     }
 
     /// Polls until `cancel` fires. A failing round is logged and retried on the next tick.

@@ -2,7 +2,7 @@
 use crate::AppState;
 use crate::error::{ApiJson, ApiResult, ErrorBody};
 use crate::middleware::{SESSION_COOKIE, cookie};
-use crate::rest::Auth;
+use crate::rest::{Auth, ReqOrigin};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -97,9 +97,17 @@ pub fn protected_router() -> OpenApiRouter<AppState> {
         (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(st): State<AppState>,
+    ReqOrigin(origin): ReqOrigin,
     ApiJson(b): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let l = auth::login(&st.svc, &b.username, &b.password, b.tenant.as_deref()).await?;
+    let l = auth::login(
+        &st.svc,
+        &b.username,
+        &b.password,
+        b.tenant.as_deref(),
+        &origin,
+    )
+    .await?;
     let max_age = st.svc.config.session_ttl.whole_seconds();
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}",
@@ -147,5 +155,5 @@ pub async fn logout(
 #[utoipa::path(get, path = "/me", tag = "authentication",
     responses((status = 200, body = MeView), (status = 401, body = ErrorBody)))]
 pub async fn me(Auth(p): Auth) -> Json<MeView> {
-    Json(p.as_ref().into())
+    Json(p.principal.as_ref().into())
 }

@@ -2,16 +2,19 @@
 //! are thin: extract, call `casegate_service`, shape the answer.
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use axum::extract::ConnectInfo;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use casegate_domain::Error;
-use casegate_domain::principal::Principal;
+use casegate_domain::principal::{Caller, Origin, Principal};
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod roles;
 pub mod users;
@@ -21,6 +24,7 @@ pub fn protected() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(users::router())
         .merge(api_keys::router())
+        .merge(audit::router())
         .merge(roles::router())
         .merge(auth::protected_router())
 }
@@ -30,18 +34,43 @@ pub fn public() -> OpenApiRouter<AppState> {
     auth::public_router()
 }
 
-/// The authenticated caller, put in the request by the authentication layer.
-pub struct Auth(pub Arc<Principal>);
+/// The authenticated caller with the request's origin, put in the request by the
+/// authentication layer.
+pub struct Auth(pub Caller);
 
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
+        let principal = parts
             .extensions
             .get::<Arc<Principal>>()
             .cloned()
-            .map(Auth)
-            .ok_or_else(|| ApiError(Error::unauthenticated("authentication required")))
+            .ok_or_else(|| ApiError(Error::unauthenticated("authentication required")))?;
+        Ok(Auth(Caller {
+            principal,
+            origin: origin_of(parts),
+        }))
+    }
+}
+
+/// Where the request came from: client address and request id (for the audit trail).
+pub fn origin_of(parts: &Parts) -> Origin {
+    Origin {
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        request_id: Some(crate::error::current_request_id()).filter(|s| !s.is_empty()),
+    }
+}
+
+/// The request's origin, for handlers without a principal (login).
+pub struct ReqOrigin(pub Origin);
+
+impl<S: Send + Sync> FromRequestParts<S> for ReqOrigin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ReqOrigin(origin_of(parts)))
     }
 }
 

@@ -86,7 +86,12 @@ pub async fn start_with(backend: Backend, settings: Settings, config: ServiceCon
         Backend::Postgres => casegate_store_pg::testing::fresh().await,
     };
     let clock = Arc::new(ManualClock::new(START));
-    let svc = Services::new(db.db.clone(), clock.clone(), config);
+    let svc = Services::new(
+        db.db.clone(),
+        clock.clone(),
+        config,
+        Arc::new(casegate_service::audit::AuditSigner::generate()),
+    );
     let a = org(&svc, "acme").await;
     let b = org(&svc, "globex").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

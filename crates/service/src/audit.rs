@@ -1,0 +1,408 @@
+//! Writing and checking the audit trail. Every state-changing command appends its event with
+//! [`append`] inside its own transaction, as the last step before commit, so the change and its
+//! record commit together or not at all (DESIGN.md principle 3). Events that record a refusal
+//! (failed login, permission denied) are written with [`record`] in a transaction of their own.
+use crate::{Error, Result, Services};
+use base64::Engine;
+use casegate_domain::audit::{
+    self as chain, AuditEvent, AuditRecord, ChainVerifier, Checkpoint, CheckpointBody, StoredEvent,
+    Verification,
+};
+use casegate_domain::clock::wire_time;
+use casegate_domain::ids::{TenantId, UserId};
+use casegate_domain::principal::{Caller, Origin, Principal};
+use casegate_domain::rbac::Permission;
+use casegate_store::Conn;
+use casegate_store::audit::{self as store, AuditFilter, StoredAudit, StoredCheckpoint};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Who an event is attributed to.
+#[derive(Clone, Debug)]
+pub enum Actor {
+    /// A user or identity-provider principal.
+    User {
+        /// The user id.
+        id: UserId,
+        /// Email, or `jwt:<sub>`.
+        label: String,
+    },
+    /// Someone not (yet) authenticated, e.g. a failed login naming this account.
+    Anonymous(String),
+    /// casegate itself (operator commands, workers).
+    System,
+}
+
+impl Actor {
+    /// The actor of a principal.
+    pub fn of(p: &Principal) -> Self {
+        Actor::User {
+            id: p.user_id,
+            label: p.audit_label(),
+        }
+    }
+}
+
+/// What happened, before it is placed in the chain.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// `<entity>.<verb>`.
+    pub action: &'static str,
+    /// Entity kind.
+    pub entity_type: &'static str,
+    /// Entity id.
+    pub entity_id: Option<String>,
+    /// `{"field": {"before": …, "after": …}}`; never secrets.
+    pub changes: Value,
+}
+
+impl Entry {
+    /// An entry with no field changes.
+    pub fn new(action: &'static str, entity_type: &'static str, entity_id: impl ToString) -> Self {
+        Self {
+            action,
+            entity_type,
+            entity_id: Some(entity_id.to_string()),
+            changes: json!({}),
+        }
+    }
+    /// Adds one changed field.
+    pub fn change(
+        mut self,
+        field: &str,
+        before: impl Into<Value>,
+        after: impl Into<Value>,
+    ) -> Self {
+        if let Value::Object(m) = &mut self.changes {
+            m.insert(
+                field.to_string(),
+                json!({ "before": before.into(), "after": after.into() }),
+            );
+        }
+        self
+    }
+}
+
+/// The Ed25519 key that signs checkpoints and exports. Kept in the data directory (or
+/// configured); its bytes never reach a log (`Debug` shows only the key id).
+pub struct AuditSigner {
+    key: SigningKey,
+    /// First 16 hex digits of SHA-256 of the public key.
+    pub key_id: String,
+}
+
+impl std::fmt::Debug for AuditSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSigner")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditSigner {
+    /// A signer from 32 secret bytes.
+    pub fn from_bytes(secret: [u8; 32]) -> Self {
+        let key = SigningKey::from_bytes(&secret);
+        let key_id = chain::hex(&Sha256::digest(key.verifying_key().as_bytes())[..8]);
+        Self { key, key_id }
+    }
+    /// A fresh random key (tests, first start).
+    pub fn generate() -> Self {
+        Self::from_bytes(rand::random())
+    }
+    /// Loads the key file (base64 of the 32 secret bytes), creating it with mode 0600 if absent.
+    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        if path.exists() {
+            let text = std::fs::read_to_string(path)?;
+            let raw = b64
+                .decode(text.trim())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            let secret: [u8; 32] = raw.try_into().map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "audit key must be 32 bytes",
+                )
+            })?;
+            return Ok(Self::from_bytes(secret));
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let secret: [u8; 32] = rand::random();
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        std::io::Write::write_all(&mut opts.open(path)?, b64.encode(secret).as_bytes())?;
+        Ok(Self::from_bytes(secret))
+    }
+    /// The public half.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+    /// Signs arbitrary bytes (exports); standard base64.
+    pub fn sign(&self, bytes: &[u8]) -> String {
+        use ed25519_dalek::Signer;
+        base64::engine::general_purpose::STANDARD.encode(self.key.sign(bytes).to_bytes())
+    }
+}
+
+/// Appends `entry` to `tenant`'s chain inside the open transaction `c`.
+pub async fn append(
+    c: &mut dyn Conn,
+    now: OffsetDateTime,
+    tenant: TenantId,
+    actor: &Actor,
+    origin: &Origin,
+    entry: Entry,
+) -> Result<AuditEvent> {
+    let (seq, prev_hex) = store::lock_head(c, tenant).await?;
+    let prev =
+        chain::unhex32(&prev_hex).ok_or_else(|| Error::internal("audit head hash is not hex"))?;
+    let (actor_label, actor_id) = match actor {
+        Actor::User { id, label } => (label.clone(), Some(*id)),
+        Actor::Anonymous(label) => (label.clone(), None),
+        Actor::System => ("system".to_string(), None),
+    };
+    let event_id = Uuid::new_v4();
+    let record = AuditRecord {
+        tenant_id: tenant.to_string(),
+        seq: seq + 1,
+        event_id: event_id.to_string(),
+        occurred_at: wire_time(now),
+        actor: actor_label.clone(),
+        actor_id: actor_id.map(|u| u.to_string()),
+        actor_ip: origin.ip.clone(),
+        request_id: origin.request_id.clone(),
+        action: entry.action.to_string(),
+        entity_type: entry.entity_type.to_string(),
+        entity_id: entry.entity_id.clone(),
+        changes: entry.changes,
+        prev_hash: prev_hex,
+    };
+    let (bytes, hash) = chain::seal(&record, &prev);
+    let hash = chain::hex(&hash);
+    let stored = StoredAudit {
+        tenant_id: tenant,
+        seq: record.seq,
+        event_id,
+        occurred_at: now,
+        actor: actor_label,
+        actor_id: actor_id.map(|u| u.0),
+        action: record.action.clone(),
+        entity_type: record.entity_type.clone(),
+        entity_id: record.entity_id.clone(),
+        record: String::from_utf8(bytes).map_err(Error::internal)?,
+        hash: hash.clone(),
+    };
+    store::insert(c, &stored).await?;
+    Ok(AuditEvent { record, hash })
+}
+
+/// Records an event in a transaction of its own (refusals, which change nothing else).
+pub async fn record(
+    svc: &Services,
+    tenant: TenantId,
+    actor: &Actor,
+    origin: &Origin,
+    entry: Entry,
+) -> Result<()> {
+    let mut tx = svc.db.begin().await?;
+    append(&mut *tx, svc.clock.now(), tenant, actor, origin, entry).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Checks `p` holds `perm`; a refusal of a sensitive operation is itself audited.
+pub async fn require_sensitive(
+    svc: &Services,
+    p: &Caller,
+    perm: Permission,
+    entity_type: &'static str,
+) -> Result<()> {
+    if let Err(e) = p.require(perm) {
+        let entry = Entry {
+            action: "auth.permission_denied",
+            entity_type,
+            entity_id: None,
+            changes: json!({ "required_permission": perm.as_str() }),
+        };
+        if let Err(audit_err) = record(svc, p.tenant_id, &Actor::of(p), &p.origin, entry).await {
+            tracing::warn!(
+                code = audit_err.code.as_str(),
+                "could not audit a permission denial"
+            );
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// An event as the API returns it: the stored canonical record plus its hash.
+pub fn to_event(s: &StoredAudit) -> Result<AuditEvent> {
+    let record: AuditRecord = serde_json::from_str(&s.record)
+        .map_err(|e| Error::internal(format!("audit record {}: {e}", s.seq)))?;
+    Ok(AuditEvent {
+        record,
+        hash: s.hash.clone(),
+    })
+}
+
+/// `GET /audit/events`.
+pub async fn events(
+    svc: &Services,
+    p: &Caller,
+    f: &AuditFilter,
+    page: crate::Page,
+) -> Result<(Vec<AuditEvent>, i64)> {
+    p.require(Permission::AuditView)?;
+    let mut c = svc.db.conn().await?;
+    let (rows, total) = store::list(&mut *c, p.tenant_id, f, page.limit, page.offset).await?;
+    Ok((rows.iter().map(to_event).collect::<Result<_>>()?, total))
+}
+
+fn to_checkpoint(c: &StoredCheckpoint) -> Checkpoint {
+    Checkpoint {
+        body: CheckpointBody {
+            tenant_id: c.tenant_id.to_string(),
+            seq: c.seq,
+            hash: c.hash.clone(),
+            signed_at: wire_time(c.signed_at),
+        },
+        signature: c.signature.clone(),
+    }
+}
+
+/// Rows read per batch by verification.
+const VERIFY_BATCH: i64 = 10_000;
+
+/// Recomputes `tenant`'s chain and checks its checkpoints against the configured key.
+pub async fn verify_tenant(svc: &Services, tenant: TenantId) -> Result<Verification> {
+    let mut c = svc.db.conn().await?;
+    let checkpoints: Vec<Checkpoint> = store::checkpoints(&mut *c, tenant)
+        .await?
+        .iter()
+        .map(to_checkpoint)
+        .collect();
+    let vk = svc.audit_signer.verifying_key();
+    let mut v = ChainVerifier::new(&tenant.to_string(), &checkpoints, Some(&vk));
+    let mut after = 0;
+    'batches: loop {
+        let batch = store::chain_after(&mut *c, tenant, after, VERIFY_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        for e in &batch {
+            let event_id = e.event_id.to_string();
+            let occurred_at = wire_time(e.occurred_at);
+            let actor_id = e.actor_id.map(|u| u.to_string());
+            let stored = StoredEvent {
+                seq: e.seq,
+                record: e.record.as_bytes(),
+                hash: &e.hash,
+                event_id: &event_id,
+                actor: &e.actor,
+                actor_id: actor_id.as_deref(),
+                action: &e.action,
+                entity_type: &e.entity_type,
+                entity_id: e.entity_id.as_deref(),
+                occurred_at: &occurred_at,
+            };
+            if !v.push(&stored) {
+                break 'batches;
+            }
+        }
+        if (batch.len() as i64) < VERIFY_BATCH {
+            break;
+        }
+    }
+    Ok(v.finish())
+}
+
+/// `GET /audit/verify`.
+pub async fn verify(svc: &Services, p: &Caller) -> Result<Verification> {
+    p.require(Permission::AuditView)?;
+    verify_tenant(svc, p.tenant_id).await
+}
+
+/// Signs a checkpoint at the tenant's current head (none for an empty chain).
+pub async fn checkpoint_tenant(svc: &Services, tenant: TenantId) -> Result<Option<Checkpoint>> {
+    let mut c = svc.db.conn().await?;
+    let Some((seq, hash)) = store::head(&mut *c, tenant).await? else {
+        return Ok(None);
+    };
+    let now = svc.clock.now();
+    let body = CheckpointBody {
+        tenant_id: tenant.to_string(),
+        seq,
+        hash: hash.clone(),
+        signed_at: wire_time(now),
+    };
+    let signed = chain::sign_checkpoint(&svc.audit_signer.key, body);
+    store::insert_checkpoint(
+        &mut *c,
+        &StoredCheckpoint {
+            tenant_id: tenant,
+            seq,
+            hash,
+            signed_at: now,
+            signature: signed.signature.clone(),
+            key_id: svc.audit_signer.key_id.clone(),
+        },
+    )
+    .await?;
+    Ok(Some(signed))
+}
+
+/// `POST /audit/checkpoints`: a checkpoint on demand.
+pub async fn checkpoint(svc: &Services, p: &Caller) -> Result<Option<Checkpoint>> {
+    require_sensitive(svc, p, Permission::AuditExport, "audit_checkpoint").await?;
+    checkpoint_tenant(svc, p.tenant_id).await
+}
+
+/// Signs a checkpoint for every tenant whose chain moved since its last checkpoint and whose
+/// last checkpoint is older than `every`. Returns how many were signed (worker job).
+pub async fn checkpoint_due(svc: &Services, every: time::Duration) -> Result<u64> {
+    let tenants = {
+        let mut c = svc.db.conn().await?;
+        casegate_store::tenants::list(&mut *c).await?
+    };
+    let now = svc.clock.now();
+    let mut signed = 0;
+    for t in tenants {
+        let (head, last) = {
+            let mut c = svc.db.conn().await?;
+            (
+                store::head(&mut *c, t.id).await?,
+                store::checkpoints(&mut *c, t.id).await?.pop(),
+            )
+        };
+        let Some((seq, _)) = head else { continue };
+        let due = match last {
+            None => true,
+            Some(l) => l.seq < seq && now - l.signed_at >= every,
+        };
+        if due && checkpoint_tenant(svc, t.id).await?.is_some() {
+            signed += 1;
+        }
+    }
+    Ok(signed)
+}
+
+/// `GET /audit/checkpoints`: the public key and the tenant's checkpoints.
+pub async fn checkpoints(svc: &Services, p: &Caller) -> Result<(String, String, Vec<Checkpoint>)> {
+    p.require(Permission::AuditView)?;
+    let mut c = svc.db.conn().await?;
+    let cps = store::checkpoints(&mut *c, p.tenant_id)
+        .await?
+        .iter()
+        .map(to_checkpoint)
+        .collect();
+    let public = base64::engine::general_purpose::STANDARD
+        .encode(svc.audit_signer.verifying_key().as_bytes());
+    Ok((public, svc.audit_signer.key_id.clone(), cps))
+}

@@ -1,0 +1,297 @@
+//! The audit trail's storage: events (append-only, enforced by triggers on both backends), the
+//! per-tenant chain head that serialises appends, and signed checkpoints. Hashing and
+//! verification are pure and live in `casegate_domain::audit`.
+use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val};
+use casegate_domain::clock::wire_time;
+use casegate_domain::ids::TenantId;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One stored event: the canonical record as hashed, its hash, and the indexed columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredAudit {
+    /// Owning tenant (its chain).
+    pub tenant_id: TenantId,
+    /// Position in the chain.
+    pub seq: i64,
+    /// Event id.
+    pub event_id: Uuid,
+    /// When it happened.
+    pub occurred_at: OffsetDateTime,
+    /// Actor as recorded (email, `jwt:<sub>`, `system`).
+    pub actor: String,
+    /// Actor's user id.
+    pub actor_id: Option<Uuid>,
+    /// `<entity>.<verb>`.
+    pub action: String,
+    /// Entity kind.
+    pub entity_type: String,
+    /// Entity id.
+    pub entity_id: Option<String>,
+    /// RFC 8785 canonical JSON of the record, exactly the hashed bytes.
+    pub record: String,
+    /// Lowercase hex SHA-256.
+    pub hash: String,
+}
+
+const COLS: &str = "tenant_id, seq, event_id, occurred_at, actor, actor_id, action, entity_type, entity_id, record, hash";
+
+fn from_row(r: &Row) -> StoreResult<StoredAudit> {
+    Ok(StoredAudit {
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        seq: r.int("seq")?,
+        event_id: r.uuid("event_id")?,
+        occurred_at: r.time("occurred_at")?,
+        actor: r.text("actor")?,
+        actor_id: r.opt_uuid("actor_id")?,
+        action: r.text("action")?,
+        entity_type: r.text("entity_type")?,
+        entity_id: r.opt_text("entity_id")?,
+        record: r.text("record")?,
+        hash: r.text("hash")?,
+    })
+}
+
+/// Locks the tenant's chain head until the transaction ends and returns `(seq, hash)` of the
+/// last event (`(0, 64 zeros)` for an empty chain). PostgreSQL takes a row lock, so concurrent
+/// writers of one tenant queue here and the chain stays linear across server processes; SQLite
+/// transactions are already serialised by `BEGIN IMMEDIATE`.
+pub async fn lock_head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<(i64, String)> {
+    let sql = match c.dialect() {
+        Dialect::Postgres => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE",
+        Dialect::Sqlite => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
+    };
+    if let Some(r) = c.fetch_optional(sql, &[tenant.into()]).await? {
+        return Ok((r.int("seq")?, r.text("hash")?));
+    }
+    let genesis = "0".repeat(64);
+    c.execute(
+        "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING",
+        &[tenant.into(), genesis.as_str().into()],
+    )
+    .await?;
+    let r = c.fetch_one(sql, &[tenant.into()]).await?;
+    Ok((r.int("seq")?, r.text("hash")?))
+}
+
+/// Appends an event and moves the head. Call inside the transaction that holds the head lock.
+pub async fn insert(c: &mut dyn Conn, e: &StoredAudit) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, actor_id, action, entity_type, entity_id, record, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            e.tenant_id.into(),
+            e.seq.into(),
+            e.event_id.into(),
+            e.occurred_at.into(),
+            e.actor.as_str().into(),
+            e.actor_id.into(),
+            e.action.as_str().into(),
+            e.entity_type.as_str().into(),
+            e.entity_id.clone().into(),
+            e.record.as_str().into(),
+            e.hash.as_str().into(),
+        ],
+    )
+    .await?;
+    let n = c
+        .execute(
+            "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1 AND seq = $4",
+            &[
+                e.tenant_id.into(),
+                e.seq.into(),
+                e.hash.as_str().into(),
+                (e.seq - 1).into(),
+            ],
+        )
+        .await?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            constraint: "audit_heads: the chain moved; the head lock was not held".into(),
+        })
+    }
+}
+
+/// Filters of `GET /audit/events`.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Entity kind.
+    pub entity_type: Option<String>,
+    /// Entity id.
+    pub entity_id: Option<String>,
+    /// Actor as recorded (email, `system`…) or actor user id.
+    pub actor: Option<String>,
+    /// Action.
+    pub action: Option<String>,
+    /// From this time on (inclusive).
+    pub from: Option<OffsetDateTime>,
+    /// Before this time (exclusive).
+    pub to: Option<OffsetDateTime>,
+    /// Oldest first when true; newest first otherwise.
+    pub ascending: bool,
+}
+
+/// A page of `tenant`'s events and the number matching the filter.
+pub async fn list(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    f: &AuditFilter,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<StoredAudit>, i64)> {
+    let mut clauses = vec!["tenant_id = $1".to_string()];
+    let mut args: Vec<Val> = vec![tenant.into()];
+    let mut push = |clause: &str, v: Val, args: &mut Vec<Val>| {
+        args.push(v);
+        clauses.push(clause.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(v) = &f.entity_type {
+        push("entity_type = ?", v.as_str().into(), &mut args);
+    }
+    if let Some(v) = &f.entity_id {
+        push("entity_id = ?", v.as_str().into(), &mut args);
+    }
+    if let Some(v) = &f.action {
+        push("action = ?", v.as_str().into(), &mut args);
+    }
+    if let Some(v) = &f.actor {
+        match v.parse::<Uuid>() {
+            Ok(id) => push("actor_id = ?", id.into(), &mut args),
+            Err(_) => push("actor = ?", v.to_ascii_lowercase().into(), &mut args),
+        }
+    }
+    if let Some(v) = f.from {
+        push("occurred_at >= ?", v.into(), &mut args);
+    }
+    if let Some(v) = f.to {
+        push("occurred_at < ?", v.into(), &mut args);
+    }
+    let filter = clauses.join(" AND ");
+    let order = if f.ascending { "ASC" } else { "DESC" };
+    let total = c
+        .fetch_one(
+            &format!("SELECT count(*) AS n FROM audit_events WHERE {filter}"),
+            &args,
+        )
+        .await?
+        .int("n")?;
+    let n = args.len();
+    args.push(limit.into());
+    args.push(offset.into());
+    let sql = format!(
+        "SELECT {COLS} FROM audit_events WHERE {filter} ORDER BY seq {order} LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let rows = c.fetch_all(&sql, &args).await?;
+    Ok((
+        rows.iter().map(from_row).collect::<StoreResult<_>>()?,
+        total,
+    ))
+}
+
+/// Events with `seq > after`, oldest first, at most `limit` (verification reads the chain in
+/// such batches).
+pub async fn chain_after(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<StoredAudit>> {
+    let sql = format!(
+        "SELECT {COLS} FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    );
+    c.fetch_all(&sql, &[tenant.into(), after.into(), limit.into()])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+/// Events of a time range, oldest first (exports).
+pub async fn range(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> StoreResult<Vec<StoredAudit>> {
+    let sql = format!(
+        "SELECT {COLS} FROM audit_events WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 ORDER BY seq"
+    );
+    c.fetch_all(&sql, &[tenant.into(), from.into(), to.into()])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+/// A stored checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredCheckpoint {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Chain position vouched for.
+    pub seq: i64,
+    /// Hash at that position.
+    pub hash: String,
+    /// Signing time.
+    pub signed_at: OffsetDateTime,
+    /// Base64 Ed25519 signature.
+    pub signature: String,
+    /// Which key signed.
+    pub key_id: String,
+}
+
+/// Stores a checkpoint; signing the same `seq` twice keeps the first.
+pub async fn insert_checkpoint(c: &mut dyn Conn, cp: &StoredCheckpoint) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO audit_checkpoints (tenant_id, seq, hash, signed_at, signature, key_id) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (tenant_id, seq) DO NOTHING",
+        &[cp.tenant_id.into(), cp.seq.into(), cp.hash.as_str().into(), cp.signed_at.into(), cp.signature.as_str().into(), cp.key_id.as_str().into()],
+    )
+    .await
+    .map(drop)
+}
+
+/// Every checkpoint of `tenant`, oldest first.
+pub async fn checkpoints(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<Vec<StoredCheckpoint>> {
+    let rows = c
+        .fetch_all(
+            "SELECT tenant_id, seq, hash, signed_at, signature, key_id FROM audit_checkpoints WHERE tenant_id = $1 ORDER BY seq",
+            &[tenant.into()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredCheckpoint {
+                tenant_id: TenantId(r.uuid("tenant_id")?),
+                seq: r.int("seq")?,
+                hash: r.text("hash")?,
+                signed_at: r.time("signed_at")?,
+                signature: r.text("signature")?,
+                key_id: r.text("key_id")?,
+            })
+        })
+        .collect()
+}
+
+/// The current head `(seq, hash)` without locking, if the tenant has events.
+pub async fn head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<Option<(i64, String)>> {
+    let r = c
+        .fetch_optional(
+            "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
+            &[tenant.into()],
+        )
+        .await?;
+    match r {
+        Some(r) if r.int("seq")? > 0 => Ok(Some((r.int("seq")?, r.text("hash")?))),
+        _ => Ok(None),
+    }
+}
+
+/// The occurred_at column in the wire format the record uses.
+pub fn occurred_at_text(e: &StoredAudit) -> String {
+    wire_time(e.occurred_at)
+}
