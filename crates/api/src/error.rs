@@ -87,6 +87,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (status, axum::Json(body)).into_response();
+        if e.code == Code::PayloadTooLarge {
+            // The rest of the body is not read: the connection cannot carry another request.
+            resp.headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
+        }
         if e.code == Code::Unauthenticated {
             resp.headers_mut().insert(
                 "www-authenticate",

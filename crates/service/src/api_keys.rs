@@ -111,14 +111,14 @@ pub async fn revoke(svc: &Services, p: &Caller, id: ApiKeyId) -> Result<ApiKey> 
     audit::require_sensitive(svc, p, Permission::AdminKeys, "api_key").await?;
     let mut tx = svc.db.begin().await?;
     let now = svc.clock.now();
-    let key = api_keys::revoke(&mut *tx, p.tenant_id, id, now)
+    let (key, newly) = api_keys::revoke(&mut *tx, p.tenant_id, id, now)
         .await
         .map_err(|e| match e {
             casegate_store::StoreError::NotFound => Error::not_found("API key"),
             e => e.into(),
         })?;
     // Revoking an already revoked key changes nothing and records nothing.
-    if key.revoked_at == Some(now) {
+    if newly {
         let entry = Entry::new("api_key.revoked", "api_key", key.id).change(
             "revoked_at",
             Value::Null,

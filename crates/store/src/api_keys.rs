@@ -126,20 +126,22 @@ pub async fn list(
     ))
 }
 
-/// Revokes a key. Returns the key as stored afterwards; revoking twice keeps the first time.
-/// `NotFound` when the key is not in `tenant`.
+/// Revokes a key. Returns the key as stored afterwards and whether this call revoked it
+/// (revoking twice keeps the first time). `NotFound` when the key is not in `tenant`.
 pub async fn revoke(
     c: &mut dyn Conn,
     tenant: TenantId,
     id: ApiKeyId,
     at: OffsetDateTime,
-) -> StoreResult<ApiKey> {
-    c.execute(
-        "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
-        &[tenant.into(), id.into(), at.into()],
-    )
-    .await?;
-    get(c, tenant, id).await?.ok_or(StoreError::NotFound)
+) -> StoreResult<(ApiKey, bool)> {
+    let n = c
+        .execute(
+            "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+            &[tenant.into(), id.into(), at.into()],
+        )
+        .await?;
+    let key = get(c, tenant, id).await?.ok_or(StoreError::NotFound)?;
+    Ok((key, n == 1))
 }
 
 /// Records use of a key, unless it was recorded less than a minute before `at`.

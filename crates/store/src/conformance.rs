@@ -273,13 +273,15 @@ pub async fn api_keys_authenticate_until_revoked(db: Arc<dyn Database>) {
             .unwrap()
             .is_some()
     );
-    let revoked = api_keys::revoke(&mut *c, t.id, k.id, T0 + Duration::hours(1))
+    let (revoked, newly) = api_keys::revoke(&mut *c, t.id, k.id, T0 + Duration::hours(1))
         .await
         .unwrap();
+    assert!(newly);
     assert_eq!(revoked.revoked_at, Some(T0 + Duration::hours(1)));
-    let again = api_keys::revoke(&mut *c, t.id, k.id, T0 + Duration::hours(2))
+    let (again, newly) = api_keys::revoke(&mut *c, t.id, k.id, T0 + Duration::hours(2))
         .await
         .unwrap();
+    assert!(!newly, "a second revocation changes nothing");
     assert_eq!(
         again.revoked_at,
         Some(T0 + Duration::hours(1)),

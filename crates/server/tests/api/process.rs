@@ -146,3 +146,60 @@ fn serve_stops_on_sigterm_and_logs_no_secrets() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `casegate audit verify` exits 0 on an intact trail and 1 naming the first broken seq after
+/// the database is edited behind casegate's back.
+#[test]
+fn audit_verify_command_names_the_first_broken_seq() {
+    let dir = temp_dir();
+    let out = casegate()
+        .args(["demo", "--json", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let verify = || {
+        casegate()
+            .args(["audit", "verify", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let ok = verify();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(text.starts_with("ok") && text.contains("demo"), "{text}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use casegate_store::Database;
+        let db = casegate_store_sqlite::SqliteDb::open(&dir.join("casegate.db"), 1)
+            .await
+            .unwrap();
+        let mut c = db.conn().await.unwrap();
+        c.execute("DROP TRIGGER audit_events_no_update", &[])
+            .await
+            .unwrap();
+        let n = c
+            .execute(
+                "UPDATE audit_events SET record = replace(record, 'Demo analyst', 'Fake analyst') WHERE seq = 2",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        drop(c);
+        db.close().await;
+    });
+    let broken = verify();
+    assert_eq!(broken.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&broken.stdout).to_string();
+    assert!(
+        text.contains("BROKEN") && text.contains("first broken seq 2"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,0 +1,481 @@
+//! The audit trail through the API: every command leaves its event, the chain recomputes
+//! independently from what the API returns, checkpoints verify with the published key, and
+//! tampering with the database directly is caught.
+use crate::both_backends;
+use crate::common::*;
+use base64::Engine;
+use casegate_domain::clock::Clock;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+both_backends!(
+    every_command_leaves_its_event,
+    the_chain_recomputes_from_the_api_and_checkpoints_verify,
+    tampering_of_each_kind_is_detected,
+    audit_is_confined_and_its_input_checked,
+);
+
+async fn events(s: &TestServer, key: &str, query: &str) -> Vec<Value> {
+    let r = s
+        .get(&format!("/audit/events?limit=200&{query}"), key)
+        .await;
+    r.assert_ok(200)["events"].as_array().unwrap().clone()
+}
+
+async fn call_with_id(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Value,
+    rid: &str,
+) -> Resp {
+    s.send(
+        s.http
+            .request(method, s.url(path))
+            .bearer_auth(key)
+            .header("x-request-id", rid)
+            .json(&body),
+    )
+    .await
+}
+
+async fn every_command_leaves_its_event(b: Backend) {
+    let s = start(b).await;
+    let (admin, auditor) = (s.a.key("admin"), s.a.key("auditor"));
+    let r = call_with_id(
+        &s,
+        Method::POST,
+        "/users",
+        admin,
+        json!({"email": "zoe@acme.example", "name": "Zoe", "roles": ["analyst"]}),
+        "rid-create",
+    )
+    .await;
+    let zoe = r.assert_ok(201)["id"].as_str().unwrap().to_string();
+    let e = &events(&s, auditor, &format!("entity_type=user&entity_id={zoe}")).await[0];
+    assert_eq!(e["action"], "user.created");
+    assert_eq!(e["actor"], "admin@acme.example");
+    assert_eq!(e["request_id"], "rid-create");
+    assert_eq!(e["actor_ip"], "127.0.0.1");
+    assert_eq!(
+        e["changes"]["roles"],
+        json!({"before": null, "after": ["analyst"]})
+    );
+    call_with_id(
+        &s,
+        Method::PUT,
+        &format!("/users/{zoe}/roles"),
+        admin,
+        json!({"roles": ["auditor"]}),
+        "rid-roles",
+    )
+    .await
+    .assert_ok(200);
+    let e = &events(&s, auditor, "action=user.roles_changed").await[0];
+    assert_eq!(
+        e["changes"]["roles"],
+        json!({"before": ["analyst"], "after": ["auditor"]})
+    );
+    assert_eq!(e["request_id"], "rid-roles");
+    call_with_id(
+        &s,
+        Method::PATCH,
+        &format!("/users/{zoe}"),
+        admin,
+        json!({"active": false, "password": "a long new password"}),
+        "rid-patch",
+    )
+    .await
+    .assert_ok(200);
+    let e = &events(&s, auditor, "action=user.updated").await[0];
+    assert_eq!(
+        e["changes"]["active"],
+        json!({"before": true, "after": false})
+    );
+    assert!(
+        !e.to_string().contains("a long new password"),
+        "no secret in the trail"
+    );
+    let k = call_with_id(
+        &s,
+        Method::POST,
+        "/api-keys",
+        admin,
+        json!({"name": "etl", "user_id": "auditor@acme.example"}),
+        "rid-key",
+    )
+    .await;
+    let k = k.assert_ok(201).clone();
+    let e = &events(&s, auditor, "action=api_key.created").await[0];
+    assert_eq!(e["entity_id"], k["id"]);
+    assert!(
+        !e.to_string().contains(k["key"].as_str().unwrap()),
+        "the key itself is never recorded"
+    );
+    s.delete(&format!("/api-keys/{}", k["id"].as_str().unwrap()), admin)
+        .await
+        .assert_ok(200);
+    s.delete(&format!("/api-keys/{}", k["id"].as_str().unwrap()), admin)
+        .await
+        .assert_ok(200);
+    assert_eq!(
+        events(&s, auditor, "action=api_key.revoked").await.len(),
+        1,
+        "a second revoke changes nothing"
+    );
+    // Logins, failed logins, logouts.
+    let pw = casegate_service::demo::DEMO_PASSWORD;
+    let bad = json!({"username": "mlro@acme.example", "password": "not the password"});
+    s.call(Method::POST, "/auth/login", None, Some(bad))
+        .await
+        .assert_error(401, "unauthenticated");
+    let e = &events(&s, auditor, "action=auth.login_failed").await[0];
+    assert_eq!(e["actor"], "mlro@acme.example");
+    assert!(e["actor_id"].is_null());
+    let r = s
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": "mlro@acme.example", "password": pw})),
+        )
+        .await;
+    r.assert_ok(200);
+    let (cookie, csrf) = (
+        r.header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string(),
+        r.header("x-csrf-token").unwrap().to_string(),
+    );
+    assert_eq!(
+        events(&s, auditor, "action=auth.login").await[0]["actor"],
+        "mlro@acme.example"
+    );
+    s.send(
+        s.http
+            .post(s.url("/auth/logout"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf),
+    )
+    .await;
+    assert_eq!(
+        events(&s, auditor, "action=auth.logout&actor=mlro@acme.example")
+            .await
+            .len(),
+        1
+    );
+    // A refused sensitive operation is recorded; a refused command leaves no other trace.
+    s.post(
+        "/users",
+        s.a.key("analyst"),
+        json!({"email": "x@acme.example", "name": "X"}),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    let e = &events(&s, auditor, "action=auth.permission_denied").await[0];
+    assert_eq!(e["actor"], "analyst@acme.example");
+    assert_eq!(e["changes"]["required_permission"], "admin.users");
+    let before = events(&s, auditor, "").await.len();
+    s.post("/users", admin, json!({"email": "bad-email", "name": "X"}))
+        .await
+        .assert_error(422, "validation_failed");
+    s.post(
+        "/users",
+        admin,
+        json!({"email": "zoe@acme.example", "name": "Zoe"}),
+    )
+    .await
+    .assert_error(409, "already_exists");
+    assert_eq!(
+        events(&s, auditor, "").await.len(),
+        before,
+        "failed commands append nothing"
+    );
+    // Filters: actor by id, time window, order.
+    let asc = events(&s, auditor, "order=asc").await;
+    assert_eq!(asc[0]["seq"], 1);
+    assert_eq!(asc[0]["action"], "tenant.created");
+    assert_eq!(asc[0]["actor"], "system");
+    s.clock.advance(time::Duration::hours(1));
+    let later = casegate_domain::clock::wire_time(s.clock.now());
+    assert!(
+        events(&s, auditor, &format!("from={later}"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        events(&s, auditor, &format!("to={later}")).await.len(),
+        before
+    );
+    s.stop().await;
+}
+
+/// Recomputes the chain from API events exactly as docs/audit-format.md tells a third party to.
+fn recompute(events: &[Value]) -> Result<(), String> {
+    let mut prev = [0u8; 32];
+    for (i, e) in events.iter().enumerate() {
+        let mut record = e.as_object().unwrap().clone();
+        let hash = record.remove("hash").unwrap();
+        if record["seq"] != json!(i + 1) {
+            return Err(format!("gap at {i}"));
+        }
+        if record["prev_hash"].as_str().unwrap() != hex(&prev) {
+            return Err(format!("prev_hash of {}", i + 1));
+        }
+        let mut h = Sha256::new();
+        h.update(prev);
+        h.update(serde_jcs::to_vec(&record).unwrap());
+        let digest: [u8; 32] = h.finalize().into();
+        if hex(&digest) != hash.as_str().unwrap() {
+            return Err(format!("hash of {}", i + 1));
+        }
+        prev = digest;
+    }
+    Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn the_chain_recomputes_from_the_api_and_checkpoints_verify(b: Backend) {
+    let s = start(b).await;
+    let admin = s.a.key("admin");
+    for i in 0..5 {
+        s.post(
+            "/users",
+            admin,
+            json!({"email": format!("u{i}@acme.example"), "name": format!("Üser «{i}» €")}),
+        )
+        .await
+        .assert_ok(201);
+    }
+    let all = events(&s, admin, "order=asc").await;
+    assert!(all.len() > 20);
+    recompute(&all).unwrap();
+    let v = s.get("/audit/verify", admin).await;
+    let v = v.assert_ok(200).clone();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["events_checked"], all.len());
+    assert_eq!(v["head_hash"], all.last().unwrap()["hash"]);
+    assert!(v["first_broken_seq"].is_null());
+    // A checkpoint on demand, verified with the published key by a plain Ed25519 check.
+    let cp = s
+        .call(
+            Method::POST,
+            "/audit/checkpoints",
+            Some(s.a.key("compliance_officer")),
+            None,
+        )
+        .await;
+    let cp = cp.assert_ok(201).clone();
+    assert_eq!(cp["seq"], all.len());
+    let list = s
+        .get("/audit/checkpoints", s.a.key("auditor"))
+        .await
+        .assert_ok(200)
+        .clone();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pk: [u8; 32] = b64
+        .decode(list["public_key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&pk).unwrap();
+    let listed = &list["checkpoints"][0];
+    assert_eq!(listed["hash"], all.last().unwrap()["hash"]);
+    let body = json!({"tenant_id": listed["tenant_id"], "seq": listed["seq"], "hash": listed["hash"], "signed_at": listed["signed_at"]});
+    let sig: [u8; 64] = b64
+        .decode(listed["signature"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    key.verify_strict(
+        &serde_jcs::to_vec(&body).unwrap(),
+        &ed25519_dalek::Signature::from_bytes(&sig),
+    )
+    .unwrap();
+    s.call(
+        Method::POST,
+        "/audit/checkpoints",
+        Some(s.a.key("legal_counsel")),
+        None,
+    )
+    .await
+    .assert_error(403, "forbidden");
+    s.stop().await;
+}
+
+/// Runs raw SQL on the test database, as an attacker with database access would.
+async fn sql(s: &TestServer, stmt: &str, args: &[casegate_store::Val]) -> u64 {
+    let mut c = s.svc.db.conn().await.unwrap();
+    c.execute(stmt, args)
+        .await
+        .unwrap_or_else(|e| panic!("{stmt}: {e}"))
+}
+
+async fn disable_triggers(s: &TestServer) {
+    let mut c = s.svc.db.conn().await.unwrap();
+    match c.dialect() {
+        casegate_store::Dialect::Sqlite => {
+            for t in ["audit_events_no_update", "audit_events_no_delete"] {
+                c.execute(&format!("DROP TRIGGER {t}"), &[]).await.unwrap();
+            }
+        }
+        casegate_store::Dialect::Postgres => {
+            c.execute("ALTER TABLE audit_events DISABLE TRIGGER USER", &[])
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn verdict(s: &TestServer, key: &str) -> Value {
+    s.get("/audit/verify", key).await.assert_ok(200).clone()
+}
+
+async fn tenant_with_events(s: &TestServer, slug: &str) -> (uuid::Uuid, String) {
+    let p = casegate_service::tenants::create(
+        &s.svc,
+        slug,
+        slug,
+        &format!("ciso@{slug}.example"),
+        None,
+    )
+    .await
+    .unwrap();
+    for i in 0..4 {
+        s.post(
+            "/users",
+            &p.admin_key.secret,
+            json!({"email": format!("u{i}@{slug}.example"), "name": format!("Name{i}")}),
+        )
+        .await
+        .assert_ok(201);
+    }
+    (p.tenant.id.0, p.admin_key.secret)
+}
+
+async fn tampering_of_each_kind_is_detected(b: Backend) {
+    let s = start(b).await;
+    let edited = tenant_with_events(&s, "edited").await;
+    let deleted = tenant_with_events(&s, "deleted").await;
+    let truncated = tenant_with_events(&s, "truncated").await;
+    let reindexed = tenant_with_events(&s, "reindexed").await;
+    let untouched = tenant_with_events(&s, "untouched").await;
+    for (_, key) in [&edited, &deleted, &truncated, &reindexed, &untouched] {
+        assert_eq!(verdict(&s, key).await["valid"], true);
+    }
+    // The tail is checkpointed before anything is touched.
+    s.call(Method::POST, "/audit/checkpoints", Some(&truncated.1), None)
+        .await
+        .assert_ok(201);
+    disable_triggers(&s).await;
+    // 1. A record edited in place (seq 5 = the user named Name1).
+    let n = sql(&s, "UPDATE audit_events SET record = replace(record, 'Name1', 'NameX') WHERE tenant_id = $1 AND seq = 5", &[edited.0.into()]).await;
+    assert_eq!(n, 1);
+    let v = verdict(&s, &edited.1).await;
+    assert_eq!(
+        (v["valid"].clone(), v["first_broken_seq"].clone()),
+        (json!(false), json!(5)),
+        "{v}"
+    );
+    // 2. A row deleted from the middle.
+    sql(
+        &s,
+        "DELETE FROM audit_events WHERE tenant_id = $1 AND seq = 5",
+        &[deleted.0.into()],
+    )
+    .await;
+    assert_eq!(verdict(&s, &deleted.1).await["first_broken_seq"], 5);
+    // 3. The tail truncated behind the signed checkpoint, head rewound to look consistent.
+    let head = verdict(&s, &truncated.1).await["head_seq"]
+        .as_i64()
+        .unwrap();
+    sql(
+        &s,
+        "DELETE FROM audit_events WHERE tenant_id = $1 AND seq > $2",
+        &[truncated.0.into(), (head - 2).into()],
+    )
+    .await;
+    let v = verdict(&s, &truncated.1).await;
+    assert_eq!(v["first_broken_seq"], head - 1, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("checkpoint"));
+    // 4. An indexed column changed so that filters would hide the event.
+    sql(
+        &s,
+        "UPDATE audit_events SET entity_id = 'someone-else' WHERE tenant_id = $1 AND seq = 7",
+        &[reindexed.0.into()],
+    )
+    .await;
+    assert_eq!(verdict(&s, &reindexed.1).await["first_broken_seq"], 7);
+    // Other tenants' chains are unaffected.
+    assert_eq!(verdict(&s, &untouched.1).await["valid"], true);
+    assert_eq!(verdict(&s, s.a.key("admin")).await["valid"], true);
+    // The command-line verifier reaches the same verdicts.
+    let ok = casegate_server::audit_verify(&s.svc, Some("untouched"))
+        .await
+        .unwrap();
+    assert!(ok);
+    assert!(!casegate_server::audit_verify(&s.svc, None).await.unwrap());
+    s.stop().await;
+}
+
+async fn audit_is_confined_and_its_input_checked(b: Backend) {
+    let s = start(b).await;
+    let a = events(&s, s.a.key("auditor"), "").await;
+    assert!(!a.is_empty() && a.iter().all(|e| e["tenant_id"] == s.a.id.as_str()));
+    assert!(!a.iter().any(|e| e.to_string().contains("globex")));
+    for role in ["analyst", "senior_analyst"] {
+        s.get("/audit/events", s.a.key(role))
+            .await
+            .assert_error(403, "forbidden");
+        s.get("/audit/verify", s.a.key(role))
+            .await
+            .assert_error(403, "forbidden");
+        s.get("/audit/checkpoints", s.a.key(role))
+            .await
+            .assert_error(403, "forbidden");
+    }
+    for role in [
+        "supervisor",
+        "compliance_officer",
+        "legal_counsel",
+        "mlro",
+        "auditor",
+        "admin",
+    ] {
+        s.get("/audit/events?limit=1", s.a.key(role))
+            .await
+            .assert_ok(200);
+    }
+    let key = s.a.key("auditor");
+    for (q, param) in [
+        ("from=yesterday", "from"),
+        ("to=2026-13-01T00:00:00Z", "to"),
+        ("order=sideways", "order"),
+        ("limit=201", "limit"),
+        ("offset=-3", "offset"),
+    ] {
+        let r = s.get(&format!("/audit/events?{q}"), key).await;
+        r.assert_error(422, "validation_failed");
+        assert_eq!(r.body["error"]["param"], param, "{q}");
+    }
+    // Another tenant's entity ids find nothing.
+    let b_user = s
+        .get("/users/analyst@globex.example", s.b.key("admin"))
+        .await
+        .assert_ok(200)["id"]
+        .clone();
+    assert!(
+        events(&s, key, &format!("entity_id={}", b_user.as_str().unwrap()))
+            .await
+            .is_empty()
+    );
+    s.stop().await;
+}
