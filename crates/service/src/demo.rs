@@ -1,7 +1,7 @@
 //! The sandbox tenant of `casegate demo` / `serve --demo`: one user and one fresh API key per
 //! built-in role. Idempotent: run again, it reuses the tenant and users and mints new keys (the
 //! earlier keys stay valid until revoked).
-use crate::audit::{self, Actor, Entry};
+use crate::audit::{self, Actor};
 use crate::{Result, Services, api_keys, password, random_id};
 use casegate_domain::ids::{TenantId, UserId};
 use casegate_domain::principal::Origin;
@@ -9,7 +9,6 @@ use casegate_domain::rbac::BUILTIN_ROLES;
 use casegate_domain::validate;
 use casegate_store::tenants::{self, Tenant};
 use casegate_store::users::{self, User};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The password of every demo user (sandbox only; printed by `casegate demo`).
@@ -56,9 +55,7 @@ pub async fn ensure(svc: &Services, slug: &str) -> Result<Demo> {
                 created_at: now,
             };
             tenants::insert(&mut *tx, &t).await?;
-            let entry = Entry::new("tenant.created", "tenant", t.id)
-                .change("slug", Value::Null, t.slug.as_str())
-                .change("sandbox", Value::Null, true);
+            let entry = crate::tenants::created_entry(&t);
             audit::append(&mut *tx, now, t.id, &Actor::System, &origin, entry).await?;
             t
         }

@@ -20,6 +20,14 @@ pub struct Provisioned {
     pub admin_key: api_keys::CreatedKey,
 }
 
+/// The audit entry of a new tenant.
+pub(crate) fn created_entry(t: &Tenant) -> Entry {
+    Entry::new("tenant.created", "tenant", t.id)
+        .change("slug", Value::Null, t.slug.as_str())
+        .change("name", Value::Null, t.name.as_str())
+        .change("settings", Value::Null, t.settings.clone())
+}
+
 /// Creates a tenant and its first administrator, in one transaction.
 pub async fn create(
     svc: &Services,
@@ -61,10 +69,15 @@ pub async fn create(
             e => e.into(),
         })?;
     let origin = Origin::default();
-    let entry = Entry::new("tenant.created", "tenant", tenant.id)
-        .change("slug", Value::Null, tenant.slug.as_str())
-        .change("name", Value::Null, tenant.name.as_str());
-    audit::append(&mut *tx, now, tenant.id, &Actor::System, &origin, entry).await?;
+    audit::append(
+        &mut *tx,
+        now,
+        tenant.id,
+        &Actor::System,
+        &origin,
+        created_entry(&tenant),
+    )
+    .await?;
     casegate_store::users::insert(&mut *tx, &admin).await?;
     audit::append(
         &mut *tx,
