@@ -42,17 +42,6 @@ pub struct ApiConfig {
     pub login_attempts_per_minute: u32,
 }
 
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            rate_limit_per_minute: 600,
-            login_attempts_per_minute: 20,
-        }
-    }
-}
-
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {

@@ -48,13 +48,7 @@ pub fn api_key_prefix(key: &str) -> String {
 
 /// SHA-256 of a secret, lowercase hex: what the database stores instead of the secret.
 pub fn hash_secret(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from_digit((b >> 4) as u32, 16).unwrap_or('0'));
-        out.push(char::from_digit((b & 0xf) as u32, 16).unwrap_or('0'));
-    }
-    out
+    crate::audit::hex(&Sha256::digest(secret.as_bytes()))
 }
 
 #[cfg(test)]

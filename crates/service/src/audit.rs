@@ -145,11 +145,6 @@ impl AuditSigner {
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }
-    /// Signs arbitrary bytes (exports); standard base64.
-    pub fn sign(&self, bytes: &[u8]) -> String {
-        use ed25519_dalek::Signer;
-        base64::engine::general_purpose::STANDARD.encode(self.key.sign(bytes).to_bytes())
-    }
 }
 
 /// Appends `entry` to `tenant`'s chain inside the open transaction `c`.

@@ -266,18 +266,8 @@ impl Database for PgDb {
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
     async fn ready(&self) -> StoreResult<bool> {
-        let mut c = self.conn().await?;
-        let applied = c
-            .fetch_all(
-                "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
-                &[],
-            )
-            .await?;
-        let applied: Vec<i64> = applied
-            .iter()
-            .map(|r| r.int("version"))
-            .collect::<StoreResult<_>>()?;
-        Ok(applied == MIGRATIONS.iter().map(|m| m.0).collect::<Vec<_>>())
+        let expected: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
+        casegate_store::conn::migrations_applied(&mut *self.conn().await?, &expected).await
     }
     fn pool_stats(&self) -> PoolStats {
         PoolStats {

@@ -2,7 +2,6 @@
 //! per-tenant chain head that serialises appends, and signed checkpoints. Hashing and
 //! verification are pure and live in `casegate_domain::audit`.
 use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val};
-use casegate_domain::clock::wire_time;
 use casegate_domain::ids::TenantId;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -210,23 +209,6 @@ pub async fn chain_after(
         .collect()
 }
 
-/// Events of a time range, oldest first (exports).
-pub async fn range(
-    c: &mut dyn Conn,
-    tenant: TenantId,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
-) -> StoreResult<Vec<StoredAudit>> {
-    let sql = format!(
-        "SELECT {COLS} FROM audit_events WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 ORDER BY seq"
-    );
-    c.fetch_all(&sql, &[tenant.into(), from.into(), to.into()])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
-}
-
 /// A stored checkpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredCheckpoint {
@@ -289,9 +271,4 @@ pub async fn head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<Option<(i64
         Some(r) if r.int("seq")? > 0 => Ok(Some((r.int("seq")?, r.text("hash")?))),
         _ => Ok(None),
     }
-}
-
-/// The occurred_at column in the wire format the record uses.
-pub fn occurred_at_text(e: &StoredAudit) -> String {
-    wire_time(e.occurred_at)
 }

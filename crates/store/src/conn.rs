@@ -236,3 +236,19 @@ pub trait Database: Send + Sync + 'static {
     /// Closes the pool, waiting for connections to be returned.
     async fn close(&self);
 }
+
+/// Whether exactly the `expected` migration versions are applied successfully (`/readyz`).
+/// Both backends keep sqlx's `_sqlx_migrations` table.
+pub async fn migrations_applied(c: &mut dyn Conn, expected: &[i64]) -> StoreResult<bool> {
+    let rows = c
+        .fetch_all(
+            "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
+            &[],
+        )
+        .await?;
+    let applied: Vec<i64> = rows
+        .iter()
+        .map(|r| r.int("version"))
+        .collect::<StoreResult<_>>()?;
+    Ok(applied == expected)
+}

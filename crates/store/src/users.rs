@@ -165,27 +165,6 @@ pub async fn set_roles(
     }
 }
 
-/// Replaces a user's password hash; `NotFound` when the user is not in `tenant`.
-pub async fn set_password_hash(
-    c: &mut dyn Conn,
-    tenant: TenantId,
-    id: UserId,
-    hash: &str,
-    at: OffsetDateTime,
-) -> StoreResult<()> {
-    let n = c
-        .execute(
-            "UPDATE users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
-            &[tenant.into(), id.into(), hash.into(), at.into()],
-        )
-        .await?;
-    if n == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
-}
-
 /// Writes a user's name, active flag and password hash; `NotFound` when not in `tenant`.
 pub async fn update_profile(c: &mut dyn Conn, u: &User) -> StoreResult<()> {
     let n = c
