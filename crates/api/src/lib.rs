@@ -55,8 +55,6 @@ pub struct AppState {
     pub login_limiter: Arc<rate_limit::Limiter>,
     /// Request counters and latency histograms.
     pub metrics: Arc<middleware::RequestMetrics>,
-    /// The OpenAPI document, rendered once at start-up.
-    pub openapi: Arc<String>,
 }
 
 /// The OpenAPI description; paths are added by the routers.
@@ -118,11 +116,6 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .split_for_parts()
 }
 
-/// The OpenAPI document as JSON (also served at `/openapi.json`).
-pub fn openapi_json(state: &AppState) -> String {
-    api_routes(state).1.to_pretty_json().unwrap_or_default()
-}
-
 async fn not_found() -> Response {
     ApiError(Error::new(Code::NotFound, "no such endpoint")).into_response()
 }
@@ -139,24 +132,23 @@ async fn method_not_allowed() -> Response {
 pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
     // Install the recorder before the first request so that no measurement is lost.
     ops::metrics_handle();
-    let mut state = AppState {
+    let state = AppState {
         limiter: Arc::new(rate_limit::Limiter::new(config.rate_limit_per_minute)),
         login_limiter: Arc::new(rate_limit::Limiter::new(config.login_attempts_per_minute)),
         config: Arc::new(config),
         svc,
         metrics: Arc::default(),
-        openapi: Arc::new(String::new()),
     };
-    state.openapi = Arc::new(openapi_json(&state));
     rate_limit::purge_periodically(&state.limiter);
     rate_limit::purge_periodically(&state.login_limiter);
-    let (api, _) = api_routes(&state);
+    let (api, doc) = api_routes(&state);
+    let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
     let panic_response = |_: Box<dyn std::any::Any + Send>| {
         ApiError(Error::internal("handler panicked")).into_response()
     };
     Router::new()
         .nest("/api/v1", api)
-        .merge(ops::router())
+        .merge(ops::router(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn(middleware::name_route))

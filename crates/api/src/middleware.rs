@@ -182,7 +182,7 @@ fn client_key(req: &Request) -> String {
 
 /// Takes one request from `key`'s bucket: runs `then` if allowed, answers 429 otherwise, and
 /// writes the rate-limit headers either way.
-async fn limited(limiter: &Limiter, key: &str, then: impl Future<Output = Response>) -> Response {
+async fn limited(limiter: &Limiter, key: String, then: impl Future<Output = Response>) -> Response {
     let d = limiter.check(key);
     let mut resp = match d {
         crate::rate_limit::Decision::Limited { .. } => ApiError(Error::new(
@@ -199,7 +199,7 @@ async fn limited(limiter: &Limiter, key: &str, then: impl Future<Output = Respon
 /// Requests without a credential (login): limited per client IP, with the login quota.
 pub async fn limit_by_ip(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let key = client_key(&req);
-    limited(&st.login_limiter, &key, next.run(req)).await
+    limited(&st.login_limiter, key, next.run(req)).await
 }
 
 /// Resolves the principal of an `/api/v1` request and enforces the tenant cross-check and the
@@ -216,7 +216,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         Ok(p) => p,
         Err(e) => {
             let key = client_key(&req);
-            return limited(&st.limiter, &key, async { ApiError(e).into_response() }).await;
+            return limited(&st.limiter, key, async { ApiError(e).into_response() }).await;
         }
     };
     let mismatch = req
@@ -228,7 +228,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         user: principal.user_id,
     };
     let key = principal.rate_limit_key();
-    let mut resp = limited(&st.limiter, &key, async move {
+    let mut resp = limited(&st.limiter, key, async move {
         if mismatch {
             return ApiError(
                 Error::new(

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// The process-wide Prometheus recorder (the `metrics` facade has one global recorder, so every
 /// server in a process, tests included, shares it).
@@ -41,12 +41,13 @@ allow-try="true" allow-server-selection="false" schema-style="table"></rapi-doc>
 
 static RAPIDOC_GZ: &[u8] = include_bytes!("../../../web/vendor/rapidoc/rapidoc-min.js.gz");
 
-pub fn router() -> Router<AppState> {
+/// The operations routes; `openapi` is the document rendered once at start-up.
+pub fn router(openapi: Arc<String>) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(move || openapi_json(openapi.clone())))
         .route("/docs", get(|| async { Html(DOCS_HTML) }))
         .route("/docs/rapidoc-min.js", get(rapidoc))
 }
@@ -89,10 +90,10 @@ async fn prometheus(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn openapi(State(st): State<AppState>) -> Response {
+async fn openapi_json(doc: Arc<String>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        st.openapi.as_str().to_owned(),
+        doc.as_str().to_owned(),
     )
         .into_response()
 }

@@ -43,12 +43,12 @@ impl Limiter {
         Self { inner, per_minute }
     }
 
-    /// Takes one request from `key`'s bucket.
-    pub fn check(&self, key: &str) -> Decision {
+    /// Takes one request from `key`'s bucket (owned: governor keys its map by `String`).
+    pub fn check(&self, key: String) -> Decision {
         let Some(l) = &self.inner else {
             return Decision::Off;
         };
-        match l.check_key(&key.to_string()) {
+        match l.check_key(&key) {
             Ok(snap) => {
                 let remaining = snap.remaining_burst_capacity();
                 let missing = u64::from(self.per_minute.saturating_sub(remaining));
@@ -122,31 +122,31 @@ mod tests {
     fn buckets_are_per_key_and_refuse_past_the_limit() {
         let l = Limiter::new(3);
         assert_eq!(
-            l.check("a"),
+            l.check("a".into()),
             Decision::Allowed {
                 remaining: 2,
                 reset_secs: 20
             }
         );
         assert!(matches!(
-            l.check("a"),
+            l.check("a".into()),
             Decision::Allowed { remaining: 1, .. }
         ));
         assert!(matches!(
-            l.check("a"),
+            l.check("a".into()),
             Decision::Allowed {
                 remaining: 0,
                 reset_secs: 60
             }
         ));
-        match l.check("a") {
+        match l.check("a".into()) {
             Decision::Limited { retry_after_secs } => assert!((1..=20).contains(&retry_after_secs)),
             d => panic!("{d:?}"),
         }
         assert!(matches!(
-            l.check("b"),
+            l.check("b".into()),
             Decision::Allowed { remaining: 2, .. }
         ));
-        assert_eq!(Limiter::new(0).check("a"), Decision::Off);
+        assert_eq!(Limiter::new(0).check("a".into()), Decision::Off);
     }
 }

@@ -362,26 +362,18 @@ pub async fn checkpoint(svc: &Services, p: &Caller) -> Result<Option<Checkpoint>
 /// Signs a checkpoint for every tenant whose chain moved since its last checkpoint and whose
 /// last checkpoint is older than `every`. Returns how many were signed (worker job).
 pub async fn checkpoint_due(svc: &Services, every: time::Duration) -> Result<u64> {
-    let tenants = {
+    let states = {
         let mut c = svc.db.conn().await?;
-        casegate_store::tenants::list(&mut *c).await?
+        store::checkpoint_states(&mut *c).await?
     };
     let now = svc.clock.now();
     let mut signed = 0;
-    for t in tenants {
-        let (head, last) = {
-            let mut c = svc.db.conn().await?;
-            (
-                store::head(&mut *c, t.id).await?,
-                store::checkpoints(&mut *c, t.id).await?.pop(),
-            )
+    for st in states {
+        let due = match (st.last_seq, st.last_signed_at) {
+            (Some(seq), Some(at)) => seq < st.head_seq && now - at >= every,
+            _ => true,
         };
-        let Some((seq, _)) = head else { continue };
-        let due = match last {
-            None => true,
-            Some(l) => l.seq < seq && now - l.signed_at >= every,
-        };
-        if due && checkpoint_tenant(svc, t.id).await?.is_some() {
+        if due && checkpoint_tenant(svc, st.tenant_id).await?.is_some() {
             signed += 1;
         }
     }

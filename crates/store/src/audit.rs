@@ -259,6 +259,44 @@ pub async fn checkpoints(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<Vec<
         .collect()
 }
 
+/// A tenant's chain head and its latest checkpoint, for the checkpoint job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointState {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Current head seq (> 0).
+    pub head_seq: i64,
+    /// Seq of the latest checkpoint, if any.
+    pub last_seq: Option<i64>,
+    /// When the latest checkpoint was signed.
+    pub last_signed_at: Option<OffsetDateTime>,
+}
+
+/// Every non-empty chain with its latest checkpoint, in one query. Like `tenants::list`, this
+/// spans tenants: it serves the worker, never a tenant's request.
+pub async fn checkpoint_states(c: &mut dyn Conn) -> StoreResult<Vec<CheckpointState>> {
+    let rows = c
+        .fetch_all(
+            "SELECT h.tenant_id, h.seq AS head_seq, cp.seq AS last_seq, cp.signed_at AS last_signed_at \
+             FROM audit_heads h \
+             LEFT JOIN audit_checkpoints cp ON cp.tenant_id = h.tenant_id \
+               AND cp.seq = (SELECT max(x.seq) FROM audit_checkpoints x WHERE x.tenant_id = h.tenant_id) \
+             WHERE h.seq > 0",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CheckpointState {
+                tenant_id: TenantId(r.uuid("tenant_id")?),
+                head_seq: r.int("head_seq")?,
+                last_seq: r.opt_int("last_seq")?,
+                last_signed_at: r.opt_time("last_signed_at")?,
+            })
+        })
+        .collect()
+}
+
 /// The current head `(seq, hash)` without locking, if the tenant has events.
 pub async fn head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<Option<(i64, String)>> {
     let r = c

@@ -14,6 +14,7 @@ both_backends!(
     the_chain_recomputes_from_the_api_and_checkpoints_verify,
     tampering_of_each_kind_is_detected,
     audit_is_confined_and_its_input_checked,
+    the_worker_checkpoints_moved_chains_once_per_interval,
 );
 
 async fn events(s: &TestServer, key: &str, query: &str) -> Vec<Value> {
@@ -477,5 +478,42 @@ async fn audit_is_confined_and_its_input_checked(b: Backend) {
             .await
             .is_empty()
     );
+    s.stop().await;
+}
+
+async fn the_worker_checkpoints_moved_chains_once_per_interval(b: Backend) {
+    let s = start(b).await;
+    let hour = time::Duration::hours(1);
+    let due = || casegate_service::audit::checkpoint_due(&s.svc, hour);
+    assert_eq!(
+        due().await.unwrap(),
+        2,
+        "both chains get a first checkpoint"
+    );
+    assert_eq!(due().await.unwrap(), 0, "nothing moved");
+    s.post(
+        "/users",
+        s.a.key("admin"),
+        json!({"email": "w@acme.example", "name": "W"}),
+    )
+    .await
+    .assert_ok(201);
+    s.clock.advance(hour - time::Duration::seconds(1));
+    assert_eq!(
+        due().await.unwrap(),
+        0,
+        "acme moved, but within the interval"
+    );
+    s.clock.advance(time::Duration::seconds(1));
+    assert_eq!(due().await.unwrap(), 1, "only the chain that moved");
+    let cps = s
+        .get("/audit/checkpoints", s.a.key("auditor"))
+        .await
+        .assert_ok(200)["checkpoints"]
+        .clone();
+    let head = verdict(&s, s.a.key("auditor")).await["head_seq"].clone();
+    assert_eq!(cps.as_array().unwrap().len(), 2);
+    assert_eq!(cps[1]["seq"], head);
+    assert_eq!(verdict(&s, s.a.key("auditor")).await["valid"], true);
     s.stop().await;
 }
