@@ -41,6 +41,7 @@ codes! {
     NotFound = "not_found", 404, "not_found_error";
     MethodNotAllowed = "method_not_allowed", 405, "invalid_request_error";
     AlreadyExists = "already_exists", 409, "conflict_error";
+    ExportNotReady = "export_not_ready", 409, "conflict_error";
     PayloadTooLarge = "payload_too_large", 413, "invalid_request_error";
     ValidationFailed = "validation_failed", 422, "validation_error";
     RateLimited = "rate_limited", 429, "rate_limit_error";

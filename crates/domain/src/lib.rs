@@ -8,6 +8,8 @@
 //! - [`principal`]: who is calling, resolved from a credential by the service layer.
 //! - [`credentials`]: API-key format (`cg_<env>_<random>`) and secret hashing.
 //! - [`validate`]: small input validators (email, slug, lengths) used before any transaction.
+//! - [`events`]: the catalogue of domain event names (webhook `type`s) and the outbox envelope.
+//! - [`export`]: audit export formats, statuses and the 12-month range rule.
 //! - [`error`]: the one error type with stable snake_case codes (the `code` of API.md).
 //!
 //! Nothing here does I/O: no tokio, axum or sqlx (`cargo tree -p casegate-domain -i sqlx` is
@@ -18,6 +20,8 @@ pub mod audit;
 pub mod clock;
 pub mod credentials;
 pub mod error;
+pub mod events;
+pub mod export;
 pub mod ids;
 pub mod principal;
 pub mod rbac;

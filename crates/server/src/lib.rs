@@ -70,6 +70,9 @@ pub fn services(
             leeway: time::Duration::seconds(j.leeway_secs),
             min_refresh: casegate_service::jwt::REFRESH_FLOOR,
         }),
+        blob_dir: s.data_dir.join("blobs"),
+        audit_export_max_events: s.audit_export_max_events,
+        audit_retention_days: s.audit_retention_days,
     };
     Services::new(db, clock, config, signer)
 }

@@ -170,6 +170,13 @@ pub struct Options {
     /// Minutes between automatic audit checkpoints of a tenant whose chain moved [default: 60].
     #[arg(long, env = "CASEGATE_AUDIT_CHECKPOINT_MINUTES", global = true)]
     pub audit_checkpoint_minutes: Option<i64>,
+    /// Days audit events are kept at the least; at least 1827 (five years, 31 CFR 1010.430(d))
+    /// [default: 2557, seven years]. casegate has no path that deletes audit events at all.
+    #[arg(long, env = "CASEGATE_AUDIT_RETENTION_DAYS", global = true)]
+    pub audit_retention_days: Option<i64>,
+    /// Most events one JSON or CSV audit export may hold [default: 1000000].
+    #[arg(long, env = "CASEGATE_AUDIT_EXPORT_MAX_EVENTS", global = true)]
+    pub audit_export_max_events: Option<i64>,
     /// Log format: json or text [default: json].
     #[arg(long, env = "CASEGATE_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
@@ -188,7 +195,8 @@ impl Options {
         layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, max_body_bytes,
             rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, db_max_connections, key_env,
             session_ttl_minutes, auth_cache_ttl_secs, jwks_url, jwt_issuer, jwt_audience, jwt_tenant_claim,
-            jwt_roles_claim, jwt_leeway_secs, audit_key_file, audit_checkpoint_minutes, log_format)
+            jwt_roles_claim, jwt_leeway_secs, audit_key_file, audit_checkpoint_minutes, audit_retention_days,
+            audit_export_max_events, log_format)
     }
 
     /// Reads a TOML settings file.
@@ -274,6 +282,10 @@ pub struct Settings {
     pub audit_key_file: PathBuf,
     /// Minutes between automatic checkpoints.
     pub audit_checkpoint_minutes: i64,
+    /// Minimum audit retention, in days.
+    pub audit_retention_days: i64,
+    /// Most events per JSON/CSV audit export.
+    pub audit_export_max_events: i64,
     /// `json` or `text`.
     pub log_format: String,
 }
@@ -337,6 +349,19 @@ impl Settings {
         let audit_key_file = o
             .audit_key_file
             .unwrap_or_else(|| data_dir.join("audit-signing.key"));
+        let audit_retention_days = o
+            .audit_retention_days
+            .unwrap_or(casegate_service::DEFAULT_AUDIT_RETENTION_DAYS);
+        if audit_retention_days < casegate_service::MIN_AUDIT_RETENTION_DAYS {
+            bail!(
+                "audit_retention_days must be at least {} (five years, 31 CFR 1010.430(d))",
+                casegate_service::MIN_AUDIT_RETENTION_DAYS
+            );
+        }
+        let audit_export_max_events = o.audit_export_max_events.unwrap_or(1_000_000);
+        if audit_export_max_events < 1 {
+            bail!("audit_export_max_events must be positive");
+        }
         Ok(Settings {
             listen: o.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             data_dir,
@@ -356,6 +381,8 @@ impl Settings {
             jwt,
             audit_key_file,
             audit_checkpoint_minutes: o.audit_checkpoint_minutes.unwrap_or(60).max(1),
+            audit_retention_days,
+            audit_export_max_events,
             log_format,
         })
     }
@@ -422,5 +449,21 @@ mod tests {
         let s = Settings::resolve(cli.options).unwrap();
         assert!(s.demo);
         assert_eq!(s.jwt.unwrap().tenant_claim, "org_id");
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_seven_years_and_refuses_less_than_five() {
+        let s = Settings::resolve(Options::default()).unwrap();
+        assert_eq!(s.audit_retention_days, 2557);
+        let short = Cli::parse_from(["casegate", "serve", "--audit-retention-days", "1826"]);
+        let err = Settings::resolve(short.options).unwrap_err().to_string();
+        assert!(err.contains("31 CFR 1010.430"), "{err}");
+        let long = Cli::parse_from(["casegate", "serve", "--audit-retention-days", "3650"]);
+        assert_eq!(
+            Settings::resolve(long.options)
+                .unwrap()
+                .audit_retention_days,
+            3650
+        );
     }
 }

@@ -141,6 +141,10 @@ impl AuditSigner {
         std::io::Write::write_all(&mut opts.open(path)?, b64.encode(secret).as_bytes())?;
         Ok(Self::from_bytes(secret))
     }
+    /// The secret half, for signing inside this crate.
+    pub(crate) fn key(&self) -> &SigningKey {
+        &self.key
+    }
     /// The public half.
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
@@ -261,7 +265,8 @@ pub async fn events(
     Ok((rows.iter().map(to_event).collect::<Result<_>>()?, total))
 }
 
-fn to_checkpoint(c: &StoredCheckpoint) -> Checkpoint {
+/// A stored checkpoint as the API returns it.
+pub(crate) fn to_checkpoint(c: &StoredCheckpoint) -> Checkpoint {
     Checkpoint {
         body: CheckpointBody {
             tenant_id: c.tenant_id.to_string(),
@@ -324,33 +329,43 @@ pub async fn verify(svc: &Services, p: &Caller) -> Result<Verification> {
     verify_tenant(svc, p.tenant_id).await
 }
 
+/// Signs and stores a checkpoint at `(seq, hash)` and returns the one stored at that position
+/// (a concurrent signer's, if it got there first).
+pub(crate) async fn sign_at(
+    svc: &Services,
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    seq: i64,
+    hash: &str,
+) -> Result<StoredCheckpoint> {
+    let now = svc.clock.now();
+    let body = CheckpointBody {
+        tenant_id: tenant.to_string(),
+        seq,
+        hash: hash.to_string(),
+        signed_at: wire_time(now),
+    };
+    let signed = chain::sign_checkpoint(&svc.audit_signer.key, body);
+    let cp = StoredCheckpoint {
+        tenant_id: tenant,
+        seq,
+        hash: hash.to_string(),
+        signed_at: now,
+        signature: signed.signature,
+        key_id: svc.audit_signer.key_id.clone(),
+    };
+    store::insert_checkpoint(c, &cp).await?;
+    Ok(store::checkpoint_at(c, tenant, seq).await?.unwrap_or(cp))
+}
+
 /// Signs a checkpoint at the tenant's current head (none for an empty chain).
 pub async fn checkpoint_tenant(svc: &Services, tenant: TenantId) -> Result<Option<Checkpoint>> {
     let mut c = svc.db.conn().await?;
     let Some((seq, hash)) = store::head(&mut *c, tenant).await? else {
         return Ok(None);
     };
-    let now = svc.clock.now();
-    let body = CheckpointBody {
-        tenant_id: tenant.to_string(),
-        seq,
-        hash: hash.clone(),
-        signed_at: wire_time(now),
-    };
-    let signed = chain::sign_checkpoint(&svc.audit_signer.key, body);
-    store::insert_checkpoint(
-        &mut *c,
-        &StoredCheckpoint {
-            tenant_id: tenant,
-            seq,
-            hash,
-            signed_at: now,
-            signature: signed.signature.clone(),
-            key_id: svc.audit_signer.key_id.clone(),
-        },
-    )
-    .await?;
-    Ok(Some(signed))
+    let stored = sign_at(svc, &mut *c, tenant, seq, &hash).await?;
+    Ok(Some(to_checkpoint(&stored)))
 }
 
 /// `POST /audit/checkpoints`: a checkpoint on demand.

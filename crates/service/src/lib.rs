@@ -11,14 +11,20 @@
 //! - [`password`]: Argon2id hashing, off the async runtime.
 //! - [`users`], [`api_keys`], [`tenants`]: administration commands.
 //! - [`demo`]: the idempotent sandbox tenant of `casegate demo`.
+//! - [`audit`]: appending to and verifying the hash-chained audit trail, signed checkpoints.
+//! - [`exports`], [`report`]: audit exports (JSON, CSV, PDF) produced by the worker, signed.
+//! - [`blobs`]: the content-addressed file store under the data directory.
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod blobs;
 pub mod demo;
+pub mod exports;
 pub mod jwt;
 pub mod password;
+pub mod report;
 pub mod tenants;
 pub mod users;
 
@@ -41,7 +47,20 @@ pub struct ServiceConfig {
     pub auth_cache_ttl: Duration,
     /// JWT verification, when an identity provider is configured.
     pub jwt: Option<jwt::JwtConfig>,
+    /// Root of the blob store (audit exports, attachments): `<data dir>/blobs`.
+    pub blob_dir: std::path::PathBuf,
+    /// Most events one JSON or CSV audit export may hold (PDF reports hold fewer).
+    pub audit_export_max_events: i64,
+    /// How long audit events are kept at the least, in days (stated in exports; the trail has
+    /// no deletion path at all).
+    pub audit_retention_days: i64,
 }
+
+/// Seven years, the default audit retention.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 2557;
+/// The shortest retention accepted: five years, the record-keeping period of the Bank Secrecy
+/// Act (31 CFR 1010.430(d)).
+pub const MIN_AUDIT_RETENTION_DAYS: i64 = 1827;
 
 impl Default for ServiceConfig {
     fn default() -> Self {
@@ -50,6 +69,9 @@ impl Default for ServiceConfig {
             session_ttl: time::Duration::hours(8),
             auth_cache_ttl: Duration::from_secs(10),
             jwt: None,
+            blob_dir: std::env::temp_dir().join("casegate-blobs"),
+            audit_export_max_events: 1_000_000,
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
         }
     }
 }
@@ -68,6 +90,8 @@ pub struct Services {
     pub(crate) jwks: Option<jwt::Jwks>,
     /// Signs audit checkpoints and exports.
     pub audit_signer: Arc<audit::AuditSigner>,
+    /// Files too large for a row: audit exports, attachments.
+    pub blobs: blobs::BlobStore,
 }
 
 impl Services {
@@ -81,6 +105,7 @@ impl Services {
         let jwks = config.jwt.clone().map(jwt::Jwks::new);
         Arc::new(Self {
             audit_signer,
+            blobs: blobs::BlobStore::new(&config.blob_dir),
             auth_cache: auth::AuthCache::new(config.auth_cache_ttl),
             db,
             clock,

@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0001_foundation.sql"),
     ),
     (2, "audit", include_str!("../migrations/0002_audit.sql")),
+    (
+        3,
+        "exports_outbox",
+        include_str!("../migrations/0003_exports_outbox.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

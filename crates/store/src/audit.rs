@@ -132,6 +132,49 @@ pub struct AuditFilter {
     pub ascending: bool,
 }
 
+/// The WHERE clause of a filter over `tenant`'s events and its arguments (`$1` is the tenant).
+fn filter_clause(tenant: TenantId, f: &AuditFilter) -> (String, Vec<Val>) {
+    let mut clauses = vec!["tenant_id = $1".to_string()];
+    let mut args: Vec<Val> = vec![tenant.into()];
+    let mut push = |clause: &str, v: Val| {
+        args.push(v);
+        clauses.push(clause.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(v) = &f.entity_type {
+        push("entity_type = ?", v.as_str().into());
+    }
+    if let Some(v) = &f.entity_id {
+        push("entity_id = ?", v.as_str().into());
+    }
+    if let Some(v) = &f.action {
+        push("action = ?", v.as_str().into());
+    }
+    if let Some(v) = &f.actor {
+        match v.parse::<Uuid>() {
+            Ok(id) => push("actor_id = ?", id.into()),
+            Err(_) => push("actor = ?", v.to_ascii_lowercase().into()),
+        }
+    }
+    if let Some(v) = f.from {
+        push("occurred_at >= ?", v.into());
+    }
+    if let Some(v) = f.to {
+        push("occurred_at < ?", v.into());
+    }
+    (clauses.join(" AND "), args)
+}
+
+/// How many of `tenant`'s events match the filter.
+pub async fn count(c: &mut dyn Conn, tenant: TenantId, f: &AuditFilter) -> StoreResult<i64> {
+    let (filter, args) = filter_clause(tenant, f);
+    c.fetch_one(
+        &format!("SELECT count(*) AS n FROM audit_events WHERE {filter}"),
+        &args,
+    )
+    .await?
+    .int("n")
+}
+
 /// A page of `tenant`'s events and the number matching the filter.
 pub async fn list(
     c: &mut dyn Conn,
@@ -140,42 +183,9 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<StoredAudit>, i64)> {
-    let mut clauses = vec!["tenant_id = $1".to_string()];
-    let mut args: Vec<Val> = vec![tenant.into()];
-    let mut push = |clause: &str, v: Val, args: &mut Vec<Val>| {
-        args.push(v);
-        clauses.push(clause.replace('?', &format!("${}", args.len())));
-    };
-    if let Some(v) = &f.entity_type {
-        push("entity_type = ?", v.as_str().into(), &mut args);
-    }
-    if let Some(v) = &f.entity_id {
-        push("entity_id = ?", v.as_str().into(), &mut args);
-    }
-    if let Some(v) = &f.action {
-        push("action = ?", v.as_str().into(), &mut args);
-    }
-    if let Some(v) = &f.actor {
-        match v.parse::<Uuid>() {
-            Ok(id) => push("actor_id = ?", id.into(), &mut args),
-            Err(_) => push("actor = ?", v.to_ascii_lowercase().into(), &mut args),
-        }
-    }
-    if let Some(v) = f.from {
-        push("occurred_at >= ?", v.into(), &mut args);
-    }
-    if let Some(v) = f.to {
-        push("occurred_at < ?", v.into(), &mut args);
-    }
-    let filter = clauses.join(" AND ");
+    let total = count(c, tenant, f).await?;
+    let (filter, mut args) = filter_clause(tenant, f);
     let order = if f.ascending { "ASC" } else { "DESC" };
-    let total = c
-        .fetch_one(
-            &format!("SELECT count(*) AS n FROM audit_events WHERE {filter}"),
-            &args,
-        )
-        .await?
-        .int("n")?;
     let n = args.len();
     args.push(limit.into());
     args.push(offset.into());
@@ -189,6 +199,31 @@ pub async fn list(
         rows.iter().map(from_row).collect::<StoreResult<_>>()?,
         total,
     ))
+}
+
+/// The next `limit` events matching the filter with `seq > after`, oldest first: exports read
+/// a period this way, by key rather than by offset, so a long period costs no more per batch.
+pub async fn matching_after(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    f: &AuditFilter,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<StoredAudit>> {
+    let (filter, mut args) = filter_clause(tenant, f);
+    let n = args.len();
+    args.push(after.into());
+    args.push(limit.into());
+    let sql = format!(
+        "SELECT {COLS} FROM audit_events WHERE {filter} AND seq > ${} ORDER BY seq LIMIT ${}",
+        n + 1,
+        n + 2
+    );
+    c.fetch_all(&sql, &args)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// Events with `seq > after`, oldest first, at most `limit` (verification reads the chain in
@@ -237,6 +272,33 @@ pub async fn insert_checkpoint(c: &mut dyn Conn, cp: &StoredCheckpoint) -> Store
     .map(drop)
 }
 
+fn checkpoint_from_row(r: &Row) -> StoreResult<StoredCheckpoint> {
+    Ok(StoredCheckpoint {
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        seq: r.int("seq")?,
+        hash: r.text("hash")?,
+        signed_at: r.time("signed_at")?,
+        signature: r.text("signature")?,
+        key_id: r.text("key_id")?,
+    })
+}
+
+/// The checkpoint at `seq`, if one was signed there.
+pub async fn checkpoint_at(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    seq: i64,
+) -> StoreResult<Option<StoredCheckpoint>> {
+    c.fetch_optional(
+        "SELECT tenant_id, seq, hash, signed_at, signature, key_id FROM audit_checkpoints WHERE tenant_id = $1 AND seq = $2",
+        &[tenant.into(), seq.into()],
+    )
+    .await?
+    .as_ref()
+    .map(checkpoint_from_row)
+    .transpose()
+}
+
 /// Every checkpoint of `tenant`, oldest first.
 pub async fn checkpoints(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<Vec<StoredCheckpoint>> {
     let rows = c
@@ -245,18 +307,7 @@ pub async fn checkpoints(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<Vec<
             &[tenant.into()],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(StoredCheckpoint {
-                tenant_id: TenantId(r.uuid("tenant_id")?),
-                seq: r.int("seq")?,
-                hash: r.text("hash")?,
-                signed_at: r.time("signed_at")?,
-                signature: r.text("signature")?,
-                key_id: r.text("key_id")?,
-            })
-        })
-        .collect()
+    rows.iter().map(checkpoint_from_row).collect()
 }
 
 /// A tenant's chain head and its latest checkpoint, for the checkpoint job.

@@ -8,6 +8,8 @@
 //! - [`tenants`], [`users`], [`api_keys`], [`sessions`]: repositories. Every function takes a
 //!   `&mut dyn Conn` (a pooled connection or an open transaction) and a `TenantId` where the
 //!   table is tenant-scoped, so a command composes several of them in one transaction.
+//! - [`audit`], [`exports`]: the hash-chained audit trail and its exports.
+//! - [`outbox`]: domain events committed with the change they announce.
 //! - [`conformance`]: the conformance suite; `store-sqlite` and `store-pg` run it, each test on
 //!   a fresh database.
 //!
@@ -24,6 +26,8 @@ pub mod audit;
 pub mod conformance;
 pub mod conn;
 pub mod error;
+pub mod exports;
+pub mod outbox;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

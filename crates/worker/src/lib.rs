@@ -2,9 +2,9 @@
 //! stops cleanly when its cancellation token fires (SIGTERM).
 //!
 //! # Layout
-//! - [`Worker`]: the loop and its jobs. Today: purging expired sessions and signing audit
-//!   checkpoints for tenants whose chain moved. The transactional
-//!   outbox dispatcher, webhook delivery, approval timers and audit exports join it as their
+//! - [`Worker`]: the loop and its jobs. Today: purging expired sessions, signing audit
+//!   checkpoints for tenants whose chain moved, and producing queued audit exports. The
+//!   transactional outbox dispatcher, webhook delivery and approval timers join it as their
 //!   issues land; each job claims its rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so
 //!   several worker processes can share one database.
 #![forbid(unsafe_code)]
@@ -13,6 +13,9 @@ use casegate_service::Services;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Audit exports produced per round at most, so other jobs are not starved behind a queue.
+const EXPORTS_PER_ROUND: u64 = 4;
 
 /// The background worker.
 pub struct Worker {
@@ -41,7 +44,8 @@ impl Worker {
         drop(c);
         let signed =
             casegate_service::audit::checkpoint_due(&self.svc, self.checkpoint_every).await?;
-        Ok(purged + signed)
+        let exported = casegate_service::exports::run_pending(&self.svc, EXPORTS_PER_ROUND).await?;
+        Ok(purged + signed + exported)
     }
 
     /// Polls until `cancel` fires. A failing round is logged and retried on the next tick.

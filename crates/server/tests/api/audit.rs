@@ -217,30 +217,40 @@ async fn every_command_leaves_its_event(b: Backend) {
 }
 
 /// Recomputes the chain from API events exactly as docs/audit-format.md tells a third party to.
-fn recompute(events: &[Value]) -> Result<(), String> {
-    let mut prev = [0u8; 32];
+/// Recomputes a chain from its genesis, as a third party would: RFC 8785 of each event minus
+/// `hash`, SHA-256 over the previous hash and those bytes.
+pub(crate) fn recompute(events: &[Value]) -> Result<(), String> {
+    recompute_from(events, [0u8; 32], 1)
+}
+
+/// Recomputes a run of events whose first one sits at `first_seq` after `prev`.
+pub(crate) fn recompute_from(
+    events: &[Value],
+    mut prev: [u8; 32],
+    first_seq: usize,
+) -> Result<(), String> {
     for (i, e) in events.iter().enumerate() {
         let mut record = e.as_object().unwrap().clone();
         let hash = record.remove("hash").unwrap();
-        if record["seq"] != json!(i + 1) {
+        if record["seq"] != json!(i + first_seq) {
             return Err(format!("gap at {i}"));
         }
         if record["prev_hash"].as_str().unwrap() != hex(&prev) {
-            return Err(format!("prev_hash of {}", i + 1));
+            return Err(format!("prev_hash of {}", i + first_seq));
         }
         let mut h = Sha256::new();
         h.update(prev);
         h.update(serde_jcs::to_vec(&record).unwrap());
         let digest: [u8; 32] = h.finalize().into();
         if hex(&digest) != hash.as_str().unwrap() {
-            return Err(format!("hash of {}", i + 1));
+            return Err(format!("hash of {}", i + first_seq));
         }
         prev = digest;
     }
     Ok(())
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod auth;
 mod common;
+mod exports;
 mod jwt;
 mod ops;
 mod process;

@@ -1,0 +1,282 @@
+//! Audit-chain benchmark (docs/benchmarks.md, "Audit trail"): verification speed over a
+//! chain of N events next to raw SHA-256 over the same bytes, and the cost the chain adds to a
+//! write, on SQLite and PostgreSQL.
+//!
+//! `cargo bench -p casegate-server --bench audit_chain -- [N] [WRITES]` (defaults 1,000,000 and
+//! 20,000). PostgreSQL is used when `CASEGATE_TEST_DATABASE_URL` (default the local server)
+//! answers; each run creates and drops its own database.
+//!
+//! A plain binary rather than criterion: each measurement is one long pass (a million events),
+//! not a micro-benchmark needing statistical repetition, and the figures wanted are events/s.
+use casegate_domain::audit::{self as chain, AuditRecord, ChainVerifier, StoredEvent};
+use casegate_domain::clock::{ManualClock, wire_time};
+use casegate_domain::ids::{TenantId, UserId};
+use casegate_domain::principal::Origin;
+use casegate_service::audit::{self, Actor, AuditSigner, Entry};
+use casegate_service::{ServiceConfig, Services};
+use casegate_store::conformance::TestDb;
+use casegate_store::{Database, Val};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+use time::macros::datetime;
+use uuid::Uuid;
+
+fn record(tenant: &str, seq: i64, prev: &str) -> AuditRecord {
+    AuditRecord {
+        tenant_id: tenant.into(),
+        seq,
+        event_id: Uuid::new_v4().to_string(),
+        occurred_at: "2026-03-02T09:00:00.123456Z".into(),
+        actor: "analyst@acme.example".into(),
+        actor_id: Some(Uuid::new_v4().to_string()),
+        actor_ip: Some("203.0.113.7".into()),
+        request_id: Some(Uuid::new_v4().to_string()),
+        action: "case.status_changed".into(),
+        entity_type: "case".into(),
+        entity_id: Some(format!("CASE-2026-{seq:06}")),
+        changes: json!({"status": {"before": "investigating", "after": "determination"},
+                         "assigned_to": {"before": null, "after": "kim@acme.example"}}),
+        prev_hash: prev.into(),
+    }
+}
+
+struct Sealed {
+    record: AuditRecord,
+    bytes: Vec<u8>,
+    hash: String,
+}
+
+fn per_sec(n: u64, secs: f64) -> String {
+    format!("{:>12.0}/s", n as f64 / secs)
+}
+
+/// Verification of an in-memory chain: the pure work, without the database.
+fn pure(n: i64) {
+    let tenant = Uuid::new_v4().to_string();
+    let t = Instant::now();
+    let mut prev = chain::GENESIS;
+    let mut events = Vec::with_capacity(n as usize);
+    for seq in 1..=n {
+        let r = record(&tenant, seq, &chain::hex(&prev));
+        let (bytes, hash) = chain::seal(&r, &prev);
+        prev = hash;
+        events.push(Sealed {
+            record: r,
+            bytes,
+            hash: chain::hex(&hash),
+        });
+    }
+    let build = t.elapsed().as_secs_f64();
+    let total_bytes: usize = events.iter().map(|e| e.bytes.len()).sum();
+    println!(
+        "chain of {n} events built (JCS + SHA-256 per event) in {build:.2} s: {}; mean record {} bytes",
+        per_sec(n as u64, build),
+        total_bytes / n as usize
+    );
+
+    // Raw SHA-256 over exactly the bytes verification hashes.
+    let t = Instant::now();
+    let mut p = chain::GENESIS;
+    for e in &events {
+        p = chain::chain_hash(&p, &e.bytes);
+    }
+    let raw = t.elapsed().as_secs_f64();
+    assert_eq!(p, prev);
+    println!(
+        "raw SHA-256 chain over the same bytes:  {} ({:.0} MB/s)",
+        per_sec(n as u64, raw),
+        total_bytes as f64 / raw / 1e6
+    );
+
+    let t = Instant::now();
+    let mut v = ChainVerifier::new(&tenant, &[], None);
+    for e in &events {
+        let r = &e.record;
+        let ok = v.push(&StoredEvent {
+            seq: r.seq,
+            record: &e.bytes,
+            hash: &e.hash,
+            event_id: &r.event_id,
+            actor: &r.actor,
+            actor_id: r.actor_id.as_deref(),
+            action: &r.action,
+            entity_type: &r.entity_type,
+            entity_id: r.entity_id.as_deref(),
+            occurred_at: &r.occurred_at,
+        });
+        assert!(ok);
+    }
+    let verdict = v.finish();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(verdict.valid && verdict.events_checked == n as u64);
+    println!(
+        "ChainVerifier (hash + record/column checks): {} ({:.2}x raw SHA-256 time)",
+        per_sec(n as u64, secs),
+        secs / raw
+    );
+}
+
+fn services(db: Arc<dyn Database>) -> Arc<Services> {
+    Services::new(
+        db,
+        Arc::new(ManualClock::new(datetime!(2026-03-02 09:00 UTC))),
+        ServiceConfig::default(),
+        Arc::new(AuditSigner::generate()),
+    )
+}
+
+async fn tenant(svc: &Services) -> TenantId {
+    casegate_service::demo::ensure(
+        svc,
+        &format!("bench-{}", &Uuid::new_v4().simple().to_string()[..8]),
+    )
+    .await
+    .expect("tenant")
+    .tenant
+    .id
+}
+
+/// Loads `n` events through the real append path, then times `verify_tenant` (read from the
+/// database and verify).
+async fn from_database(name: &str, db: &TestDb, n: i64) {
+    let svc = services(db.db.clone());
+    let tenant = tenant(&svc).await;
+    let actor = Actor::User {
+        id: UserId(Uuid::new_v4()),
+        label: "analyst@acme.example".into(),
+    };
+    let origin = Origin {
+        ip: Some("203.0.113.7".into()),
+        request_id: Some("bench".into()),
+    };
+    let t = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let batch = left.min(10_000);
+        let mut tx = svc.db.begin().await.unwrap();
+        for i in 0..batch {
+            let entry = Entry::new("case.status_changed", "case", format!("CASE-2026-{i:06}"))
+                .change("status", "investigating", "determination");
+            audit::append(&mut *tx, svc.clock.now(), tenant, &actor, &origin, entry)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        left -= batch;
+    }
+    let load = t.elapsed().as_secs_f64();
+    println!(
+        "[{name}] appended {n} events in batches of 10,000 per transaction: {} ",
+        per_sec(n as u64, load)
+    );
+    let t = Instant::now();
+    let v = audit::verify_tenant(&svc, tenant).await.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(v.valid, "{v:?}");
+    println!(
+        "[{name}] verify_tenant over {} events (read + verify): {}",
+        v.events_checked,
+        per_sec(v.events_checked, secs)
+    );
+}
+
+/// A transition-shaped write (update the case row, insert its history row) with and without the
+/// audit append, one transaction each, as a command does it.
+async fn write_cost(name: &str, db: &TestDb, writes: i64) {
+    let svc = services(db.db.clone());
+    let tenant = tenant(&svc).await;
+    {
+        let mut c = svc.db.conn().await.unwrap();
+        let ddl = [
+            "CREATE TABLE bench_cases (tenant_id TEXT NOT NULL, id TEXT NOT NULL, status TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (tenant_id, id))",
+            "CREATE TABLE bench_history (tenant_id TEXT NOT NULL, case_id TEXT NOT NULL, n BIGINT NOT NULL, from_status TEXT NOT NULL, to_status TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (tenant_id, case_id, n))",
+        ];
+        for sql in ddl {
+            c.execute(sql, &[]).await.unwrap();
+        }
+        c.execute(
+            "INSERT INTO bench_cases VALUES ($1, 'c1', 'open', 0)",
+            &[Val::Text(Some(tenant.to_string()))],
+        )
+        .await
+        .unwrap();
+    }
+    let actor = Actor::System;
+    let origin = Origin::default();
+    for with_audit in [false, true, false, true] {
+        let t = Instant::now();
+        for _ in 0..writes {
+            let mut tx = svc.db.begin().await.unwrap();
+            let r = tx
+                .fetch_one(
+                    "UPDATE bench_cases SET version = version + 1, status = CASE WHEN status = 'open' THEN 'investigating' ELSE 'open' END \
+                     WHERE tenant_id = $1 AND id = 'c1' RETURNING version, status",
+                    &[Val::Text(Some(tenant.to_string()))],
+                )
+                .await
+                .unwrap();
+            let (version, status) = (r.int("version").unwrap(), r.text("status").unwrap());
+            tx.execute(
+                "INSERT INTO bench_history VALUES ($1, 'c1', $2, 'x', $3, $4)",
+                &[
+                    Val::Text(Some(tenant.to_string())),
+                    version.into(),
+                    status.as_str().into(),
+                    wire_time(svc.clock.now()).into(),
+                ],
+            )
+            .await
+            .unwrap();
+            if with_audit {
+                let entry = Entry::new("case.status_changed", "case", "c1").change(
+                    "status",
+                    "open",
+                    status.as_str(),
+                );
+                audit::append(&mut *tx, svc.clock.now(), tenant, &actor, &origin, entry)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "[{name}] transition-shaped writes {} audit chain: {} (mean {:.0} µs)",
+            if with_audit { "with   " } else { "without" },
+            per_sec(writes as u64, secs),
+            secs / writes as f64 * 1e6
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<i64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let n = args.first().copied().unwrap_or(1_000_000);
+    let writes = args.get(1).copied().unwrap_or(20_000);
+    println!("== pure verification ==");
+    pure(n);
+    let sqlite = casegate_store_sqlite::testing::fresh().await;
+    println!("== SQLite ==");
+    from_database("sqlite", &sqlite, n).await;
+    write_cost("sqlite", &sqlite, writes).await;
+    sqlite.finish().await;
+    let pg = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        casegate_store_pg::testing::fresh(),
+    )
+    .await;
+    match pg {
+        Ok(pg) => {
+            println!("== PostgreSQL ==");
+            from_database("postgres", &pg, n).await;
+            write_cost("postgres", &pg, writes).await;
+            pg.finish().await;
+        }
+        Err(_) => println!("PostgreSQL not reachable: skipped"),
+    }
+}
