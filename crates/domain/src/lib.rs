@@ -10,6 +10,8 @@
 //! - [`validate`]: small input validators (email, slug, lengths) used before any transaction.
 //! - [`events`]: the catalogue of domain event names (webhook `type`s) and the outbox envelope.
 //! - [`export`]: audit export formats, statuses and the 12-month range rule.
+//! - [`cases`]: priorities, dispositions and the `CASE-<year>-<n>` reference.
+//! - [`fields`]: custom-field definitions of a case type and the checking of their values.
 //! - [`error`]: the one error type with stable snake_case codes (the `code` of API.md).
 //!
 //! Nothing here does I/O: no tokio, axum or sqlx (`cargo tree -p casegate-domain -i sqlx` is
@@ -17,11 +19,13 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod cases;
 pub mod clock;
 pub mod credentials;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod fields;
 pub mod ids;
 pub mod principal;
 pub mod rbac;
