@@ -130,24 +130,24 @@ fn record_agrees(
     Some(v.agrees(e, tenant_id, seq, prev_hex))
 }
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Lowercase hex of a SHA-256 digest, on the stack.
 pub fn hex64(d: &[u8; 32]) -> [u8; 64] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
     for (i, b) in d.iter().enumerate() {
-        out[2 * i] = DIGITS[(b >> 4) as usize];
-        out[2 * i + 1] = DIGITS[(b & 0xf) as usize];
+        out[2 * i] = HEX_DIGITS[(b >> 4) as usize];
+        out[2 * i + 1] = HEX_DIGITS[(b & 0xf) as usize];
     }
     out
 }
 
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 0xf) as usize] as char);
+        s.push(HEX_DIGITS[(b >> 4) as usize] as char);
+        s.push(HEX_DIGITS[(b & 0xf) as usize] as char);
     }
     s
 }

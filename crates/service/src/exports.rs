@@ -54,7 +54,6 @@ fn filter_of(from: OffsetDateTime, to: OffsetDateTime, entity_type: Option<Strin
         entity_type,
         from: Some(from),
         to: Some(to),
-        ascending: true,
         ..AuditFilter::default()
     }
 }
@@ -284,8 +283,8 @@ async fn finish(svc: &Services, e: &StoredExport, outcome: Result<ExportFile>) -
     Ok(())
 }
 
-/// The checkpoint vouching for `(seq, hash)`: the stored one at that position if any, else a
-/// new one signed now.
+/// The checkpoint vouching for `(seq, hash)`: the one stored at that position, signed now if
+/// there was none.
 async fn checkpoint_at(
     svc: &Services,
     c: &mut dyn Conn,
@@ -293,10 +292,7 @@ async fn checkpoint_at(
     seq: i64,
     hash: &str,
 ) -> Result<ExportCheckpoint> {
-    let stored = match audit_store::checkpoint_at(c, tenant, seq).await? {
-        Some(cp) => cp,
-        None => audit::sign_at(svc, c, tenant, seq, hash).await?,
-    };
+    let stored = audit::sign_at(svc, c, tenant, seq, hash).await?;
     Ok(ExportCheckpoint {
         checkpoint: audit::to_checkpoint(&stored),
         key_id: stored.key_id,

@@ -216,16 +216,17 @@ fn drawable(s: &str) -> String {
                 skrifa::FontRef::new(FONT_BOLD).ok()?,
             ))
         });
+    // One character map per font for the whole string, not one per character.
+    let maps = MAPS.as_ref().map(|(r, b)| (r.charmap(), b.charmap()));
     s.chars()
         .map(|c| {
             if c.is_control() {
                 ' '
-            } else if let Some((r, b)) = MAPS.as_ref()
-                && r.charmap().map(c).is_some()
-                && b.charmap().map(c).is_some()
+            } else if c == ' '
+                || maps
+                    .as_ref()
+                    .is_some_and(|(r, b)| r.map(c).is_some() && b.map(c).is_some())
             {
-                c
-            } else if c == ' ' {
                 c
             } else {
                 '?'
@@ -622,6 +623,7 @@ pub fn pdf(
         );
         let mut y = MARGIN + HEADER_H;
         for l in page_lines {
+            y += l.height();
             match l {
                 Line::Text {
                     text,
@@ -630,7 +632,6 @@ pub fn pdf(
                     indent,
                     gray: is_gray,
                 } => {
-                    y += size * 1.3;
                     s.set_fill(Some(if *is_gray {
                         gray.clone()
                     } else {
@@ -651,9 +652,8 @@ pub fn pdf(
                         TextDirection::Auto,
                     );
                 }
-                Line::Gap(h) => y += h,
+                Line::Gap(_) => {}
                 Line::Rule => {
-                    y += 4.0;
                     let mut pb = PathBuilder::new();
                     pb.move_to(MARGIN, y - 1.5);
                     pb.line_to(PAGE_W - MARGIN, y - 1.5);
