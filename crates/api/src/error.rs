@@ -138,7 +138,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-fn json_rejection(r: JsonRejection) -> Error {
+/// Maps a JSON extraction failure to the API.md error (400 syntax, 422 shape, 413 size).
+pub fn json_rejection(r: JsonRejection) -> Error {
     match r {
         JsonRejection::JsonDataError(e) => {
             let (param, msg) = param_of(&e.body_text());

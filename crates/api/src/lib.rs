@@ -34,6 +34,8 @@ use utoipa_axum::router::OpenApiRouter;
 pub struct ApiConfig {
     /// Largest JSON body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Largest case attachment upload (413 beyond).
+    pub max_attachment_bytes: usize,
     /// Requests running longer are abandoned with 503 `timeout`.
     pub request_timeout: Duration,
     /// Requests a minute per credential (0 = unlimited).
@@ -66,6 +68,7 @@ pub struct AppState {
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     tags((name = "authentication", description = "Sessions and the caller's identity"),
         (name = "administration", description = "Users, roles and API keys of the organisation"),
+        (name = "cases", description = "Case types, cases, alerts, their investigation record and parties"),
         (name = "audit", description = "The hash-chained audit trail, its verification and signed checkpoints"))
 )]
 struct ApiDoc;

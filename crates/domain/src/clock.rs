@@ -32,6 +32,25 @@ pub fn wire_time(t: OffsetDateTime) -> String {
     )
 }
 
+/// Serialises a time as [`wire_time`] (`#[serde(serialize_with = …)]`).
+pub fn serialize_wire_time<S: serde::Serializer>(
+    t: &OffsetDateTime,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&wire_time(*t))
+}
+
+/// Serialises an optional time as [`wire_time`] or `null`.
+pub fn serialize_opt_wire_time<S: serde::Serializer>(
+    t: &Option<OffsetDateTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&wire_time(*t)),
+        None => s.serialize_none(),
+    }
+}
+
 /// The wall clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

@@ -60,3 +60,11 @@ id_type!(
     /// A browser session created by password login.
     SessionId
 );
+id_type!(
+    /// A case (alerts are cases of type `ALERT`).
+    CaseId
+);
+id_type!(
+    /// A party: a person, organisation, account, device or address a case is about.
+    PartyId
+);

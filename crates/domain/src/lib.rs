@@ -12,6 +12,8 @@
 //! - [`export`]: audit export formats, statuses and the 12-month range rule.
 //! - [`cases`]: priorities, dispositions and the `CASE-<year>-<n>` reference.
 //! - [`fields`]: custom-field definitions of a case type and the checking of their values.
+//! - [`lifecycle`]: a case type's statuses and automatic moves, the built-in types, and the
+//!   fixed-lifecycle decisions the workflow engine will take over.
 //! - [`error`]: the one error type with stable snake_case codes (the `code` of API.md).
 //!
 //! Nothing here does I/O: no tokio, axum or sqlx (`cargo tree -p casegate-domain -i sqlx` is
@@ -27,6 +29,7 @@ pub mod events;
 pub mod export;
 pub mod fields;
 pub mod ids;
+pub mod lifecycle;
 pub mod principal;
 pub mod rbac;
 pub mod validate;

@@ -83,6 +83,7 @@ pub fn app(s: &Settings, svc: Arc<Services>) -> axum::Router {
         svc,
         casegate_api::ApiConfig {
             max_body_bytes: s.max_body_bytes,
+            max_attachment_bytes: s.max_attachment_bytes,
             request_timeout: Duration::from_secs(s.request_timeout_secs),
             rate_limit_per_minute: s.rate_limit_per_minute,
             login_attempts_per_minute: s.login_attempts_per_minute,
@@ -98,6 +99,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Tenants created before a built-in case type existed get it now (idempotent).
+    casegate_service::case_types::ensure_builtins_everywhere(&svc)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding built-in case types: {e}"))?;
     let worker = (s.role != Role::Api).then(|| {
         let w = casegate_worker::Worker::new(
             svc.clone(),

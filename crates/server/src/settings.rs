@@ -122,6 +122,9 @@ pub struct Options {
     /// Largest JSON body in bytes [default: 1048576].
     #[arg(long, env = "CASEGATE_MAX_BODY_BYTES", global = true)]
     pub max_body_bytes: Option<usize>,
+    /// Largest case attachment upload in bytes [default: 26214400].
+    #[arg(long, env = "CASEGATE_MAX_ATTACHMENT_BYTES", global = true)]
+    pub max_attachment_bytes: Option<usize>,
     /// Requests a minute per credential, 0 = unlimited [default: 600].
     #[arg(long, env = "CASEGATE_RATE_LIMIT_PER_MINUTE", global = true)]
     pub rate_limit_per_minute: Option<u32>,
@@ -192,7 +195,7 @@ macro_rules! layer {
 impl Options {
     /// `self` where set, else `lower`.
     pub fn over(self, lower: Options) -> Options {
-        layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, max_body_bytes,
+        layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, max_body_bytes, max_attachment_bytes,
             rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, db_max_connections, key_env,
             session_ttl_minutes, auth_cache_ttl_secs, jwks_url, jwt_issuer, jwt_audience, jwt_tenant_claim,
             jwt_roles_claim, jwt_leeway_secs, audit_key_file, audit_checkpoint_minutes, audit_retention_days,
@@ -260,6 +263,8 @@ pub struct Settings {
     pub allow_insecure_webhooks: bool,
     /// Largest JSON body.
     pub max_body_bytes: usize,
+    /// Largest case attachment upload.
+    pub max_attachment_bytes: usize,
     /// Requests a minute per credential.
     pub rate_limit_per_minute: u32,
     /// Login attempts a minute per client address.
@@ -370,6 +375,7 @@ impl Settings {
             demo: o.demo.unwrap_or(false),
             allow_insecure_webhooks: o.allow_insecure_webhooks.unwrap_or(false),
             max_body_bytes: o.max_body_bytes.unwrap_or(1024 * 1024),
+            max_attachment_bytes: o.max_attachment_bytes.unwrap_or(25 * 1024 * 1024),
             rate_limit_per_minute: o.rate_limit_per_minute.unwrap_or(600),
             login_attempts_per_minute: o.login_attempts_per_minute.unwrap_or(20),
             request_timeout_secs: o.request_timeout_secs.unwrap_or(30).max(1),

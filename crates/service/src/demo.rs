@@ -60,6 +60,7 @@ pub async fn ensure(svc: &Services, slug: &str) -> Result<Demo> {
             t
         }
     };
+    crate::case_types::ensure_builtins(&mut *tx, tenant.id, now).await?;
     let mut keys = BTreeMap::new();
     let mut emails = BTreeMap::new();
     for role in BUILTIN_ROLES {

@@ -13,13 +13,19 @@
 //! - [`demo`]: the idempotent sandbox tenant of `casegate demo`.
 //! - [`audit`]: appending to and verifying the hash-chained audit trail, signed checkpoints.
 //! - [`exports`], [`report`]: audit exports (JSON, CSV, PDF) produced by the worker, signed.
+//! - [`case_types`], [`cases`], [`case_views`], [`attachments`]: case types, cases and alerts
+//!   with their investigation record; the wire shapes REST, GraphQL and the outbox share.
 //! - [`blobs`]: the content-addressed file store under the data directory.
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod case_types;
+pub mod case_views;
+pub mod cases;
 pub mod demo;
 pub mod exports;
 pub mod jwt;

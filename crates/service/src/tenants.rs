@@ -78,6 +78,7 @@ pub async fn create(
         created_entry(&tenant),
     )
     .await?;
+    crate::case_types::ensure_builtins(&mut *tx, tenant.id, now).await?;
     casegate_store::users::insert(&mut *tx, &admin).await?;
     audit::append(
         &mut *tx,

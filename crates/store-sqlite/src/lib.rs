@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "exports_outbox",
         include_str!("../migrations/0003_exports_outbox.sql"),
     ),
+    (4, "cases", include_str!("../migrations/0004_cases.sql")),
 ];
 
 fn migrator() -> Migrator {

@@ -57,7 +57,7 @@ macro_rules! id_val {
     )*};
 }
 use casegate_domain::ids::*;
-id_val!(TenantId, UserId, ApiKeyId, SessionId);
+id_val!(TenantId, UserId, ApiKeyId, SessionId, CaseId, PartyId);
 
 /// Formats a time the way SQLite stores it (see [`Val`]): the wire format.
 pub use casegate_domain::clock::wire_time as sqlite_time;
@@ -136,6 +136,15 @@ impl Row {
     pub fn int(&self, col: &str) -> StoreResult<i64> {
         self.opt_int(col)?
             .ok_or_else(|| StoreError::Other(format!("column {col} is null")))
+    }
+    /// A nullable float (integers widen).
+    pub fn opt_float(&self, col: &str) -> StoreResult<Option<f64>> {
+        match self.get(col)? {
+            Val::Float(f) => Ok(*f),
+            Val::Int(i) => Ok(i.map(|i| i as f64)),
+            Val::Text(None) => Ok(None),
+            v => Err(bad(col, "float", v)),
+        }
     }
     /// A boolean (SQLite: INTEGER 0/1).
     pub fn bool(&self, col: &str) -> StoreResult<bool> {

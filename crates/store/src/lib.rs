@@ -9,6 +9,9 @@
 //!   `&mut dyn Conn` (a pooled connection or an open transaction) and a `TenantId` where the
 //!   table is tenant-scoped, so a command composes several of them in one transaction.
 //! - [`audit`], [`exports`]: the hash-chained audit trail and its exports.
+//! - [`case_types`], [`cases`], [`case_record`]: case types, cases (list and full-text search)
+//!   and their append-only investigation record (comments, attachments, activities, status
+//!   history, relations, parties).
 //! - [`outbox`]: domain events committed with the change they announce.
 //! - [`conformance`]: the conformance suite; `store-sqlite` and `store-pg` run it, each test on
 //!   a fresh database.
@@ -23,6 +26,9 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod case_record;
+pub mod case_types;
+pub mod cases;
 pub mod conformance;
 pub mod conn;
 pub mod error;

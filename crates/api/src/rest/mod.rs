@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod roles;
 pub mod users;
 
@@ -25,6 +26,7 @@ pub fn protected() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(api_keys::router())
         .merge(audit::router())
+        .merge(cases::router())
         .merge(roles::router())
         .merge(auth::protected_router())
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod auth;
+mod cases;
 mod common;
 mod exports;
 mod jwt;

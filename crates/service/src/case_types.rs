@@ -1,0 +1,282 @@
+//! Case types (docs/cases.md "Case types"): the built-in ones every tenant starts with, and
+//! `PUT /case-types/{key}` to add or change a type's name, custom fields and lifecycle.
+use crate::audit::{self, Actor, Entry};
+use crate::{Code, Error, Result, Services};
+use casegate_domain::fields::{self, FieldDef, Problem};
+use casegate_domain::ids::TenantId;
+use casegate_domain::lifecycle::{self, Lifecycle};
+use casegate_domain::principal::Caller;
+use casegate_domain::rbac::Permission;
+use casegate_store::Conn;
+use casegate_store::case_types::{self as store, StoredCaseType};
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+/// A case type, decoded: what commands on cases need.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CaseType {
+    /// `AML_INV`, `ALERT`, …
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// One of the types every tenant starts with.
+    pub builtin: bool,
+    /// Custom-field definitions.
+    pub fields: Vec<FieldDef>,
+    /// Statuses and automatic moves.
+    pub workflow: Lifecycle,
+    /// Grows by one on every change.
+    pub version: i64,
+    /// RFC 3339.
+    #[serde(serialize_with = "casegate_domain::clock::serialize_wire_time")]
+    pub created_at: OffsetDateTime,
+    /// RFC 3339.
+    #[serde(serialize_with = "casegate_domain::clock::serialize_wire_time")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl CaseType {
+    fn decode(t: StoredCaseType) -> Result<Self> {
+        Ok(Self {
+            fields: serde_json::from_value(t.fields).map_err(Error::internal)?,
+            workflow: serde_json::from_value(t.workflow).map_err(Error::internal)?,
+            key: t.key,
+            name: t.name,
+            builtin: t.builtin,
+            version: t.version,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        })
+    }
+
+    /// The definition of custom field `key`.
+    pub fn field(&self, key: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| f.key == key)
+    }
+}
+
+/// Adds the built-in case types `tenant` lacks (idempotent; run at tenant creation and for every
+/// tenant at start-up, so tenants created before a type was added get it too).
+pub async fn ensure_builtins(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    now: OffsetDateTime,
+) -> Result<()> {
+    for b in lifecycle::builtin_types() {
+        let t = StoredCaseType {
+            tenant_id: tenant,
+            key: b.key.into(),
+            name: b.name.into(),
+            builtin: true,
+            fields: json!([]),
+            workflow: serde_json::to_value(&b.lifecycle).map_err(Error::internal)?,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        store::insert_if_missing(c, &t).await?;
+    }
+    Ok(())
+}
+
+/// [`ensure_builtins`] for every tenant.
+pub async fn ensure_builtins_everywhere(svc: &Services) -> Result<()> {
+    let now = svc.clock.now();
+    let mut tx = svc.db.begin().await?;
+    for t in store::all_tenants(&mut *tx).await? {
+        ensure_builtins(&mut *tx, t, now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Loads one case type of `tenant`; `None` if there is none with this key.
+pub async fn load(c: &mut dyn Conn, tenant: TenantId, key: &str) -> Result<Option<CaseType>> {
+    store::get(c, tenant, key)
+        .await?
+        .map(CaseType::decode)
+        .transpose()
+}
+
+/// `GET /case-types` (`case.view`).
+pub async fn list(svc: &Services, p: &Caller) -> Result<Vec<CaseType>> {
+    p.require(Permission::CaseView)?;
+    let mut c = svc.db.conn().await?;
+    store::list(&mut *c, p.tenant_id)
+        .await?
+        .into_iter()
+        .map(CaseType::decode)
+        .collect()
+}
+
+/// `GET /case-types/{key}` (`case.view`).
+pub async fn get(svc: &Services, p: &Caller, key: &str) -> Result<CaseType> {
+    p.require(Permission::CaseView)?;
+    let mut c = svc.db.conn().await?;
+    load(&mut *c, p.tenant_id, key)
+        .await?
+        .ok_or_else(|| Error::not_found("case type"))
+}
+
+/// Input of `PUT /case-types/{key}`.
+#[derive(Clone, Debug)]
+pub struct CaseTypeInput {
+    /// Display name.
+    pub name: String,
+    /// Custom-field definitions (the complete new list).
+    pub fields: Vec<FieldDef>,
+    /// The lifecycle; `None` keeps the current one (or the generic one for a new type).
+    pub workflow: Option<Lifecycle>,
+    /// Optional compare-and-swap on the type's version.
+    pub expected_version: Option<i64>,
+}
+
+fn invalid(problems: Vec<Problem>) -> Error {
+    let n = problems.len();
+    Error::new(
+        Code::InvalidWorkflow,
+        format!(
+            "the case type has {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        ),
+    )
+    .with_details(json!({ "problems": problems }))
+}
+
+/// `PUT /case-types/{key}` (`workflow.admin`): creates or replaces a type. Every problem is
+/// reported at once (422 `invalid_workflow`). Fields that become indexed are indexed over the
+/// existing cases in the same transaction.
+pub async fn put(
+    svc: &Services,
+    p: &Caller,
+    key: &str,
+    input: CaseTypeInput,
+) -> Result<(CaseType, bool)> {
+    p.require(Permission::WorkflowAdmin)?;
+    lifecycle::check_type_key("key", key)?;
+    let mut problems = fields::check_definitions(&input.fields);
+    let name = input.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 {
+        problems.push(Problem {
+            path: "name".into(),
+            message: "must be 1-200 characters".into(),
+        });
+    }
+    let now = svc.clock.now();
+    let mut tx = svc.db.begin().await?;
+    let current = load(&mut *tx, p.tenant_id, key).await?;
+    if let (Some(want), Some(cur)) = (input.expected_version, &current)
+        && want != cur.version
+    {
+        return Err(version_conflict(cur.version));
+    }
+    let workflow = input
+        .workflow
+        .or_else(|| current.as_ref().map(|c| c.workflow.clone()))
+        .unwrap_or_else(lifecycle::generic);
+    let keys: Vec<String> = input.fields.iter().map(|f| f.key.clone()).collect();
+    problems.extend(workflow.check(&keys));
+    if key == lifecycle::ALERT
+        && let Some(cur) = &current
+        && cur.workflow.statuses != workflow.statuses
+    {
+        problems.push(Problem {
+            path: "workflow.statuses".into(),
+            message: "the statuses of ALERT are fixed: alert dispositions rely on them".into(),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let t = CaseType {
+        key: key.to_string(),
+        name,
+        builtin: current.as_ref().is_some_and(|c| c.builtin),
+        fields: input.fields,
+        workflow,
+        version: current.as_ref().map_or(1, |c| c.version + 1),
+        created_at: current.as_ref().map_or(now, |c| c.created_at),
+        updated_at: now,
+    };
+    let row = StoredCaseType {
+        tenant_id: p.tenant_id,
+        key: t.key.clone(),
+        name: t.name.clone(),
+        builtin: t.builtin,
+        fields: serde_json::to_value(&t.fields).map_err(Error::internal)?,
+        workflow: serde_json::to_value(&t.workflow).map_err(Error::internal)?,
+        version: t.version,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+    };
+    let before = match &current {
+        Some(cur) => {
+            if !store::update(&mut *tx, &row, cur.version).await? {
+                return Err(version_conflict(cur.version + 1));
+            }
+            serde_json::to_value(cur).map_err(Error::internal)?
+        }
+        None => {
+            if !store::insert_if_missing(&mut *tx, &row).await? {
+                return Err(Error::new(
+                    Code::VersionConflict,
+                    "the case type was created concurrently; read it and retry",
+                ));
+            }
+            Value::Null
+        }
+    };
+    // Index maintenance for fields whose `indexed` flag changed (or that were added/removed).
+    let was_indexed = |k: &str| {
+        current
+            .as_ref()
+            .and_then(|c| c.field(k))
+            .is_some_and(|f| f.indexed)
+    };
+    let mut touched: Vec<(String, bool)> = t
+        .fields
+        .iter()
+        .filter(|f| f.indexed != was_indexed(&f.key))
+        .map(|f| (f.key.clone(), f.indexed))
+        .collect();
+    if let Some(cur) = &current {
+        touched.extend(
+            cur.fields
+                .iter()
+                .filter(|f| f.indexed && t.field(&f.key).is_none())
+                .map(|f| (f.key.clone(), false)),
+        );
+    }
+    for (k, on) in touched {
+        casegate_store::cases::reindex_field(&mut *tx, p.tenant_id, key, &k, on).await?;
+    }
+    let after = serde_json::to_value(&t).map_err(Error::internal)?;
+    let entry = Entry {
+        action: if current.is_some() {
+            "case_type.updated"
+        } else {
+            "case_type.created"
+        },
+        entity_type: "case_type",
+        entity_id: Some(key.to_string()),
+        changes: json!({
+            "name": { "before": before.get("name"), "after": after["name"] },
+            "fields": { "before": before.get("fields"), "after": after["fields"] },
+            "workflow": { "before": before.get("workflow"), "after": after["workflow"] },
+            "version": { "before": before.get("version"), "after": after["version"] },
+        }),
+    };
+    audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+    tx.commit().await?;
+    Ok((t, current.is_none()))
+}
+
+/// 409 `version_conflict` naming the current version.
+pub fn version_conflict(current: i64) -> Error {
+    Error::new(
+        Code::VersionConflict,
+        "the record changed since you read it; read it again and retry",
+    )
+    .with_details(json!({ "current_version": current }))
+}

@@ -1,0 +1,1855 @@
+//! Case commands and queries (API.md "Cases", docs/cases.md). Each command: check the
+//! permission, validate the input, then in one transaction lock the case, compare its version,
+//! ask the lifecycle (the seam for the workflow engine), write the case and its record, append
+//! the audit event and put the domain events in the outbox (DESIGN.md principles 3, 4, 7).
+use crate::audit::{self, Actor, Entry};
+use crate::case_types::{self, CaseType, version_conflict};
+use crate::case_views::*;
+use crate::{Code, Error, Page, Result, Services, random_id, users};
+use casegate_domain::cases::{self as vocab, Disposition, Priority};
+use casegate_domain::clock::wire_time;
+use casegate_domain::fields::{self, FieldType, Mode};
+use casegate_domain::ids::{CaseId, PartyId, TenantId};
+use casegate_domain::lifecycle::{ALERT, Lifecycle};
+use casegate_domain::principal::{Caller, Principal};
+use casegate_domain::rbac::{Permission, permissions_of};
+use casegate_domain::validate;
+use casegate_store::case_record::{self as record, Activity, By, Comment, HistoryEntry, Relation};
+use casegate_store::cases::{self as store, CaseFilter, CaseSort, FieldFilter, StoredCase};
+use casegate_store::outbox::{self, OutboxEvent};
+use casegate_store::{Conn, Tx};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+/// The most bytes a case's `source` payload may take as JSON.
+pub const MAX_SOURCE_BYTES: usize = 64 * 1024;
+/// Longest comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 20_000;
+/// Longest reason (dispositions, transitions, escalations), in characters.
+pub const MAX_REASON_CHARS: usize = 4_000;
+
+fn by_of(p: &Principal) -> By {
+    By {
+        id: Some(p.user_id.0),
+        label: p.audit_label(),
+    }
+}
+
+fn new_id() -> Uuid {
+    Uuid::from_bytes(crate::random_id())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input parsing: one parser per attribute, shared by create and patch.
+
+fn str_of<'a>(param: &str, v: &'a Value) -> Result<&'a str> {
+    v.as_str()
+        .ok_or_else(|| Error::validation(param, "must be a string"))
+}
+
+fn opt_text(param: &str, v: &Value, max: usize) -> Result<Option<String>> {
+    match v {
+        Value::Null => Ok(None),
+        v => validate::text(param, str_of(param, v)?, max).map(Some),
+    }
+}
+
+fn reason_of(param: &str, v: Option<&str>) -> Result<String> {
+    validate::text(param, v.unwrap_or(""), MAX_REASON_CHARS)
+}
+
+fn parse_time(param: &str, s: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map(casegate_domain::clock::to_micros)
+        .map_err(|_| Error::validation(param, "must be an RFC 3339 date-time"))
+}
+
+/// Sets one attribute of `k` from its JSON value (create and patch). `fields` merge into the
+/// stored values; `null` clears an optional attribute.
+fn set_attribute(
+    ty: &CaseType,
+    k: &mut StoredCase,
+    key: &str,
+    v: &Value,
+    mode: Mode,
+) -> Result<()> {
+    match key {
+        "title" => k.title = validate::text("title", str_of("title", v)?, 500)?,
+        "priority" => {
+            k.priority = Priority::parse("priority", str_of("priority", v)?)?
+                .as_str()
+                .into()
+        }
+        "score" => {
+            k.score = match v {
+                Value::Null => None,
+                Value::Number(n) => match n.as_f64() {
+                    Some(f) if (0.0..=100.0).contains(&f) => Some(f),
+                    _ => return Err(Error::validation("score", "must be between 0 and 100")),
+                },
+                _ => {
+                    return Err(Error::validation(
+                        "score",
+                        "must be a number between 0 and 100",
+                    ));
+                }
+            }
+        }
+        "business_unit" => k.business_unit = opt_text(key, v, 200)?,
+        "screening_id" => k.screening_id = opt_text(key, v, 200)?,
+        "subject_id" => k.subject_id = opt_text(key, v, 200)?,
+        "notes" => k.notes = opt_text(key, v, 100_000)?,
+        "reasons" => {
+            let list = v
+                .as_array()
+                .ok_or_else(|| Error::validation("reasons", "must be a list of strings"))?;
+            if list.len() > 50 {
+                return Err(Error::validation("reasons", "at most 50 reasons"));
+            }
+            k.reasons = list
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let p = format!("reasons[{i}]");
+                    validate::text(&p, str_of(&p, r)?, 500)
+                })
+                .collect::<Result<_>>()?;
+        }
+        "fields" => {
+            let given = v
+                .as_object()
+                .ok_or_else(|| Error::validation("fields", "must be an object"))?;
+            let checked = fields::check_values(&ty.fields, given, mode)?;
+            for (f, val) in checked {
+                if val.is_null() {
+                    k.fields.remove(&f);
+                } else {
+                    k.fields.insert(f, val);
+                }
+            }
+        }
+        "detected_at" => {
+            k.detected_at = match v {
+                Value::Null => None,
+                v => Some(parse_time(key, str_of(key, v)?)?),
+            }
+        }
+        "source" => {
+            k.source = match v {
+                Value::Null => None,
+                Value::Object(_) => {
+                    if serde_json::to_vec(v).map_or(usize::MAX, |b| b.len()) > MAX_SOURCE_BYTES {
+                        return Err(Error::validation(
+                            "source",
+                            "must be at most 64 KiB of JSON",
+                        ));
+                    }
+                    Some(v.clone())
+                }
+                _ => return Err(Error::validation("source", "must be a JSON object")),
+            }
+        }
+        "status" | "assigned_to" | "disposition" | "escalated" | "escalated_to" => {
+            return Err(Error::validation(
+                key,
+                format!(
+                    "`{key}` changes through its own endpoint (transitions, assign, escalate, disposition)"
+                ),
+            ));
+        }
+        _ => return Err(Error::validation(key, format!("unknown field `{key}`"))),
+    }
+    Ok(())
+}
+
+/// Values of the type's indexed fields, as JSON text, for `case_field_values`.
+fn indexed_values(ty: &CaseType, values: &Map<String, Value>) -> Vec<(String, String)> {
+    ty.fields
+        .iter()
+        .filter(|f| f.indexed)
+        .filter_map(|f| {
+            values
+                .get(&f.key)
+                .filter(|v| !v.is_null())
+                .map(|v| (f.key.clone(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The attributes an audit event compares, in wire form.
+fn snapshot(k: &StoredCase) -> Map<String, Value> {
+    let json = json!({
+        "title": k.title,
+        "status": k.status,
+        "priority": k.priority,
+        "score": k.score,
+        "assigned_to": k.assigned_to.map(|u| u.to_string()),
+        "business_unit": k.business_unit,
+        "fields": k.fields,
+        "reasons": k.reasons,
+        "notes": k.notes,
+        "source": k.source,
+        "screening_id": k.screening_id,
+        "subject_id": k.subject_id,
+        "case_id": k.parent_case_id,
+        "disposition": k.disposition,
+        "disposition_reason": k.disposition_reason,
+        "escalated": k.escalated,
+        "escalated_to": k.escalated_to.map(|u| u.to_string()),
+        "detected_at": k.detected_at.map(wire_time),
+    });
+    match json {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// `{"field": {"before", "after"}}` for every attribute that differs.
+fn diff(before: Option<&StoredCase>, after: &StoredCase) -> Value {
+    let b = before.map(snapshot).unwrap_or_default();
+    let mut out = Map::new();
+    for (key, a) in snapshot(after) {
+        let old = b.get(&key).cloned().unwrap_or(Value::Null);
+        if old != a {
+            out.insert(key, json!({ "before": old, "after": a }));
+        }
+    }
+    Value::Object(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading and committing.
+
+/// Parses a case id or reference; anything else is simply not found.
+fn parse_ref(id: &str) -> Result<Ref> {
+    if let Ok(u) = id.parse::<Uuid>() {
+        return Ok(Ref::Id(CaseId(u)));
+    }
+    if vocab::parse_reference(id).is_some() {
+        return Ok(Ref::Reference(id.to_string()));
+    }
+    Err(Error::not_found("case"))
+}
+
+enum Ref {
+    Id(CaseId),
+    Reference(String),
+}
+
+async fn read(c: &mut dyn Conn, tenant: TenantId, id: &str) -> Result<StoredCase> {
+    let found = match parse_ref(id)? {
+        Ref::Id(id) => store::get(c, tenant, id).await?,
+        Ref::Reference(r) => store::by_reference(c, tenant, &r).await?,
+    };
+    found.ok_or_else(|| Error::not_found("case"))
+}
+
+async fn type_of(c: &mut dyn Conn, tenant: TenantId, key: &str) -> Result<CaseType> {
+    case_types::load(c, tenant, key)
+        .await?
+        .ok_or_else(|| Error::internal(format!("case type {key} missing")))
+}
+
+/// An open command on one case: the transaction, the case as read (locked) and its type.
+struct Open {
+    tx: Box<dyn Tx>,
+    before: StoredCase,
+    ty: CaseType,
+    now: OffsetDateTime,
+}
+
+async fn open(svc: &Services, p: &Caller, id: &str, expected: Option<i64>) -> Result<Open> {
+    let mut tx = svc.db.begin().await?;
+    let found = read(&mut *tx, p.tenant_id, id).await?;
+    // Re-read under the row lock (PostgreSQL) so concurrent commands queue on the case.
+    let before = store::lock(&mut *tx, p.tenant_id, found.id)
+        .await?
+        .ok_or_else(|| Error::not_found("case"))?;
+    if let Some(v) = expected
+        && v != before.version
+    {
+        return Err(version_conflict(before.version));
+    }
+    let ty = type_of(&mut *tx, p.tenant_id, &before.case_type).await?;
+    Ok(Open {
+        tx,
+        before,
+        ty,
+        now: svc.clock.now(),
+    })
+}
+
+/// A domain event to put in the outbox with the case.
+struct Event {
+    name: &'static str,
+    extra: Value,
+}
+
+fn event(name: &'static str, extra: Value) -> Event {
+    Event { name, extra }
+}
+
+async fn emit(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    now: OffsetDateTime,
+    view: &CaseView,
+    events: Vec<Event>,
+) -> Result<()> {
+    for e in events {
+        let mut data = json!({ "case": view });
+        if let (Value::Object(d), Value::Object(x)) = (&mut data, e.extra) {
+            d.extend(x);
+        }
+        outbox::insert(
+            c,
+            &OutboxEvent {
+                tenant_id: tenant,
+                id: new_id(),
+                event_type: e.name.into(),
+                created_at: now,
+                data,
+                dispatched_at: None,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+impl Open {
+    fn seq(&self, k: &mut StoredCase) -> i64 {
+        let _ = self;
+        k.entry_seq += 1;
+        k.entry_seq
+    }
+
+    /// Writes the changed case (version + 1), its audit event and outbox events; commits.
+    async fn commit(
+        mut self,
+        p: &Caller,
+        mut k: StoredCase,
+        action: &'static str,
+        events: Vec<Event>,
+    ) -> Result<CaseView> {
+        k.version = self.before.version + 1;
+        k.updated_at = self.now;
+        if !store::update(&mut *self.tx, &k, self.before.version).await? {
+            return Err(version_conflict(self.before.version + 1));
+        }
+        if k.fields != self.before.fields {
+            let values = indexed_values(&self.ty, &k.fields);
+            store::set_field_values(&mut *self.tx, p.tenant_id, &k.case_type, k.id, &values)
+                .await?;
+        }
+        let entry = Entry {
+            action,
+            entity_type: "case",
+            entity_id: Some(k.id.to_string()),
+            changes: diff(Some(&self.before), &k),
+        };
+        self.finish(p, k.id, entry, events).await
+    }
+
+    /// Audit, outbox, commit; answers the case as now stored.
+    async fn finish(
+        mut self,
+        p: &Caller,
+        id: CaseId,
+        entry: Entry,
+        events: Vec<Event>,
+    ) -> Result<CaseView> {
+        let view: CaseView = store::get(&mut *self.tx, p.tenant_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found("case"))?
+            .into();
+        audit::append(
+            &mut *self.tx,
+            self.now,
+            p.tenant_id,
+            &Actor::of(p),
+            &p.origin,
+            entry,
+        )
+        .await?;
+        emit(&mut *self.tx, p.tenant_id, self.now, &view, events).await?;
+        self.tx.commit().await?;
+        Ok(view)
+    }
+
+    fn history(
+        &self,
+        p: &Caller,
+        k: &mut StoredCase,
+        from: Option<String>,
+        to: &str,
+        reason: Option<String>,
+    ) -> HistoryEntry {
+        HistoryEntry {
+            id: new_id(),
+            case_id: k.id,
+            seq: self.seq(k),
+            from,
+            to: to.to_string(),
+            rule_id: None,
+            request_id: None,
+            actor: by_of(p),
+            reason,
+            approvals: json!([]),
+            requested_at: self.now,
+            approval_requested_at: None,
+            approval_completed_at: None,
+            effective_at: self.now,
+        }
+    }
+
+    fn activity(&self, p: &Caller, k: &mut StoredCase, kind: &str, data: Value) -> Activity {
+        Activity {
+            id: new_id(),
+            case_id: k.id,
+            seq: self.seq(k),
+            kind: kind.into(),
+            actor: by_of(p),
+            data,
+            created_at: self.now,
+        }
+    }
+
+    /// Moves `k` to `to` (already decided) with a history entry; returns the entry and the
+    /// events the move announces.
+    async fn move_to(
+        &mut self,
+        p: &Caller,
+        k: &mut StoredCase,
+        to: &str,
+        reason: Option<String>,
+    ) -> Result<(HistoryEntry, Vec<Event>)> {
+        let from = k.status.clone();
+        let h = self.history(p, k, Some(from.clone()), to, reason);
+        record::add_history(&mut *self.tx, p.tenant_id, &h).await?;
+        k.status = to.to_string();
+        let mut events = vec![event(
+            "case.status_changed",
+            json!({ "from": from, "to": to, "history_entry": HistoryView::from(h.clone()) }),
+        )];
+        if self.ty.workflow.is_terminal(to) {
+            events.push(event("case.closed", json!({ "status": to })));
+        }
+        Ok((h, events))
+    }
+}
+
+fn lifecycle_of(o: &Open) -> &Lifecycle {
+    &o.ty.workflow
+}
+
+/// 422 `field_restricted` unless `field` may be edited in the case's status.
+fn check_unlocked(l: &Lifecycle, status: &str, field: &str) -> Result<()> {
+    if l.is_locked(status, field) {
+        let why = if l.is_terminal(status) {
+            format!("the case is in the terminal status `{status}`: reopen it to change `{field}`")
+        } else {
+            format!("`{field}` cannot be changed in status `{status}`")
+        };
+        return Err(Error::new(Code::FieldRestricted, why).with_param(field));
+    }
+    Ok(())
+}
+
+/// Resolves a person (id or email) of the caller's tenant who can act (active).
+async fn person(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    param: &str,
+    v: &str,
+) -> Result<casegate_store::users::User> {
+    let u = users::resolve(c, tenant, v)
+        .await
+        .map_err(|e| e.with_param(param))?;
+    if !u.active {
+        return Err(Error::validation(param, "this user is disabled"));
+    }
+    Ok(u)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries.
+
+/// `GET /cases/{id}` (`case.view`): by id or reference, with the record.
+pub async fn get(svc: &Services, p: &Caller, id: &str) -> Result<CaseDetail> {
+    p.require(Permission::CaseView)?;
+    let mut c = svc.db.conn().await?;
+    let k = read(&mut *c, p.tenant_id, id).await?;
+    let t = p.tenant_id;
+    Ok(CaseDetail {
+        comments: record::comments(&mut *c, t, k.id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        attachments: record::attachments(&mut *c, t, k.id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        status_history: record::history(&mut *c, t, k.id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        activities: record::activities(&mut *c, t, k.id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        relations: record::relations(&mut *c, t, k.id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        pending_request: None,
+        tasks: Vec::new(),
+        sar_filing: None,
+        case: k.into(),
+    })
+}
+
+/// `GET /cases/{id}/history` (`case.view`): oldest first.
+pub async fn history(svc: &Services, p: &Caller, id: &str) -> Result<Vec<HistoryView>> {
+    p.require(Permission::CaseView)?;
+    let mut c = svc.db.conn().await?;
+    let k = read(&mut *c, p.tenant_id, id).await?;
+    Ok(record::history(&mut *c, p.tenant_id, k.id)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// A move as `GET /cases/{id}/transitions` lists it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TransitionOption {
+    /// Target status.
+    pub to: String,
+    /// The rule that allows it (none under the fixed lifecycle).
+    pub rule_id: Option<String>,
+    /// Whether it goes through approval.
+    pub requires_approval: bool,
+    /// Whether a reason is needed.
+    pub requires_reason: bool,
+    /// What stands in the way (preconditions, tasks).
+    pub blocked_by: Vec<Value>,
+}
+
+/// `GET /cases/{id}/transitions` (`case.view`): the moves open to the caller (none without
+/// `case.transition`).
+pub async fn transitions(svc: &Services, p: &Caller, id: &str) -> Result<Vec<TransitionOption>> {
+    p.require(Permission::CaseView)?;
+    let mut c = svc.db.conn().await?;
+    let k = read(&mut *c, p.tenant_id, id).await?;
+    if p.require(Permission::CaseTransition).is_err() {
+        return Ok(Vec::new());
+    }
+    let ty = type_of(&mut *c, p.tenant_id, &k.case_type).await?;
+    Ok(ty
+        .workflow
+        .allowed_moves(&k.status)
+        .into_iter()
+        .map(|m| TransitionOption {
+            to: m.to,
+            rule_id: None,
+            requires_approval: false,
+            requires_reason: m.requires_reason,
+            blocked_by: Vec::new(),
+        })
+        .collect())
+}
+
+/// Filters of `GET /cases` as received.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// Status key.
+    pub status: Option<String>,
+    /// Priority.
+    pub priority: Option<String>,
+    /// Case type key.
+    pub case_type: Option<String>,
+    /// Id, email or `me`.
+    pub assigned_to: Option<String>,
+    /// Date or date-time.
+    pub from_date: Option<String>,
+    /// Date or date-time (a date includes the whole day).
+    pub to_date: Option<String>,
+    /// Full-text words.
+    pub q: Option<String>,
+    /// `-created_at` (default), `created_at`, `-updated_at`.
+    pub sort: Option<String>,
+    /// `fields.<key>` equalities.
+    pub fields: Vec<(String, String)>,
+}
+
+fn date_bound(param: &str, s: &str, end_of_day: bool) -> Result<OffsetDateTime> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s, &format).map_err(|_| {
+        Error::validation(
+            param,
+            "must be a date (YYYY-MM-DD) or an RFC 3339 date-time",
+        )
+    })?;
+    let d = if end_of_day {
+        d.next_day().unwrap_or(d)
+    } else {
+        d
+    };
+    Ok(d.midnight().assume_utc())
+}
+
+/// The words of a full-text query: letters and digits, lowercased; at most 10.
+pub fn words_of(q: &str) -> Result<Vec<String>> {
+    if q.chars().count() > 200 {
+        return Err(Error::validation("q", "must be at most 200 characters"));
+    }
+    let words: Vec<String> = q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    if words.is_empty() {
+        return Err(Error::validation("q", "must contain a word"));
+    }
+    if words.len() > 10 {
+        return Err(Error::validation("q", "at most 10 words"));
+    }
+    Ok(words)
+}
+
+/// `GET /cases` (`case.view`).
+pub async fn list(
+    svc: &Services,
+    p: &Caller,
+    q: ListQuery,
+    page: Page,
+) -> Result<(Vec<CaseView>, i64)> {
+    p.require(Permission::CaseView)?;
+    let mut c = svc.db.conn().await?;
+    let mut f = CaseFilter {
+        status: q
+            .status
+            .map(|s| validate::text("status", &s, 64))
+            .transpose()?,
+        priority: q
+            .priority
+            .map(|s| Priority::parse("priority", &s).map(|p| p.as_str().to_string()))
+            .transpose()?,
+        case_type: q
+            .case_type
+            .map(|s| validate::text("case_type", &s, 32))
+            .transpose()?,
+        from: q
+            .from_date
+            .map(|s| date_bound("from_date", &s, false))
+            .transpose()?,
+        to: q
+            .to_date
+            .map(|s| date_bound("to_date", &s, true))
+            .transpose()?,
+        words: q
+            .q
+            .as_deref()
+            .map(words_of)
+            .transpose()?
+            .unwrap_or_default(),
+        ..CaseFilter::default()
+    };
+    if let Some(a) = q.assigned_to {
+        f.assigned_to = Some(if a == "me" {
+            p.user_id.0
+        } else {
+            users::resolve(&mut *c, p.tenant_id, &a)
+                .await
+                .map_err(|_| Error::validation("assigned_to", "no such user in this organisation"))?
+                .id
+                .0
+        });
+    }
+    let sort = match q.sort.as_deref() {
+        None | Some("-created_at") => CaseSort::CreatedDesc,
+        Some("created_at") => CaseSort::CreatedAsc,
+        Some("-updated_at") => CaseSort::UpdatedDesc,
+        Some(_) => {
+            return Err(Error::validation(
+                "sort",
+                "must be one of -created_at, created_at, -updated_at",
+            ));
+        }
+    };
+    if !q.fields.is_empty() {
+        let Some(type_key) = f.case_type.clone() else {
+            let param = format!("fields.{}", q.fields[0].0);
+            return Err(Error::validation(
+                param,
+                "filtering on custom fields needs `case_type` too",
+            ));
+        };
+        let ty = case_types::load(&mut *c, p.tenant_id, &type_key).await?;
+        for (key, value) in q.fields {
+            let param = format!("fields.{key}");
+            let def = ty
+                .as_ref()
+                .and_then(|t| t.field(&key))
+                .ok_or_else(|| Error::validation(&param, "is not a field of this case type"))?;
+            let json = match def.field_type {
+                FieldType::String | FieldType::Date => Value::String(value),
+                FieldType::Number => serde_json::from_str::<serde_json::Number>(&value)
+                    .map(Value::Number)
+                    .map_err(|_| Error::validation(&param, "must be a number"))?,
+                FieldType::Boolean => match value.as_str() {
+                    "true" => Value::Bool(true),
+                    "false" => Value::Bool(false),
+                    _ => return Err(Error::validation(&param, "must be true or false")),
+                },
+            };
+            f.fields.push(FieldFilter {
+                key,
+                value: json.to_string(),
+                indexed: def.indexed,
+            });
+        }
+    }
+    let (rows, total) =
+        store::list(&mut *c, p.tenant_id, &f, sort, page.limit, page.offset).await?;
+    Ok((rows.into_iter().map(Into::into).collect(), total))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands.
+
+/// `POST /cases` (`case.create`): the body as a JSON object (docs/cases.md).
+pub async fn create(svc: &Services, p: &Caller, body: Map<String, Value>) -> Result<CaseView> {
+    p.require(Permission::CaseCreate)?;
+    let type_key = match body.get("case_type") {
+        None | Some(Value::Null) => {
+            return Err(Error::validation("case_type", "`case_type` is required"));
+        }
+        Some(v) => str_of("case_type", v)?.to_string(),
+    };
+    if !body.contains_key("title") {
+        return Err(Error::validation("title", "`title` is required"));
+    }
+    let mut tx = svc.db.begin().await?;
+    let ty = case_types::load(&mut *tx, p.tenant_id, &type_key)
+        .await?
+        .ok_or_else(|| Error::validation("case_type", format!("unknown case type `{type_key}`")))?;
+    let now = svc.clock.now();
+    let mut k = StoredCase {
+        tenant_id: p.tenant_id,
+        id: CaseId::new_v4(random_id()),
+        reference: String::new(),
+        case_type: ty.key.clone(),
+        title: String::new(),
+        status: ty.workflow.initial_status.clone(),
+        priority: Priority::Medium.as_str().into(),
+        score: None,
+        assigned_to: None,
+        assigned_to_email: None,
+        business_unit: None,
+        fields: Map::new(),
+        reasons: Vec::new(),
+        notes: None,
+        source: None,
+        screening_id: None,
+        subject_id: None,
+        parent_case_id: None,
+        disposition: None,
+        disposition_reason: None,
+        escalated: false,
+        escalated_to: None,
+        escalated_to_email: None,
+        detected_at: None,
+        created_by: Some(p.user_id.0),
+        created_by_label: p.audit_label(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        entry_seq: 0,
+        alert_ids: Vec::new(),
+    };
+    let mut alert_ids = Vec::new();
+    let mut saw_fields = false;
+    for (key, v) in &body {
+        match key.as_str() {
+            "case_type" => {}
+            "assigned_to" => {
+                k.assigned_to = match v {
+                    Value::Null => None,
+                    v => Some(
+                        person(&mut *tx, p.tenant_id, "assigned_to", str_of(key, v)?)
+                            .await?
+                            .id
+                            .0,
+                    ),
+                }
+            }
+            "alert_ids" => {
+                let list = v
+                    .as_array()
+                    .ok_or_else(|| Error::validation("alert_ids", "must be a list of alert ids"))?;
+                if list.len() > 1000 {
+                    return Err(Error::validation("alert_ids", "at most 1000 alerts"));
+                }
+                for (i, a) in list.iter().enumerate() {
+                    let param = format!("alert_ids[{i}]");
+                    let id = str_of(&param, a)?
+                        .parse::<Uuid>()
+                        .map_err(|_| Error::validation(&param, "must be an alert id"))?;
+                    alert_ids.push((param, CaseId(id)));
+                }
+            }
+            "fields" => {
+                saw_fields = true;
+                set_attribute(&ty, &mut k, key, v, Mode::Create)?;
+            }
+            _ => set_attribute(&ty, &mut k, key, v, Mode::Create)?,
+        }
+    }
+    if !saw_fields {
+        set_attribute(&ty, &mut k, "fields", &json!({}), Mode::Create)?;
+    }
+    if ty.key == ALERT && !alert_ids.is_empty() {
+        return Err(Error::validation(
+            "alert_ids",
+            "an alert cannot hold other alerts",
+        ));
+    }
+    let year = now.year();
+    k.reference = vocab::reference(year, store::next_number(&mut *tx, p.tenant_id, year).await?);
+    let h_seq = {
+        k.entry_seq += 1;
+        k.entry_seq
+    };
+    store::insert_many(&mut *tx, std::slice::from_ref(&k)).await?;
+    record::add_history(
+        &mut *tx,
+        p.tenant_id,
+        &HistoryEntry {
+            id: new_id(),
+            case_id: k.id,
+            seq: h_seq,
+            from: None,
+            to: k.status.clone(),
+            rule_id: None,
+            request_id: None,
+            actor: by_of(p),
+            reason: None,
+            approvals: json!([]),
+            requested_at: now,
+            approval_requested_at: None,
+            approval_completed_at: None,
+            effective_at: now,
+        },
+    )
+    .await?;
+    let values = indexed_values(&ty, &k.fields);
+    if !values.is_empty() {
+        store::set_field_values(&mut *tx, p.tenant_id, &k.case_type, k.id, &values).await?;
+    }
+    for (param, a) in &alert_ids {
+        link_alert(&mut *tx, p.tenant_id, param, *a, k.id).await?;
+    }
+    let mut changes = diff(None, &k);
+    if let Value::Object(m) = &mut changes {
+        m.insert(
+            "reference".into(),
+            json!({ "before": null, "after": k.reference }),
+        );
+        m.insert(
+            "case_type".into(),
+            json!({ "before": null, "after": k.case_type }),
+        );
+        if !alert_ids.is_empty() {
+            let ids: Vec<String> = alert_ids.iter().map(|(_, a)| a.to_string()).collect();
+            m.insert("alert_ids".into(), json!({ "before": [], "after": ids }));
+        }
+    }
+    let view: CaseView = store::get(&mut *tx, p.tenant_id, k.id)
+        .await?
+        .ok_or_else(|| Error::not_found("case"))?
+        .into();
+    let entry = Entry {
+        action: "case.created",
+        entity_type: "case",
+        entity_id: Some(k.id.to_string()),
+        changes,
+    };
+    audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+    emit(
+        &mut *tx,
+        p.tenant_id,
+        now,
+        &view,
+        vec![event("case.created", json!({}))],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// Links an alert to a case: the alert must be of this tenant, of type `ALERT`, and not linked
+/// to another case already.
+async fn link_alert(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    param: &str,
+    alert: CaseId,
+    case: CaseId,
+) -> Result<()> {
+    match record::case_type_of(c, tenant, alert.0).await? {
+        None => return Err(Error::not_found("alert").with_param(param)),
+        Some(t) if t != ALERT => return Err(Error::validation(param, "is not an alert")),
+        Some(_) => {}
+    }
+    if !store::link_alert(c, tenant, alert, case).await? {
+        return Err(Error::validation(
+            param,
+            "this alert is already linked to another case",
+        ));
+    }
+    Ok(())
+}
+
+/// `PATCH /cases/{id}` (`case.edit`): the attributes to change.
+pub async fn update(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    patch: Map<String, Value>,
+    expected: Option<i64>,
+) -> Result<CaseView> {
+    p.require(Permission::CaseEdit)?;
+    let o = open(svc, p, id, expected).await?;
+    let mut k = o.before.clone();
+    for (key, v) in &patch {
+        if key == "expected_version" {
+            continue;
+        }
+        if key == "fields"
+            && let Some(m) = v.as_object()
+        {
+            for f in m.keys() {
+                check_unlocked(lifecycle_of(&o), &k.status, &format!("fields.{f}"))?;
+            }
+        } else {
+            check_unlocked(lifecycle_of(&o), &k.status, key)?;
+        }
+        set_attribute(&o.ty, &mut k, key, v, Mode::Update)?;
+    }
+    let changed = diff(Some(&o.before), &k);
+    if changed.as_object().is_some_and(|m| m.is_empty()) {
+        // Nothing changes: no new version, no event.
+        return Ok(o.before.into());
+    }
+    let fields: Vec<String> = changed
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    o.commit(
+        p,
+        k,
+        "case.updated",
+        vec![event("case.updated", json!({ "changed": fields }))],
+    )
+    .await
+}
+
+/// `POST /cases/{id}/assign` (`case.assign`): `None` unassigns. Moves the case along the
+/// lifecycle's `on_assign` when it applies.
+pub async fn assign(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    to: Option<&str>,
+    expected: Option<i64>,
+) -> Result<CaseView> {
+    p.require(Permission::CaseAssign)?;
+    let mut o = open(svc, p, id, expected).await?;
+    check_unlocked(lifecycle_of(&o), &o.before.status, "assigned_to")?;
+    let mut k = o.before.clone();
+    let user = match to {
+        Some(v) => Some(person(&mut *o.tx, p.tenant_id, "assigned_to", v).await?),
+        None => None,
+    };
+    k.assigned_to = user.as_ref().map(|u| u.id.0);
+    if k.assigned_to == o.before.assigned_to {
+        return Ok(o.before.into());
+    }
+    let data = json!({
+        "from": o.before.assigned_to_email, "from_id": o.before.assigned_to,
+        "to": user.as_ref().map(|u| u.email.clone()), "to_id": k.assigned_to,
+    });
+    let a = o.activity(p, &mut k, "assignment", data.clone());
+    record::add_activity(&mut *o.tx, p.tenant_id, &a).await?;
+    let mut events = vec![event("case.assigned", json!({ "assignment": data }))];
+    if user.is_some()
+        && let Some(next) = o.ty.workflow.after_assign(&k.status)
+    {
+        let (_, ev) = o.move_to(p, &mut k, &next, None).await?;
+        events.extend(ev);
+    }
+    o.commit(p, k, "case.assigned", events).await
+}
+
+/// `POST /cases/{id}/transitions` (`case.transition`): decided by the lifecycle (the seam for
+/// the workflow engine). Answers the case and the new history entry.
+pub async fn transition(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    to: &str,
+    reason: Option<&str>,
+    expected: Option<i64>,
+) -> Result<(CaseView, HistoryView)> {
+    p.require(Permission::CaseTransition)?;
+    let reason = reason
+        .map(|r| validate::text("reason", r, MAX_REASON_CHARS))
+        .transpose()
+        .or_else(|e| {
+            if reason.is_some_and(|r| r.trim().is_empty()) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        })?;
+    let mut o = open(svc, p, id, expected).await?;
+    let mut k = o.before.clone();
+    o.ty.workflow.decide(&k.status, to, reason.as_deref())?;
+    let (h, events) = o.move_to(p, &mut k, to, reason).await?;
+    let view = o.commit(p, k, "case.status_changed", events).await?;
+    Ok((view, h.into()))
+}
+
+/// `POST /cases/{id}/reopen` (`case.transition`): from a terminal status to `reopen_to`; the
+/// disposition is cleared (kept in the activity).
+pub async fn reopen(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    reason: Option<&str>,
+    expected: Option<i64>,
+) -> Result<CaseView> {
+    p.require(Permission::CaseTransition)?;
+    let reason = reason_of("reason", reason)?;
+    let mut o = open(svc, p, id, expected).await?;
+    let mut k = o.before.clone();
+    let to = o.ty.workflow.reopen(&k.status)?.to_string();
+    let data = json!({ "from": k.status, "to": to, "reason": reason, "cleared_disposition": k.disposition });
+    let a = o.activity(p, &mut k, "reopen", data);
+    record::add_activity(&mut *o.tx, p.tenant_id, &a).await?;
+    k.disposition = None;
+    k.disposition_reason = None;
+    let (_, mut events) = o.move_to(p, &mut k, &to, Some(reason.clone())).await?;
+    events.insert(0, event("case.reopened", json!({ "reason": reason })));
+    o.commit(p, k, "case.reopened", events).await
+}
+
+/// `POST /cases/{id}/escalate` (`case.escalate`).
+pub async fn escalate(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    reason: Option<&str>,
+    escalated_to: Option<&str>,
+    expected: Option<i64>,
+) -> Result<CaseView> {
+    p.require(Permission::CaseEscalate)?;
+    let reason = reason_of("reason", reason)?;
+    let target = escalated_to
+        .ok_or_else(|| Error::validation("escalated_to", "`escalated_to` is required"))?;
+    let mut o = open(svc, p, id, expected).await?;
+    let mut k = o.before.clone();
+    if o.ty.workflow.is_terminal(&k.status) {
+        return Err(Error::new(
+            Code::InvalidTransition,
+            format!(
+                "the case is in the terminal status `{}`: reopen it first",
+                k.status
+            ),
+        )
+        .with_details(json!({ "allowed": [] })));
+    }
+    let user = person(&mut *o.tx, p.tenant_id, "escalated_to", target).await?;
+    k.escalated = true;
+    k.escalated_to = Some(user.id.0);
+    let data = json!({ "reason": reason, "escalated_to": user.email, "escalated_to_id": user.id });
+    let a = o.activity(p, &mut k, "escalation", data.clone());
+    record::add_activity(&mut *o.tx, p.tenant_id, &a).await?;
+    let mut events = vec![event("case.escalated", json!({ "escalation": data }))];
+    if let Some(next) = o.ty.workflow.after_escalate(&k.status) {
+        let (_, ev) = o.move_to(p, &mut k, &next, Some(reason)).await?;
+        events.extend(ev);
+    }
+    o.commit(p, k, "case.escalated", events).await
+}
+
+/// `POST /cases/{id}/disposition` (`case.dispose`). A decided case answers 409
+/// `already_decided`: decisions change through an override.
+pub async fn dispose(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    disposition: &str,
+    reason: Option<&str>,
+    expected: Option<i64>,
+) -> Result<CaseView> {
+    p.require(Permission::CaseDispose)?;
+    let d = Disposition::parse("disposition", disposition)?;
+    let reason = reason_of("reason", reason)?;
+    let mut o = open(svc, p, id, expected).await?;
+    let mut k = o.before.clone();
+    if let Some(cur) = &k.disposition {
+        return Err(Error::new(
+            Code::AlreadyDecided,
+            format!("the case is already decided ({cur}); change the decision with an override"),
+        ));
+    }
+    k.disposition = Some(d.as_str().into());
+    k.disposition_reason = Some(reason.clone());
+    let data = json!({ "disposition": d.as_str(), "reason": reason });
+    let a = o.activity(p, &mut k, "disposition", data.clone());
+    record::add_activity(&mut *o.tx, p.tenant_id, &a).await?;
+    o.commit(p, k, "case.disposed", vec![event("case.disposed", data)])
+        .await
+}
+
+/// Input of `POST /cases/{id}/override`.
+#[derive(Clone, Debug, Default)]
+pub struct OverrideInput {
+    /// The decision being replaced (must be the current one).
+    pub original_decision: String,
+    /// The new decision.
+    pub new_decision: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// The approver (id or email), who must hold `approval.decide` and not be the caller.
+    pub approved_by: Option<String>,
+    /// Optional compare-and-swap.
+    pub expected_version: Option<i64>,
+}
+
+/// `POST /cases/{id}/override` (`case.override`).
+pub async fn override_decision(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    input: OverrideInput,
+) -> Result<OverrideView> {
+    p.require(Permission::CaseOverride)?;
+    let original = Disposition::parse("original_decision", &input.original_decision)?;
+    let new = Disposition::parse("new_decision", &input.new_decision)?;
+    if original == new {
+        return Err(Error::validation(
+            "new_decision",
+            "must differ from the original decision",
+        ));
+    }
+    let reason = reason_of("reason", input.reason.as_deref())?;
+    let approver_ref = input
+        .approved_by
+        .ok_or_else(|| Error::validation("approved_by", "`approved_by` is required"))?;
+    let mut o = open(svc, p, id, input.expected_version).await?;
+    let approver = person(&mut *o.tx, p.tenant_id, "approved_by", &approver_ref).await?;
+    if approver.id == p.user_id {
+        return Err(Error::new(
+            Code::SelfApprovalForbidden,
+            "the approver of an override must be someone other than the person overriding",
+        )
+        .with_param("approved_by"));
+    }
+    if !permissions_of(&approver.roles).contains(Permission::ApprovalDecide) {
+        return Err(Error::validation(
+            "approved_by",
+            "the approver must hold `approval.decide`",
+        ));
+    }
+    let mut k = o.before.clone();
+    if k.disposition.as_deref() != Some(original.as_str()) {
+        return Err(Error::validation(
+            "original_decision",
+            match &k.disposition {
+                Some(d) => format!("the case's current decision is {d}"),
+                None => "the case has no decision to override".to_string(),
+            },
+        ));
+    }
+    k.disposition = Some(new.as_str().into());
+    k.disposition_reason = Some(reason.clone());
+    let data = json!({
+        "original_decision": original.as_str(), "new_decision": new.as_str(), "reason": reason,
+        "approved_by": approver.email, "approved_by_id": approver.id,
+    });
+    let a = o.activity(p, &mut k, "override", data.clone());
+    record::add_activity(&mut *o.tx, p.tenant_id, &a).await?;
+    let view = OverrideView {
+        id: a.id,
+        case_id: k.id,
+        original_decision: original.as_str().into(),
+        new_decision: new.as_str().into(),
+        reason,
+        approved_by: approver.email.clone(),
+        approved_by_id: approver.id.0,
+        overridden_by: p.audit_label(),
+        overridden_by_id: Some(p.user_id.0),
+        created_at: o.now,
+    };
+    o.commit(
+        p,
+        k,
+        "case.decision_overridden",
+        vec![event("case.disposed", json!({ "override": data }))],
+    )
+    .await?;
+    Ok(view)
+}
+
+/// Adds an entry that does not change the case's attributes (comment, attachment, relation):
+/// audited and announced, the case's `updated_at` moves, its version does not.
+async fn record_only(
+    mut o: Open,
+    p: &Caller,
+    k: &StoredCase,
+    action: &'static str,
+    changes: Value,
+    extra: Value,
+) -> Result<CaseView> {
+    store::touch(&mut *o.tx, p.tenant_id, k.id, k.entry_seq, o.now).await?;
+    let entry = Entry {
+        action,
+        entity_type: "case",
+        entity_id: Some(k.id.to_string()),
+        changes,
+    };
+    o.finish(p, k.id, entry, vec![event("case.updated", extra)])
+        .await
+}
+
+/// `POST /cases/{id}/comments` (`case.edit`).
+pub async fn comment(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    content: Option<&str>,
+) -> Result<CommentView> {
+    p.require(Permission::CaseEdit)?;
+    let content = validate::text("content", content.unwrap_or(""), MAX_COMMENT_CHARS)?;
+    let mut o = open(svc, p, id, None).await?;
+    let mut k = o.before.clone();
+    let m = Comment {
+        id: new_id(),
+        case_id: k.id,
+        seq: o.seq(&mut k),
+        author: by_of(p),
+        content,
+        created_at: o.now,
+    };
+    record::add_comment(&mut *o.tx, p.tenant_id, &m).await?;
+    let view = CommentView::from(m.clone());
+    let changes =
+        json!({ "comment": { "before": null, "after": { "id": m.id, "content": m.content } } });
+    record_only(
+        o,
+        p,
+        &k,
+        "case.commented",
+        changes,
+        json!({ "comment": view }),
+    )
+    .await?;
+    Ok(view)
+}
+
+/// A new attachment: an external link or uploaded bytes.
+#[derive(Clone, Debug)]
+pub enum NewAttachment {
+    /// A file kept elsewhere.
+    Link {
+        /// File name.
+        name: String,
+        /// Declared media type.
+        media_type: String,
+        /// `https` URL.
+        url: String,
+        /// Optional hex SHA-256 the client vouches for.
+        sha256: Option<String>,
+        /// Optional size.
+        size: Option<i64>,
+    },
+    /// Bytes uploaded to casegate.
+    Upload {
+        /// File name.
+        name: String,
+        /// Declared media type.
+        media_type: String,
+        /// The file.
+        bytes: std::sync::Arc<Vec<u8>>,
+    },
+}
+
+/// `POST /cases/{id}/attachments` (`case.edit`). Uploads are checked (allowed media type,
+/// content matching it), stored by SHA-256 in the blob store, then recorded.
+pub async fn attach(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    input: NewAttachment,
+) -> Result<AttachmentView> {
+    p.require(Permission::CaseEdit)?;
+    let (name, media_type, url, sha256, size, stored) = match input {
+        NewAttachment::Link {
+            name,
+            media_type,
+            url,
+            sha256,
+            size,
+        } => {
+            let name = crate::attachments::file_name(&name)?;
+            let media_type = crate::attachments::media_type_syntax("type", &media_type)?;
+            let url = crate::attachments::external_url(&url)?;
+            if let Some(h) = &sha256
+                && !(h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(Error::validation("sha256", "must be 64 hex digits"));
+            }
+            if size.is_some_and(|s| s < 0) {
+                return Err(Error::validation("size", "must not be negative"));
+            }
+            (
+                name,
+                media_type,
+                Some(url),
+                sha256.map(|h| h.to_ascii_lowercase()),
+                size,
+                false,
+            )
+        }
+        NewAttachment::Upload {
+            name,
+            media_type,
+            bytes,
+        } => {
+            let name = crate::attachments::file_name(&name)?;
+            let media_type = crate::attachments::check_upload(&media_type, &bytes)?;
+            // Check the case exists before writing the file.
+            let mut c = svc.db.conn().await?;
+            read(&mut *c, p.tenant_id, id).await?;
+            drop(c);
+            let size = bytes.len() as i64;
+            let hash = svc.blobs.put(bytes).await.map_err(Error::internal)?;
+            (name, media_type, None, Some(hash), Some(size), true)
+        }
+    };
+    let mut o = open(svc, p, id, None).await?;
+    let mut k = o.before.clone();
+    let a = record::Attachment {
+        id: new_id(),
+        case_id: k.id,
+        seq: o.seq(&mut k),
+        name,
+        media_type,
+        url,
+        sha256,
+        size,
+        stored,
+        uploaded_by: by_of(p),
+        created_at: o.now,
+    };
+    record::add_attachment(&mut *o.tx, p.tenant_id, &a).await?;
+    let view = AttachmentView::from(a.clone());
+    let changes = json!({ "attachment": { "before": null, "after": {
+        "id": a.id, "name": a.name, "type": a.media_type, "url": a.url, "sha256": a.sha256, "size": a.size,
+    } } });
+    record_only(
+        o,
+        p,
+        &k,
+        "case.attachment_added",
+        changes,
+        json!({ "attachment": view }),
+    )
+    .await?;
+    Ok(view)
+}
+
+/// `GET /cases/{id}/attachments/{attachment_id}/download` (`case.view`): the record and the
+/// open file of a stored attachment.
+pub async fn attachment_file(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    attachment: &str,
+) -> Result<(AttachmentView, tokio::fs::File)> {
+    p.require(Permission::CaseView)?;
+    let aid: Uuid = attachment
+        .parse()
+        .map_err(|_| Error::not_found("attachment"))?;
+    let mut c = svc.db.conn().await?;
+    let k = read(&mut *c, p.tenant_id, id).await?;
+    let a = record::attachment_of(&mut *c, p.tenant_id, k.id, aid)
+        .await?
+        .filter(|a| a.stored)
+        .ok_or_else(|| Error::not_found("attachment"))?;
+    let hash = a.sha256.clone().unwrap_or_default();
+    let file = svc.blobs.open(&hash).await.map_err(Error::internal)?;
+    Ok((a.into(), file))
+}
+
+/// Input of `POST /cases/{id}/relations`.
+#[derive(Clone, Debug, Default)]
+pub struct RelationInput {
+    /// `case|alert|party` (with `target_id`).
+    pub target_type: Option<String>,
+    /// Target id.
+    pub target_id: Option<String>,
+    /// Or a new party to create and link.
+    pub party: Option<PartyInput>,
+    /// Label (`subject`, `counterparty`, `related`…), default `related`.
+    pub relation: Option<String>,
+}
+
+/// A new party.
+#[derive(Clone, Debug, Default)]
+pub struct PartyInput {
+    /// `person|organisation|account|device|address`.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// Identifiers object.
+    pub identifiers: Option<Value>,
+}
+
+/// Party kinds.
+pub const PARTY_KINDS: &[&str] = &["person", "organisation", "account", "device", "address"];
+
+fn check_party(input: &PartyInput, prefix: &str) -> Result<(String, String, Value)> {
+    if !PARTY_KINDS.contains(&input.kind.as_str()) {
+        return Err(Error::validation(
+            format!("{prefix}kind"),
+            format!("must be one of {}", PARTY_KINDS.join(", ")),
+        ));
+    }
+    let name = validate::text(&format!("{prefix}name"), &input.name, 500)?;
+    let identifiers = input.identifiers.clone().unwrap_or_else(|| json!({}));
+    let ok = identifiers.as_object().is_some_and(|m| {
+        m.len() <= 50
+            && m.values()
+                .all(|v| v.as_str().is_some_and(|s| s.chars().count() <= 200))
+    });
+    if !ok {
+        return Err(Error::validation(
+            format!("{prefix}identifiers"),
+            "must be an object of at most 50 strings of at most 200 characters",
+        ));
+    }
+    Ok((input.kind.clone(), name, identifiers))
+}
+
+/// `POST /cases/{id}/relations` (`case.edit`).
+pub async fn relate(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    input: RelationInput,
+) -> Result<RelationView> {
+    p.require(Permission::CaseEdit)?;
+    let relation = validate::text(
+        "relation",
+        input.relation.as_deref().unwrap_or("related"),
+        64,
+    )?;
+    let party = input
+        .party
+        .as_ref()
+        .map(|x| check_party(x, "party."))
+        .transpose()?;
+    let target_type = match (&party, input.target_type.as_deref()) {
+        (Some(_), None | Some("party")) => "party".to_string(),
+        (Some(_), Some(_)) => {
+            return Err(Error::validation(
+                "target_type",
+                "a new party is linked as `party`",
+            ));
+        }
+        (None, Some(t @ ("case" | "alert" | "party"))) => t.to_string(),
+        (None, Some(_)) => {
+            return Err(Error::validation(
+                "target_type",
+                "must be one of case, alert, party",
+            ));
+        }
+        (None, None) => {
+            return Err(Error::validation(
+                "target_type",
+                "`target_type` is required (or `party`)",
+            ));
+        }
+    };
+    let mut o = open(svc, p, id, None).await?;
+    let mut k = o.before.clone();
+    let target_id = match party {
+        Some((kind, name, identifiers)) => {
+            let party = record::Party {
+                tenant_id: p.tenant_id,
+                id: PartyId::new_v4(random_id()),
+                kind,
+                name,
+                identifiers,
+                created_by: Some(p.user_id.0),
+                created_at: o.now,
+            };
+            record::add_party(&mut *o.tx, &party).await?;
+            party.id.0
+        }
+        None => {
+            let raw = input
+                .target_id
+                .as_deref()
+                .ok_or_else(|| Error::validation("target_id", "`target_id` is required"))?;
+            let tid: Uuid = raw
+                .parse()
+                .map_err(|_| Error::validation("target_id", "must be an id"))?;
+            let found = match target_type.as_str() {
+                "party" => record::party(&mut *o.tx, p.tenant_id, PartyId(tid))
+                    .await?
+                    .is_some(),
+                t => match record::case_type_of(&mut *o.tx, p.tenant_id, tid).await? {
+                    Some(ct) => (ct == ALERT) == (t == "alert"),
+                    None => false,
+                },
+            };
+            if !found {
+                return Err(Error::not_found(&target_type).with_param("target_id"));
+            }
+            if tid == k.id.0 {
+                return Err(Error::validation(
+                    "target_id",
+                    "a case cannot be related to itself",
+                ));
+            }
+            tid
+        }
+    };
+    let l = Relation {
+        id: new_id(),
+        case_id: k.id,
+        seq: o.seq(&mut k),
+        target_type,
+        target_id,
+        relation,
+        created_by: by_of(p),
+        created_at: o.now,
+    };
+    record::add_relation(&mut *o.tx, p.tenant_id, &l)
+        .await
+        .map_err(|e| match e {
+            casegate_store::StoreError::Conflict { .. } => {
+                Error::new(Code::AlreadyExists, "this relation already exists")
+                    .with_param("target_id")
+            }
+            e => e.into(),
+        })?;
+    let view = RelationView::from(l.clone());
+    let changes = json!({ "relation": { "before": null, "after": {
+        "id": l.id, "target_type": l.target_type, "target_id": l.target_id, "relation": l.relation,
+    } } });
+    record_only(
+        o,
+        p,
+        &k,
+        "case.related",
+        changes,
+        json!({ "relation": view }),
+    )
+    .await?;
+    Ok(view)
+}
+
+/// `POST /parties` (`case.edit`).
+pub async fn create_party(svc: &Services, p: &Caller, input: PartyInput) -> Result<PartyView> {
+    p.require(Permission::CaseEdit)?;
+    let (kind, name, identifiers) = check_party(&input, "")?;
+    let now = svc.clock.now();
+    let party = record::Party {
+        tenant_id: p.tenant_id,
+        id: PartyId::new_v4(random_id()),
+        kind,
+        name,
+        identifiers,
+        created_by: Some(p.user_id.0),
+        created_at: now,
+    };
+    let mut tx = svc.db.begin().await?;
+    record::add_party(&mut *tx, &party).await?;
+    let entry = Entry::new("party.created", "party", party.id)
+        .change("kind", Value::Null, party.kind.as_str())
+        .change("name", Value::Null, party.name.as_str())
+        .change("identifiers", Value::Null, party.identifiers.clone());
+    audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+    tx.commit().await?;
+    Ok(party.into())
+}
+
+/// `GET /parties/{id}` (`case.view`): the party and the cases linking to it.
+pub async fn party(svc: &Services, p: &Caller, id: &str) -> Result<PartyView> {
+    p.require(Permission::CaseView)?;
+    let pid: Uuid = id.parse().map_err(|_| Error::not_found("party"))?;
+    let mut c = svc.db.conn().await?;
+    let party = record::party(&mut *c, p.tenant_id, PartyId(pid))
+        .await?
+        .ok_or_else(|| Error::not_found("party"))?;
+    let mut view = PartyView::from(party);
+    view.relations = record::relations_to(&mut *c, p.tenant_id, "party", pid)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(view)
+}
+
+/// Input of `POST /alerts/{id}/disposition`.
+#[derive(Clone, Debug, Default)]
+pub struct AlertDecision {
+    /// `true_positive|false_positive`.
+    pub disposition: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// Open (or join) a case.
+    pub escalate_to_case: bool,
+    /// Join this existing case instead of opening one.
+    pub case_id: Option<String>,
+    /// Type of the new case (default `AML_INV`).
+    pub case_type: Option<String>,
+}
+
+/// `POST /alerts/{id}/disposition` (`case.dispose`): records the decision, closes the alert and,
+/// for a true positive with `escalate_to_case`, links it to an existing or a new case. All in one
+/// transaction. Answers the alert and the case.
+pub async fn decide_alert(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    input: AlertDecision,
+) -> Result<(CaseView, Option<CaseView>)> {
+    p.require(Permission::CaseDispose)?;
+    let d = match input.disposition.as_str() {
+        "true_positive" => Disposition::TruePositive,
+        "false_positive" => Disposition::FalsePositive,
+        _ => {
+            return Err(Error::validation(
+                "disposition",
+                "must be one of true_positive, false_positive",
+            ));
+        }
+    };
+    if input.escalate_to_case && d != Disposition::TruePositive {
+        return Err(Error::validation(
+            "escalate_to_case",
+            "only a true positive can be escalated to a case",
+        ));
+    }
+    let reason = input
+        .reason
+        .as_deref()
+        .map(|r| validate::text("reason", r, MAX_REASON_CHARS))
+        .transpose()?;
+    // The new case, if any, is created first (its own command and events), then linked with
+    // the alert's decision in the alert's transaction.
+    let mut o = open(svc, p, id, None).await?;
+    if o.before.case_type != ALERT {
+        return Err(Error::validation("id", "this case is not an alert"));
+    }
+    if o.before.disposition.is_some() {
+        return Err(Error::new(
+            Code::AlreadyDecided,
+            "the alert is already decided",
+        ));
+    }
+    let mut k = o.before.clone();
+    let mut case = None;
+    if input.escalate_to_case {
+        let target = match &input.case_id {
+            Some(cid) => {
+                p.require(Permission::CaseEdit)?;
+                let t = read(&mut *o.tx, p.tenant_id, cid)
+                    .await
+                    .map_err(|e| e.with_param("case_id"))?;
+                if t.case_type == ALERT {
+                    return Err(Error::validation(
+                        "case_id",
+                        "alerts are escalated into cases, not other alerts",
+                    ));
+                }
+                t.id
+            }
+            None => {
+                p.require(Permission::CaseCreate)?;
+                let type_key = input.case_type.clone().unwrap_or_else(|| "AML_INV".into());
+                if type_key == ALERT {
+                    return Err(Error::validation(
+                        "case_type",
+                        "alerts are escalated into cases, not other alerts",
+                    ));
+                }
+                new_case_from_alert(&mut o, p, &k, &type_key).await?
+            }
+        };
+        if !store::link_alert(&mut *o.tx, p.tenant_id, k.id, target).await? {
+            return Err(Error::validation(
+                "id",
+                "the alert is already linked to another case",
+            ));
+        }
+        k.parent_case_id = Some(target);
+        case = Some(target);
+    }
+    k.disposition = Some(d.as_str().into());
+    k.disposition_reason = reason.clone();
+    let data = json!({ "disposition": d.as_str(), "reason": reason, "case_id": case });
+    let a = o.activity(p, &mut k, "disposition", data.clone());
+    record::add_activity(&mut *o.tx, p.tenant_id, &a).await?;
+    let mut events = vec![event("case.disposed", data)];
+    if !o.ty.workflow.is_terminal(&k.status)
+        && let Some(close) = o.ty.workflow.closing_status().map(str::to_string)
+    {
+        let (_, ev) = o.move_to(p, &mut k, &close, reason).await?;
+        events.extend(ev);
+    }
+    let tenant = p.tenant_id;
+    // Commit re-reads the alert; the case is read after commit so it lists the alert.
+    let alert = o.commit(p, k, "case.disposed", events).await?;
+    let case = match case {
+        Some(cid) => {
+            let mut c = svc.db.conn().await?;
+            store::get(&mut *c, tenant, cid).await?.map(Into::into)
+        }
+        None => None,
+    };
+    Ok((alert, case))
+}
+
+/// Creates the case an alert escalates into, inside the alert's transaction.
+async fn new_case_from_alert(
+    o: &mut Open,
+    p: &Caller,
+    alert: &StoredCase,
+    type_key: &str,
+) -> Result<CaseId> {
+    let ty = case_types::load(&mut *o.tx, p.tenant_id, type_key)
+        .await?
+        .ok_or_else(|| Error::validation("case_type", format!("unknown case type `{type_key}`")))?;
+    if let Some(req) = ty.fields.iter().find(|f| f.required) {
+        return Err(Error::validation(
+            "case_type",
+            format!(
+                "`{type_key}` requires the field `{}`: create the case first and pass `case_id`",
+                req.key
+            ),
+        ));
+    }
+    let now = o.now;
+    let year = now.year();
+    let n = store::next_number(&mut *o.tx, p.tenant_id, year).await?;
+    let k = StoredCase {
+        tenant_id: p.tenant_id,
+        id: CaseId::new_v4(random_id()),
+        reference: vocab::reference(year, n),
+        case_type: ty.key.clone(),
+        title: alert.title.clone(),
+        status: ty.workflow.initial_status.clone(),
+        priority: alert.priority.clone(),
+        score: alert.score,
+        assigned_to: None,
+        assigned_to_email: None,
+        business_unit: alert.business_unit.clone(),
+        fields: Map::new(),
+        reasons: alert.reasons.clone(),
+        notes: None,
+        source: None,
+        screening_id: alert.screening_id.clone(),
+        subject_id: alert.subject_id.clone(),
+        parent_case_id: None,
+        disposition: None,
+        disposition_reason: None,
+        escalated: false,
+        escalated_to: None,
+        escalated_to_email: None,
+        detected_at: alert.detected_at.or(Some(alert.created_at)),
+        created_by: Some(p.user_id.0),
+        created_by_label: p.audit_label(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        entry_seq: 1,
+        alert_ids: Vec::new(),
+    };
+    store::insert_many(&mut *o.tx, std::slice::from_ref(&k)).await?;
+    let h = HistoryEntry {
+        id: new_id(),
+        case_id: k.id,
+        seq: 1,
+        from: None,
+        to: k.status.clone(),
+        rule_id: None,
+        request_id: None,
+        actor: by_of(p),
+        reason: Some(format!("escalated from alert {}", alert.reference)),
+        approvals: json!([]),
+        requested_at: now,
+        approval_requested_at: None,
+        approval_completed_at: None,
+        effective_at: now,
+    };
+    record::add_history(&mut *o.tx, p.tenant_id, &h).await?;
+    let mut changes = diff(None, &k);
+    if let Value::Object(m) = &mut changes {
+        m.insert(
+            "reference".into(),
+            json!({ "before": null, "after": k.reference }),
+        );
+        m.insert(
+            "case_type".into(),
+            json!({ "before": null, "after": k.case_type }),
+        );
+        m.insert(
+            "alert_ids".into(),
+            json!({ "before": [], "after": [alert.id] }),
+        );
+    }
+    let entry = Entry {
+        action: "case.created",
+        entity_type: "case",
+        entity_id: Some(k.id.to_string()),
+        changes,
+    };
+    audit::append(
+        &mut *o.tx,
+        now,
+        p.tenant_id,
+        &Actor::of(p),
+        &p.origin,
+        entry,
+    )
+    .await?;
+    let view = CaseView::from(k.clone());
+    emit(
+        &mut *o.tx,
+        p.tenant_id,
+        now,
+        &view,
+        vec![event("case.created", json!({ "from_alert": alert.id }))],
+    )
+    .await?;
+    Ok(k.id)
+}

@@ -1,0 +1,609 @@
+//! Case rows: insert, read (with the assignee's and escalation target's emails and the linked
+//! alerts), compare-and-swap update, list and search, per-tenant reference numbers and the side
+//! table that serves equality filters on indexed custom fields.
+use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val};
+use casegate_domain::ids::{CaseId, TenantId};
+use serde_json::{Map, Value as Json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One case as stored (alerts are cases of type `ALERT`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredCase {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Case id.
+    pub id: CaseId,
+    /// `CASE-<year>-<n>`.
+    pub reference: String,
+    /// Case type key.
+    pub case_type: String,
+    /// Title.
+    pub title: String,
+    /// Current status key.
+    pub status: String,
+    /// `low|medium|high|critical`.
+    pub priority: String,
+    /// Risk score 0–100.
+    pub score: Option<f64>,
+    /// Assignee user id.
+    pub assigned_to: Option<Uuid>,
+    /// Assignee email (read only: joined from users).
+    pub assigned_to_email: Option<String>,
+    /// Business unit.
+    pub business_unit: Option<String>,
+    /// Custom field values.
+    pub fields: Map<String, Json>,
+    /// Reasons (strings).
+    pub reasons: Vec<String>,
+    /// Investigator notes.
+    pub notes: Option<String>,
+    /// The originating payload.
+    pub source: Option<Json>,
+    /// Screening reference.
+    pub screening_id: Option<String>,
+    /// Subject reference.
+    pub subject_id: Option<String>,
+    /// For an alert: the case it was escalated into.
+    pub parent_case_id: Option<CaseId>,
+    /// Disposition wire name.
+    pub disposition: Option<String>,
+    /// Why.
+    pub disposition_reason: Option<String>,
+    /// Whether escalated.
+    pub escalated: bool,
+    /// Escalation target user id.
+    pub escalated_to: Option<Uuid>,
+    /// Escalation target email (read only).
+    pub escalated_to_email: Option<String>,
+    /// When the activity was detected (SAR deadlines count from here).
+    pub detected_at: Option<OffsetDateTime>,
+    /// Creator user id.
+    pub created_by: Option<Uuid>,
+    /// Creator as audited.
+    pub created_by_label: String,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+    /// Optimistic-concurrency version, from 1.
+    pub version: i64,
+    /// Last seq handed to the case's record.
+    pub entry_seq: i64,
+    /// Alerts linked to this case (read only: from their `parent_case_id`), oldest first.
+    pub alert_ids: Vec<CaseId>,
+}
+
+const BASE_COLS: &str = "c.tenant_id, c.id, c.reference, c.case_type, c.title, c.status, c.priority, c.score, \
+    c.assigned_to, ua.email AS assigned_to_email, c.business_unit, c.fields, c.reasons, c.notes, c.source, \
+    c.screening_id, c.subject_id, c.parent_case_id, c.disposition, c.disposition_reason, c.escalated, \
+    c.escalated_to, ue.email AS escalated_to_email, c.detected_at, c.created_by, c.created_by_label, \
+    c.created_at, c.updated_at, c.version, c.entry_seq";
+
+const JOINS: &str = "LEFT JOIN users ua ON ua.tenant_id = c.tenant_id AND ua.id = c.assigned_to \
+    LEFT JOIN users ue ON ue.tenant_id = c.tenant_id AND ue.id = c.escalated_to";
+
+/// The select list, with the linked alerts aggregated per dialect.
+fn select(d: Dialect) -> String {
+    let alerts = match d {
+        Dialect::Postgres => {
+            "(SELECT coalesce(json_agg(a.id ORDER BY a.created_at, a.id), '[]'::json) FROM cases a \
+             WHERE a.tenant_id = c.tenant_id AND a.parent_case_id = c.id)"
+        }
+        Dialect::Sqlite => {
+            "(SELECT json_group_array(id) FROM (SELECT a.id FROM cases a \
+             WHERE a.tenant_id = c.tenant_id AND a.parent_case_id = c.id ORDER BY a.created_at, a.id))"
+        }
+    };
+    format!("SELECT {BASE_COLS}, {alerts} AS alert_ids FROM cases c {JOINS}")
+}
+
+fn json_of<T: serde::de::DeserializeOwned>(r: &Row, col: &str) -> StoreResult<T> {
+    serde_json::from_value(r.json(col)?)
+        .map_err(|e| StoreError::Other(format!("column {col}: {e}")))
+}
+
+fn from_row(r: &Row) -> StoreResult<StoredCase> {
+    let source = r.json("source")?;
+    Ok(StoredCase {
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        id: CaseId(r.uuid("id")?),
+        reference: r.text("reference")?,
+        case_type: r.text("case_type")?,
+        title: r.text("title")?,
+        status: r.text("status")?,
+        priority: r.text("priority")?,
+        score: r.opt_float("score")?,
+        assigned_to: r.opt_uuid("assigned_to")?,
+        assigned_to_email: r.opt_text("assigned_to_email")?,
+        business_unit: r.opt_text("business_unit")?,
+        fields: json_of(r, "fields")?,
+        reasons: json_of(r, "reasons")?,
+        notes: r.opt_text("notes")?,
+        source: (!source.is_null()).then_some(source),
+        screening_id: r.opt_text("screening_id")?,
+        subject_id: r.opt_text("subject_id")?,
+        parent_case_id: r.opt_uuid("parent_case_id")?.map(CaseId),
+        disposition: r.opt_text("disposition")?,
+        disposition_reason: r.opt_text("disposition_reason")?,
+        escalated: r.bool("escalated")?,
+        escalated_to: r.opt_uuid("escalated_to")?,
+        escalated_to_email: r.opt_text("escalated_to_email")?,
+        detected_at: r.opt_time("detected_at")?,
+        created_by: r.opt_uuid("created_by")?,
+        created_by_label: r.text("created_by_label")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+        version: r.int("version")?,
+        entry_seq: r.int("entry_seq")?,
+        alert_ids: json_of::<Vec<Uuid>>(r, "alert_ids")?
+            .into_iter()
+            .map(CaseId)
+            .collect(),
+    })
+}
+
+/// Hands out the next reference number of `tenant` in `year` (1, 2, …). The counter row is
+/// locked until the transaction ends, so numbers are unique and without gaps.
+pub async fn next_number(c: &mut dyn Conn, tenant: TenantId, year: i32) -> StoreResult<i64> {
+    c.fetch_one(
+        "INSERT INTO case_counters (tenant_id, year, last) VALUES ($1, $2, 1) \
+         ON CONFLICT (tenant_id, year) DO UPDATE SET last = case_counters.last + 1 RETURNING last",
+        &[tenant.into(), i64::from(year).into()],
+    )
+    .await?
+    .int("last")
+}
+
+/// Reserves `n` consecutive reference numbers at once (bulk loads); returns the first.
+pub async fn reserve_numbers(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    year: i32,
+    n: i64,
+) -> StoreResult<i64> {
+    let last = c
+        .fetch_one(
+            "INSERT INTO case_counters (tenant_id, year, last) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, year) DO UPDATE SET last = case_counters.last + $3 RETURNING last",
+            &[tenant.into(), i64::from(year).into(), n.into()],
+        )
+        .await?
+        .int("last")?;
+    Ok(last - n + 1)
+}
+
+fn insert_args(k: &StoredCase) -> Vec<Val> {
+    vec![
+        k.tenant_id.into(),
+        k.id.into(),
+        k.reference.as_str().into(),
+        k.case_type.as_str().into(),
+        k.title.as_str().into(),
+        k.status.as_str().into(),
+        k.priority.as_str().into(),
+        k.score.into(),
+        k.assigned_to.into(),
+        k.business_unit.clone().into(),
+        Json::Object(k.fields.clone()).into(),
+        Json::from(k.reasons.clone()).into(),
+        k.notes.clone().into(),
+        k.source.clone().into(),
+        k.screening_id.clone().into(),
+        k.subject_id.clone().into(),
+        k.parent_case_id.into(),
+        k.disposition.clone().into(),
+        k.disposition_reason.clone().into(),
+        k.escalated.into(),
+        k.escalated_to.into(),
+        k.detected_at.into(),
+        k.created_by.into(),
+        k.created_by_label.as_str().into(),
+        k.created_at.into(),
+        k.updated_at.into(),
+        k.version.into(),
+        k.entry_seq.into(),
+    ]
+}
+
+const INSERT_COLS: &str = "tenant_id, id, reference, case_type, title, status, priority, score, assigned_to, \
+    business_unit, fields, reasons, notes, source, screening_id, subject_id, parent_case_id, disposition, \
+    disposition_reason, escalated, escalated_to, detected_at, created_by, created_by_label, created_at, \
+    updated_at, version, entry_seq";
+
+/// `($1, …, $28)` shifted by `offset` parameters.
+fn placeholders(offset: usize, n: usize) -> String {
+    let p: Vec<String> = (1..=n).map(|i| format!("${}", offset + i)).collect();
+    format!("({})", p.join(", "))
+}
+
+/// Inserts cases in one statement (one row for a create, up to a few hundred for bulk loads).
+/// SQLite also gives each row its stable full-text key (`rid`).
+pub async fn insert_many(c: &mut dyn Conn, cases: &[StoredCase]) -> StoreResult<()> {
+    if cases.is_empty() {
+        return Ok(());
+    }
+    let n = insert_args(&cases[0]).len();
+    let mut args = Vec::with_capacity(n * cases.len());
+    for k in cases {
+        args.extend(insert_args(k));
+    }
+    if c.dialect() == Dialect::Postgres {
+        let rows: Vec<String> = (0..cases.len()).map(|i| placeholders(i * n, n)).collect();
+        let sql = format!(
+            "INSERT INTO cases ({INSERT_COLS}) VALUES {}",
+            rows.join(", ")
+        );
+        return c.execute(&sql, &args).await.map(drop);
+    }
+    // SQLite: the base `rid` is read once, then the rows are inserted with base + position.
+    let base = c
+        .fetch_one("SELECT coalesce(max(rid), 0) AS m FROM cases", &[])
+        .await?
+        .int("m")?;
+    let rows: Vec<String> = (0..cases.len())
+        .map(|i| {
+            let p = placeholders(i * n, n);
+            format!("{}, {})", &p[..p.len() - 1], base + i as i64 + 1)
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO cases ({INSERT_COLS}, rid) VALUES {}",
+        rows.join(", ")
+    );
+    c.execute(&sql, &args).await.map(drop)
+}
+
+/// One case of `tenant`.
+pub async fn get(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: CaseId,
+) -> StoreResult<Option<StoredCase>> {
+    let sql = format!(
+        "{} WHERE c.tenant_id = $1 AND c.id = $2",
+        select(c.dialect())
+    );
+    c.fetch_optional(&sql, &[tenant.into(), id.into()])
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+/// One case of `tenant` by reference.
+pub async fn by_reference(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    reference: &str,
+) -> StoreResult<Option<StoredCase>> {
+    let sql = format!(
+        "{} WHERE c.tenant_id = $1 AND c.reference = $2",
+        select(c.dialect())
+    );
+    c.fetch_optional(&sql, &[tenant.into(), reference.into()])
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+/// Reads a case for change inside a transaction, locking its row on PostgreSQL (SQLite's write
+/// transaction is already exclusive), so commands on one case run one after the other.
+pub async fn lock(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: CaseId,
+) -> StoreResult<Option<StoredCase>> {
+    if c.dialect() == Dialect::Postgres {
+        c.execute(
+            "SELECT 1 FROM cases WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            &[tenant.into(), id.into()],
+        )
+        .await?;
+    }
+    get(c, tenant, id).await
+}
+
+/// Writes every changeable column of `k` if the stored version is still `expected`; bumps
+/// nothing itself (the caller sets `k.version`). Returns whether the row was written.
+pub async fn update(c: &mut dyn Conn, k: &StoredCase, expected: i64) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "UPDATE cases SET title = $4, status = $5, priority = $6, score = $7, assigned_to = $8, \
+             business_unit = $9, fields = $10, reasons = $11, notes = $12, source = $13, screening_id = $14, \
+             subject_id = $15, parent_case_id = $16, disposition = $17, disposition_reason = $18, \
+             escalated = $19, escalated_to = $20, detected_at = $21, updated_at = $22, version = $23, \
+             entry_seq = $24 WHERE tenant_id = $1 AND id = $2 AND version = $3",
+            &[
+                k.tenant_id.into(),
+                k.id.into(),
+                expected.into(),
+                k.title.as_str().into(),
+                k.status.as_str().into(),
+                k.priority.as_str().into(),
+                k.score.into(),
+                k.assigned_to.into(),
+                k.business_unit.clone().into(),
+                Json::Object(k.fields.clone()).into(),
+                Json::from(k.reasons.clone()).into(),
+                k.notes.clone().into(),
+                k.source.clone().into(),
+                k.screening_id.clone().into(),
+                k.subject_id.clone().into(),
+                k.parent_case_id.into(),
+                k.disposition.clone().into(),
+                k.disposition_reason.clone().into(),
+                k.escalated.into(),
+                k.escalated_to.into(),
+                k.detected_at.into(),
+                k.updated_at.into(),
+                k.version.into(),
+                k.entry_seq.into(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Records activity on a case that does not change its fields (a comment, an attachment): the
+/// record's seq and `updated_at` move, the version does not.
+pub async fn touch(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: CaseId,
+    entry_seq: i64,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    c.execute(
+        "UPDATE cases SET entry_seq = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+        &[tenant.into(), id.into(), entry_seq.into(), now.into()],
+    )
+    .await
+    .map(drop)
+}
+
+/// Orders of `GET /cases`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CaseSort {
+    /// Newest first (the default).
+    #[default]
+    CreatedDesc,
+    /// Oldest first.
+    CreatedAsc,
+    /// Most recently changed first.
+    UpdatedDesc,
+}
+
+/// An equality filter on one custom field; `value` is the value as JSON text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldFilter {
+    /// Field key (validated: `[a-z][a-z0-9_]*`).
+    pub key: String,
+    /// JSON text of the value (`"abc"`, `5000`, `true`).
+    pub value: String,
+    /// Served by `case_field_values` (the field is indexed) or by reading the JSON.
+    pub indexed: bool,
+}
+
+/// Filters of `GET /cases`, already validated.
+#[derive(Clone, Debug, Default)]
+pub struct CaseFilter {
+    /// Status key.
+    pub status: Option<String>,
+    /// Priority wire name.
+    pub priority: Option<String>,
+    /// Case type key.
+    pub case_type: Option<String>,
+    /// Assignee user id.
+    pub assigned_to: Option<Uuid>,
+    /// Created at or after.
+    pub from: Option<OffsetDateTime>,
+    /// Created before.
+    pub to: Option<OffsetDateTime>,
+    /// Words that must all occur in the title and notes, or in one comment.
+    pub words: Vec<String>,
+    /// Custom-field equalities (need `case_type`).
+    pub fields: Vec<FieldFilter>,
+}
+
+fn filter_clause(d: Dialect, tenant: TenantId, f: &CaseFilter) -> (String, Vec<Val>) {
+    let mut clauses = vec!["c.tenant_id = $1".to_string()];
+    let mut args: Vec<Val> = vec![tenant.into()];
+    let mut push = |clause: &str, vals: Vec<Val>| {
+        let mut clause = clause.to_string();
+        for v in vals {
+            args.push(v);
+            clause = clause.replacen('?', &format!("${}", args.len()), 1);
+        }
+        clauses.push(clause);
+    };
+    if let Some(v) = &f.status {
+        push("c.status = ?", vec![v.as_str().into()]);
+    }
+    if let Some(v) = &f.priority {
+        push("c.priority = ?", vec![v.as_str().into()]);
+    }
+    if let Some(v) = &f.case_type {
+        push("c.case_type = ?", vec![v.as_str().into()]);
+    }
+    if let Some(v) = f.assigned_to {
+        push("c.assigned_to = ?", vec![v.into()]);
+    }
+    if let Some(v) = f.from {
+        push("c.created_at >= ?", vec![v.into()]);
+    }
+    if let Some(v) = f.to {
+        push("c.created_at < ?", vec![v.into()]);
+    }
+    for ff in &f.fields {
+        if ff.indexed {
+            push(
+                "c.id IN (SELECT fv.case_id FROM case_field_values fv WHERE fv.tenant_id = $1 \
+                 AND fv.case_type = c.case_type AND fv.key = ? AND fv.value = ?)",
+                vec![ff.key.as_str().into(), ff.value.as_str().into()],
+            );
+        } else {
+            let clause = match d {
+                Dialect::Postgres => "c.fields -> ? = CAST(? AS jsonb)",
+                Dialect::Sqlite => "c.fields -> ('$.' || ?) = json(?)",
+            };
+            push(
+                clause,
+                vec![ff.key.as_str().into(), ff.value.as_str().into()],
+            );
+        }
+    }
+    if !f.words.is_empty() {
+        match d {
+            Dialect::Postgres => push(
+                "c.id IN (SELECT s.id FROM cases s WHERE s.tenant_id = $1 AND s.search @@ plainto_tsquery('simple', ?) \
+                 UNION SELECT m.case_id FROM case_comments m WHERE m.tenant_id = $1 AND m.search @@ plainto_tsquery('simple', ?))",
+                vec![f.words.join(" ").into(), f.words.join(" ").into()],
+            ),
+            Dialect::Sqlite => {
+                // Each word quoted: FTS5 then reads it as a plain token, never as syntax.
+                let expr: Vec<String> = f
+                    .words
+                    .iter()
+                    .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+                    .collect();
+                let expr = expr.join(" ");
+                push(
+                    "c.rid IN (SELECT rowid FROM cases_fts WHERE cases_fts MATCH ? \
+                     UNION SELECT s.rid FROM case_comments_fts \
+                     JOIN case_comments m ON m.rid = case_comments_fts.rowid \
+                     JOIN cases s ON s.tenant_id = m.tenant_id AND s.id = m.case_id \
+                     WHERE case_comments_fts MATCH ? AND m.tenant_id = $1)",
+                    vec![expr.clone().into(), expr.into()],
+                )
+            }
+        }
+    }
+    (clauses.join(" AND "), args)
+}
+
+/// A page of `tenant`'s cases matching `f`, in `sort` order with the id as tie-breaker, and the
+/// number of cases matching.
+pub async fn list(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    f: &CaseFilter,
+    sort: CaseSort,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<StoredCase>, i64)> {
+    let d = c.dialect();
+    let (filter, mut args) = filter_clause(d, tenant, f);
+    let total = c
+        .fetch_one(
+            &format!("SELECT count(*) AS n FROM cases c WHERE {filter}"),
+            &args,
+        )
+        .await?
+        .int("n")?;
+    if total <= offset {
+        return Ok((Vec::new(), total));
+    }
+    let order = match sort {
+        CaseSort::CreatedDesc => "c.created_at DESC, c.id DESC",
+        CaseSort::CreatedAsc => "c.created_at ASC, c.id ASC",
+        CaseSort::UpdatedDesc => "c.updated_at DESC, c.id DESC",
+    };
+    let n = args.len();
+    args.push(limit.into());
+    args.push(offset.into());
+    // The page is chosen on the cases table alone (an index walk), then joined.
+    let sql = format!(
+        "{} WHERE c.tenant_id = $1 AND c.id IN (SELECT c.id FROM cases c WHERE {filter} ORDER BY {order} LIMIT ${} OFFSET ${}) ORDER BY {order}",
+        select(d),
+        n + 1,
+        n + 2
+    );
+    let rows = c.fetch_all(&sql, &args).await?;
+    Ok((
+        rows.iter().map(from_row).collect::<StoreResult<_>>()?,
+        total,
+    ))
+}
+
+/// Links alert `alert` to case `case`. Returns false if the alert is already linked elsewhere.
+pub async fn link_alert(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    alert: CaseId,
+    case: CaseId,
+) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "UPDATE cases SET parent_case_id = $3 WHERE tenant_id = $1 AND id = $2 \
+             AND (parent_case_id IS NULL OR parent_case_id = $3)",
+            &[tenant.into(), alert.into(), case.into()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Replaces a case's rows in `case_field_values` (the values of its type's indexed fields).
+pub async fn set_field_values(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    case_type: &str,
+    case: CaseId,
+    values: &[(String, String)],
+) -> StoreResult<()> {
+    c.execute(
+        "DELETE FROM case_field_values WHERE tenant_id = $1 AND case_id = $2",
+        &[tenant.into(), case.into()],
+    )
+    .await?;
+    for (key, value) in values {
+        c.execute(
+            "INSERT INTO case_field_values (tenant_id, case_type, key, value, case_id) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                tenant.into(),
+                case_type.into(),
+                key.as_str().into(),
+                value.as_str().into(),
+                case.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the index rows of one field of a case type from the stored values (a field became
+/// indexed) or removes them (`indexed` false).
+pub async fn reindex_field(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    case_type: &str,
+    key: &str,
+    indexed: bool,
+) -> StoreResult<()> {
+    c.execute(
+        "DELETE FROM case_field_values WHERE tenant_id = $1 AND case_type = $2 AND key = $3",
+        &[tenant.into(), case_type.into(), key.into()],
+    )
+    .await?;
+    if !indexed {
+        return Ok(());
+    }
+    let sql = match c.dialect() {
+        Dialect::Postgres => {
+            "INSERT INTO case_field_values (tenant_id, case_type, key, value, case_id) \
+             SELECT tenant_id, case_type, $3, (fields -> $3)::text, id FROM cases \
+             WHERE tenant_id = $1 AND case_type = $2 AND fields ? $3 AND fields -> $3 <> 'null'::jsonb"
+        }
+        Dialect::Sqlite => {
+            "INSERT INTO case_field_values (tenant_id, case_type, key, value, case_id) \
+             SELECT tenant_id, case_type, $3, fields -> ('$.' || $3), id FROM cases \
+             WHERE tenant_id = $1 AND case_type = $2 AND json_type(fields, '$.' || $3) NOT IN ('null') \
+             AND json_type(fields, '$.' || $3) IS NOT NULL"
+        }
+    };
+    c.execute(sql, &[tenant.into(), case_type.into(), key.into()])
+        .await
+        .map(drop)
+}
