@@ -39,6 +39,7 @@ codes! {
     TenantMismatch = "tenant_mismatch", 403, "permission_error";
     CsrfFailed = "csrf_failed", 403, "permission_error";
     SelfApprovalForbidden = "self_approval_forbidden", 403, "permission_error";
+    NotAnEligibleApprover = "not_an_eligible_approver", 403, "permission_error";
     NotFound = "not_found", 404, "not_found_error";
     MethodNotAllowed = "method_not_allowed", 405, "invalid_request_error";
     AlreadyExists = "already_exists", 409, "conflict_error";

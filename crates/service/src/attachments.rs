@@ -116,7 +116,14 @@ pub fn file_name(name: &str) -> Result<String> {
     let n = name.trim();
     let ok = !n.is_empty()
         && n.chars().count() <= 255
-        && !n.chars().any(|c| c.is_control() || c == '/' || c == '\\')
+        && !n.chars().any(|c| {
+            // Control characters, path separators, and the bidirectional and zero-width
+            // formatting characters that make `invoice<U+202E>fdp.exe` read as a PDF.
+            c.is_control()
+                || c == '/'
+                || c == '\\'
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        })
         && n != "."
         && n != "..";
     if ok {
@@ -181,7 +188,14 @@ mod tests {
     #[test]
     fn names_and_links() {
         assert_eq!(file_name(" report.pdf ").unwrap(), "report.pdf");
-        for bad in ["", "../etc/passwd", "a\\b", "a\nb", ".."] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "a\\b",
+            "a\nb",
+            "..",
+            "invoice\u{202e}fdp.exe",
+        ] {
             assert!(file_name(bad).is_err(), "{bad:?}");
         }
         assert!(external_url("https://files.example.com/a.pdf").is_ok());

@@ -23,6 +23,14 @@ impl BlobStore {
         Self { root: root.into() }
     }
 
+    /// The store of one tenant's files (`<root>/tenants/<tenant id>`), so that identical files
+    /// of two organisations are never shared and a tenant's files can be removed together.
+    pub fn for_tenant(&self, tenant: casegate_domain::ids::TenantId) -> Self {
+        Self {
+            root: self.root.join("tenants").join(tenant.to_string()),
+        }
+    }
+
     /// Where the blob named `hash` lives; `None` for a name that is not a SHA-256.
     pub fn path(&self, hash: &str) -> Option<PathBuf> {
         is_hash(hash).then(|| self.root.join(&hash[..2]).join(hash))

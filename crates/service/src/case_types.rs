@@ -186,6 +186,18 @@ pub async fn put(
             message: "the statuses of ALERT are fixed: alert dispositions rely on them".into(),
         });
     }
+    if let Some(cur) = &current {
+        for s in &cur.workflow.statuses {
+            if workflow.status(&s.key).is_none()
+                && casegate_store::cases::any_in_status(&mut *tx, p.tenant_id, key, &s.key).await?
+            {
+                problems.push(Problem {
+                    path: "workflow.statuses".into(),
+                    message: format!("status `{}` is still held by cases of this type", s.key),
+                });
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(invalid(problems));
     }

@@ -1170,10 +1170,11 @@ pub async fn override_decision(
         .with_param("approved_by"));
     }
     if !permissions_of(&approver.roles).contains(Permission::ApprovalDecide) {
-        return Err(Error::validation(
-            "approved_by",
-            "the approver must hold `approval.decide`",
-        ));
+        return Err(Error::new(
+            Code::NotAnEligibleApprover,
+            "the approver of an override must hold `approval.decide`",
+        )
+        .with_param("approved_by"));
     }
     let mut k = o.before.clone();
     if k.disposition.as_deref() != Some(original.as_str()) {
@@ -1347,7 +1348,12 @@ pub async fn attach(
             read(&mut *c, p.tenant_id, id).await?;
             drop(c);
             let size = bytes.len() as i64;
-            let hash = svc.blobs.put(bytes).await.map_err(Error::internal)?;
+            let hash = svc
+                .blobs
+                .for_tenant(p.tenant_id)
+                .put(bytes)
+                .await
+                .map_err(Error::internal)?;
             (name, media_type, None, Some(hash), Some(size), true)
         }
     };
@@ -1402,7 +1408,12 @@ pub async fn attachment_file(
         .filter(|a| a.stored)
         .ok_or_else(|| Error::not_found("attachment"))?;
     let hash = a.sha256.clone().unwrap_or_default();
-    let file = svc.blobs.open(&hash).await.map_err(Error::internal)?;
+    let file = svc
+        .blobs
+        .for_tenant(p.tenant_id)
+        .open(&hash)
+        .await
+        .map_err(Error::internal)?;
     Ok((a.into(), file))
 }
 
@@ -1498,8 +1509,10 @@ pub async fn relate(
     };
     let mut o = open(svc, p, id, None).await?;
     let mut k = o.before.clone();
+    let mut new_party = Value::Null;
     let target_id = match party {
         Some((kind, name, identifiers)) => {
+            new_party = json!({ "kind": kind, "name": name, "identifiers": identifiers });
             let party = record::Party {
                 tenant_id: p.tenant_id,
                 id: PartyId::new_v4(random_id()),
@@ -1563,7 +1576,7 @@ pub async fn relate(
     let view = RelationView::from(l.clone());
     let changes = json!({ "relation": { "before": null, "after": {
         "id": l.id, "target_type": l.target_type, "target_id": l.target_id, "relation": l.relation,
-    } } });
+    } }, "party": { "before": null, "after": new_party } });
     record_only(
         o,
         p,
@@ -1659,11 +1672,8 @@ pub async fn decide_alert(
             "only a true positive can be escalated to a case",
         ));
     }
-    let reason = input
-        .reason
-        .as_deref()
-        .map(|r| validate::text("reason", r, MAX_REASON_CHARS))
-        .transpose()?;
+    // Deciding an alert closes it, and entering a terminal status needs a reason.
+    let reason = Some(reason_of("reason", input.reason.as_deref())?);
     // The new case, if any, is created first (its own command and events), then linked with
     // the alert's decision in the alert's transaction.
     let mut o = open(svc, p, id, None).await?;

@@ -26,7 +26,10 @@ CREATE TABLE case_counters (
 
 -- `parent_case_id` is an alert's `case_id`: the case it was escalated into.
 -- `entry_seq` orders the case's record (comments, attachments, activities, history).
--- `search` is the full-text document of title and notes (`simple`: no stemming, any language).
+-- `search` is the full-text document of title and notes: split on every character that is not a
+-- letter or digit, lowercased, no stemming (`simple`), exactly as SQLite's FTS5 `unicode61`
+-- tokenizer and the query side (`casegate_service::cases::words_of`) split, so both backends
+-- find the same cases.
 CREATE TABLE cases (
     tenant_id           uuid NOT NULL,
     id                  uuid NOT NULL,
@@ -56,8 +59,8 @@ CREATE TABLE cases (
     updated_at          timestamptz NOT NULL,
     version             bigint NOT NULL,
     entry_seq           bigint NOT NULL DEFAULT 0,
-    search              tsvector GENERATED ALWAYS AS
-                            (to_tsvector('simple', title || ' ' || coalesce(notes, ''))) STORED,
+    search              tsvector GENERATED ALWAYS AS (to_tsvector('simple',
+                            regexp_replace(title || ' ' || coalesce(notes, ''), '[^[:alnum:]]+', ' ', 'g'))) STORED,
     PRIMARY KEY (tenant_id, id),
     UNIQUE (tenant_id, reference),
     FOREIGN KEY (tenant_id, case_type) REFERENCES case_types (tenant_id, key),
@@ -95,7 +98,8 @@ CREATE TABLE case_comments (
     author_label  text NOT NULL,
     content       text NOT NULL,
     created_at    timestamptz NOT NULL,
-    search        tsvector GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED,
+    search        tsvector GENERATED ALWAYS AS
+                      (to_tsvector('simple', regexp_replace(content, '[^[:alnum:]]+', ' ', 'g'))) STORED,
     PRIMARY KEY (tenant_id, id),
     UNIQUE (tenant_id, case_id, seq),
     FOREIGN KEY (tenant_id, case_id) REFERENCES cases (tenant_id, id)

@@ -210,10 +210,10 @@ CREATE TRIGGER case_relations_no_delete BEFORE DELETE ON case_relations
 BEGIN SELECT RAISE(ABORT, 'case relations are append-only'); END;
 
 -- Full-text search (FTS5, external content kept in step by triggers): a case's title and
--- notes, and each comment. Tokens are Unicode words without diacritics, no stemming, like
--- PostgreSQL's `simple` configuration.
+-- notes, and each comment. Tokens are runs of Unicode letters and digits, lowercased, accents
+-- kept, no stemming: the same split as the PostgreSQL columns and the query side.
 CREATE VIRTUAL TABLE cases_fts USING fts5(
-    title, notes, content = 'cases', content_rowid = 'rid', tokenize = 'unicode61 remove_diacritics 2');
+    title, notes, content = 'cases', content_rowid = 'rid', tokenize = 'unicode61 remove_diacritics 0');
 CREATE TRIGGER cases_fts_insert AFTER INSERT ON cases BEGIN
     INSERT INTO cases_fts (rowid, title, notes) VALUES (new.rid, new.title, new.notes);
 END;
@@ -225,7 +225,7 @@ CREATE TRIGGER cases_fts_delete AFTER DELETE ON cases BEGIN
     INSERT INTO cases_fts (cases_fts, rowid, title, notes) VALUES ('delete', old.rid, old.title, old.notes);
 END;
 CREATE VIRTUAL TABLE case_comments_fts USING fts5(
-    content, content = 'case_comments', content_rowid = 'rid', tokenize = 'unicode61 remove_diacritics 2');
+    content, content = 'case_comments', content_rowid = 'rid', tokenize = 'unicode61 remove_diacritics 0');
 CREATE TRIGGER case_comments_fts_insert AFTER INSERT ON case_comments BEGIN
     INSERT INTO case_comments_fts (rowid, content) VALUES (new.rid, new.content);
 END;

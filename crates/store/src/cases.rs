@@ -440,8 +440,12 @@ fn filter_clause(d: Dialect, tenant: TenantId, f: &CaseFilter) -> (String, Vec<V
         if ff.indexed {
             push(
                 "c.id IN (SELECT fv.case_id FROM case_field_values fv WHERE fv.tenant_id = $1 \
-                 AND fv.case_type = c.case_type AND fv.key = ? AND fv.value = ?)",
-                vec![ff.key.as_str().into(), ff.value.as_str().into()],
+                 AND fv.case_type = ? AND fv.key = ? AND fv.value = ?)",
+                vec![
+                    f.case_type.as_deref().unwrap_or_default().into(),
+                    ff.key.as_str().into(),
+                    ff.value.as_str().into(),
+                ],
             );
         } else {
             let clause = match d {
@@ -525,6 +529,21 @@ pub async fn list(
         rows.iter().map(from_row).collect::<StoreResult<_>>()?,
         total,
     ))
+}
+
+/// Whether any case of `case_type` is in `status` (a status may not be removed while used).
+pub async fn any_in_status(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    case_type: &str,
+    status: &str,
+) -> StoreResult<bool> {
+    Ok(c.fetch_optional(
+        "SELECT 1 AS x FROM cases WHERE tenant_id = $1 AND status = $2 AND case_type = $3 LIMIT 1",
+        &[tenant.into(), status.into(), case_type.into()],
+    )
+    .await?
+    .is_some())
 }
 
 /// Links alert `alert` to case `case`. Returns false if the alert is already linked elsewhere.

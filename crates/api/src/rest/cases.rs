@@ -467,6 +467,8 @@ pub async fn add_attachment(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    // Refuse before reading a large body the caller may not attach anyway.
+    p.require(casegate_domain::rbac::Permission::CaseEdit)?;
     let input = if ctype.starts_with("multipart/form-data") {
         read_upload(&st, req).await?
     } else {
@@ -533,17 +535,24 @@ async fn read_upload(st: &AppState, req: Request) -> ApiResult<NewAttachment> {
                 file = Some(buf);
             }
             Some("name") => {
-                let text = field
-                    .text()
+                let mut buf = Vec::new();
+                while let Some(chunk) = field
+                    .chunk()
                     .await
-                    .map_err(|_| malformed("the `name` part cannot be read"))?;
-                if text.len() > 1024 {
-                    return Err(ApiError(Error::validation(
-                        "name",
-                        "must be at most 255 characters",
-                    )));
+                    .map_err(|_| malformed("the `name` part cannot be read"))?
+                {
+                    if buf.len() + chunk.len() > 1024 {
+                        return Err(ApiError(Error::validation(
+                            "name",
+                            "must be at most 255 characters",
+                        )));
+                    }
+                    buf.extend_from_slice(&chunk);
                 }
-                name = Some(text);
+                name = Some(
+                    String::from_utf8(buf)
+                        .map_err(|_| ApiError(Error::validation("name", "must be UTF-8 text")))?,
+                );
             }
             Some(other) => {
                 return Err(ApiError(Error::validation(

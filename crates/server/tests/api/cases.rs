@@ -1006,11 +1006,8 @@ async fn escalation_disposition_and_override(b: Backend) {
     let r = s
         .post(&over, senior, body("TRUE_POSITIVE", "analyst@acme.example"))
         .await;
-    assert!(
-        matches!(r.status.as_u16(), 403 | 422),
-        "an approver without approval.decide: {:#}",
-        r.body
-    );
+    r.assert_error(403, "not_an_eligible_approver");
+    assert_eq!(r.body["error"]["param"], "approved_by");
     let r = s
         .post(&over, senior, body("FALSE_POSITIVE", "mlro@acme.example"))
         .await;
