@@ -319,13 +319,40 @@ async fn emit(
     Ok(())
 }
 
-impl Open {
-    fn seq(&self, k: &mut StoredCase) -> i64 {
-        let _ = self;
-        k.entry_seq += 1;
-        k.entry_seq
-    }
+/// The next position in `k`'s record (the case row is locked, so positions never collide).
+fn next_seq(k: &mut StoredCase) -> i64 {
+    k.entry_seq += 1;
+    k.entry_seq
+}
 
+/// A status history entry of `k` moving from `from` to `to`, made by `p` at `now`.
+fn history_entry(
+    p: &Caller,
+    k: &mut StoredCase,
+    from: Option<String>,
+    to: &str,
+    reason: Option<String>,
+    now: OffsetDateTime,
+) -> HistoryEntry {
+    HistoryEntry {
+        id: new_id(),
+        case_id: k.id,
+        seq: next_seq(k),
+        from,
+        to: to.to_string(),
+        rule_id: None,
+        request_id: None,
+        actor: by_of(p),
+        reason,
+        approvals: json!([]),
+        requested_at: now,
+        approval_requested_at: None,
+        approval_completed_at: None,
+        effective_at: now,
+    }
+}
+
+impl Open {
     /// Writes the changed case (version + 1), its audit event and outbox events; commits.
     async fn commit(
         mut self,
@@ -379,37 +406,11 @@ impl Open {
         Ok(view)
     }
 
-    fn history(
-        &self,
-        p: &Caller,
-        k: &mut StoredCase,
-        from: Option<String>,
-        to: &str,
-        reason: Option<String>,
-    ) -> HistoryEntry {
-        HistoryEntry {
-            id: new_id(),
-            case_id: k.id,
-            seq: self.seq(k),
-            from,
-            to: to.to_string(),
-            rule_id: None,
-            request_id: None,
-            actor: by_of(p),
-            reason,
-            approvals: json!([]),
-            requested_at: self.now,
-            approval_requested_at: None,
-            approval_completed_at: None,
-            effective_at: self.now,
-        }
-    }
-
     fn activity(&self, p: &Caller, k: &mut StoredCase, kind: &str, data: Value) -> Activity {
         Activity {
             id: new_id(),
             case_id: k.id,
-            seq: self.seq(k),
+            seq: next_seq(k),
             kind: kind.into(),
             actor: by_of(p),
             data,
@@ -427,7 +428,7 @@ impl Open {
         reason: Option<String>,
     ) -> Result<(HistoryEntry, Vec<Event>)> {
         let from = k.status.clone();
-        let h = self.history(p, k, Some(from.clone()), to, reason);
+        let h = history_entry(p, k, Some(from.clone()), to, reason, self.now);
         record::add_history(&mut *self.tx, p.tenant_id, &h).await?;
         k.status = to.to_string();
         let mut events = vec![event(
@@ -439,10 +440,6 @@ impl Open {
         }
         Ok((h, events))
     }
-}
-
-fn lifecycle_of(o: &Open) -> &Lifecycle {
-    &o.ty.workflow
 }
 
 /// 422 `field_restricted` unless `field` may be edited in the case's status.
@@ -746,39 +743,7 @@ pub async fn create(svc: &Services, p: &Caller, body: Map<String, Value>) -> Res
         .await?
         .ok_or_else(|| Error::validation("case_type", format!("unknown case type `{type_key}`")))?;
     let now = svc.clock.now();
-    let mut k = StoredCase {
-        tenant_id: p.tenant_id,
-        id: CaseId::new_v4(random_id()),
-        reference: String::new(),
-        case_type: ty.key.clone(),
-        title: String::new(),
-        status: ty.workflow.initial_status.clone(),
-        priority: Priority::Medium.as_str().into(),
-        score: None,
-        assigned_to: None,
-        assigned_to_email: None,
-        business_unit: None,
-        fields: Map::new(),
-        reasons: Vec::new(),
-        notes: None,
-        source: None,
-        screening_id: None,
-        subject_id: None,
-        parent_case_id: None,
-        disposition: None,
-        disposition_reason: None,
-        escalated: false,
-        escalated_to: None,
-        escalated_to_email: None,
-        detected_at: None,
-        created_by: Some(p.user_id.0),
-        created_by_label: p.audit_label(),
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        entry_seq: 0,
-        alert_ids: Vec::new(),
-    };
+    let mut k = blank_case(p, &ty, now);
     let mut alert_ids = Vec::new();
     let mut saw_fields = false;
     for (key, v) in &body {
@@ -826,40 +791,75 @@ pub async fn create(svc: &Services, p: &Caller, body: Map<String, Value>) -> Res
             "an alert cannot hold other alerts",
         ));
     }
-    let year = now.year();
-    k.reference = vocab::reference(year, store::next_number(&mut *tx, p.tenant_id, year).await?);
-    let h_seq = {
-        k.entry_seq += 1;
-        k.entry_seq
-    };
-    store::insert_many(&mut *tx, std::slice::from_ref(&k)).await?;
-    record::add_history(
-        &mut *tx,
-        p.tenant_id,
-        &HistoryEntry {
-            id: new_id(),
-            case_id: k.id,
-            seq: h_seq,
-            from: None,
-            to: k.status.clone(),
-            rule_id: None,
-            request_id: None,
-            actor: by_of(p),
-            reason: None,
-            approvals: json!([]),
-            requested_at: now,
-            approval_requested_at: None,
-            approval_completed_at: None,
-            effective_at: now,
-        },
-    )
-    .await?;
-    let values = indexed_values(&ty, &k.fields);
-    if !values.is_empty() {
-        store::set_field_values(&mut *tx, p.tenant_id, &k.case_type, k.id, &values).await?;
+    let view = insert_new(&mut *tx, p, &ty, k, now, None, &alert_ids, json!({})).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// A new case of type `ty` with every attribute unset, created by `p` at `now`.
+fn blank_case(p: &Caller, ty: &CaseType, now: OffsetDateTime) -> StoredCase {
+    StoredCase {
+        tenant_id: p.tenant_id,
+        id: CaseId::new_v4(random_id()),
+        reference: String::new(),
+        case_type: ty.key.clone(),
+        title: String::new(),
+        status: ty.workflow.initial_status.clone(),
+        priority: Priority::Medium.as_str().into(),
+        score: None,
+        assigned_to: None,
+        assigned_to_email: None,
+        business_unit: None,
+        fields: Map::new(),
+        reasons: Vec::new(),
+        notes: None,
+        source: None,
+        screening_id: None,
+        subject_id: None,
+        parent_case_id: None,
+        disposition: None,
+        disposition_reason: None,
+        escalated: false,
+        escalated_to: None,
+        escalated_to_email: None,
+        detected_at: None,
+        created_by: Some(p.user_id.0),
+        created_by_label: p.audit_label(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        entry_seq: 0,
+        alert_ids: Vec::new(),
     }
-    for (param, a) in &alert_ids {
-        link_alert(&mut *tx, p.tenant_id, param, *a, k.id).await?;
+}
+
+/// Stores a new case inside the open transaction `c`: its reference, the creation entry of its
+/// status history (with `reason`), its indexed field values and the `alerts` it links (each
+/// with the parameter that named it); then appends `case.created` to the audit trail and the
+/// outbox (`extra` added to the event data). Answers the case as stored.
+#[allow(clippy::too_many_arguments)]
+async fn insert_new(
+    c: &mut dyn Conn,
+    p: &Caller,
+    ty: &CaseType,
+    mut k: StoredCase,
+    now: OffsetDateTime,
+    reason: Option<String>,
+    alerts: &[(String, CaseId)],
+    extra: Value,
+) -> Result<CaseView> {
+    let year = now.year();
+    k.reference = vocab::reference(year, store::next_number(c, p.tenant_id, year).await?);
+    let initial = k.status.clone();
+    let h = history_entry(p, &mut k, None, &initial, reason, now);
+    store::insert_many(c, std::slice::from_ref(&k)).await?;
+    record::add_history(c, p.tenant_id, &h).await?;
+    let values = indexed_values(ty, &k.fields);
+    if !values.is_empty() {
+        store::set_field_values(c, p.tenant_id, &k.case_type, k.id, &values).await?;
+    }
+    for (param, a) in alerts {
+        link_alert(c, p.tenant_id, param, *a, k.id).await?;
     }
     let mut changes = diff(None, &k);
     if let Value::Object(m) = &mut changes {
@@ -871,12 +871,12 @@ pub async fn create(svc: &Services, p: &Caller, body: Map<String, Value>) -> Res
             "case_type".into(),
             json!({ "before": null, "after": k.case_type }),
         );
-        if !alert_ids.is_empty() {
-            let ids: Vec<String> = alert_ids.iter().map(|(_, a)| a.to_string()).collect();
+        if !alerts.is_empty() {
+            let ids: Vec<String> = alerts.iter().map(|(_, a)| a.to_string()).collect();
             m.insert("alert_ids".into(), json!({ "before": [], "after": ids }));
         }
     }
-    let view: CaseView = store::get(&mut *tx, p.tenant_id, k.id)
+    let view: CaseView = store::get(c, p.tenant_id, k.id)
         .await?
         .ok_or_else(|| Error::not_found("case"))?
         .into();
@@ -886,16 +886,15 @@ pub async fn create(svc: &Services, p: &Caller, body: Map<String, Value>) -> Res
         entity_id: Some(k.id.to_string()),
         changes,
     };
-    audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+    audit::append(c, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
     emit(
-        &mut *tx,
+        c,
         p.tenant_id,
         now,
         &view,
-        vec![event("case.created", json!({}))],
+        vec![event("case.created", extra)],
     )
     .await?;
-    tx.commit().await?;
     Ok(view)
 }
 
@@ -941,10 +940,10 @@ pub async fn update(
             && let Some(m) = v.as_object()
         {
             for f in m.keys() {
-                check_unlocked(lifecycle_of(&o), &k.status, &format!("fields.{f}"))?;
+                check_unlocked(&o.ty.workflow, &k.status, &format!("fields.{f}"))?;
             }
         } else {
-            check_unlocked(lifecycle_of(&o), &k.status, key)?;
+            check_unlocked(&o.ty.workflow, &k.status, key)?;
         }
         set_attribute(&o.ty, &mut k, key, v, Mode::Update)?;
     }
@@ -977,7 +976,7 @@ pub async fn assign(
 ) -> Result<CaseView> {
     p.require(Permission::CaseAssign)?;
     let mut o = open(svc, p, id, expected).await?;
-    check_unlocked(lifecycle_of(&o), &o.before.status, "assigned_to")?;
+    check_unlocked(&o.ty.workflow, &o.before.status, "assigned_to")?;
     let mut k = o.before.clone();
     let user = match to {
         Some(v) => Some(person(&mut *o.tx, p.tenant_id, "assigned_to", v).await?),
@@ -1014,16 +1013,11 @@ pub async fn transition(
     expected: Option<i64>,
 ) -> Result<(CaseView, HistoryView)> {
     p.require(Permission::CaseTransition)?;
+    // A blank reason is no reason (the lifecycle then says whether one is needed).
     let reason = reason
+        .filter(|r| !r.trim().is_empty())
         .map(|r| validate::text("reason", r, MAX_REASON_CHARS))
-        .transpose()
-        .or_else(|e| {
-            if reason.is_some_and(|r| r.trim().is_empty()) {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        })?;
+        .transpose()?;
     let mut o = open(svc, p, id, expected).await?;
     let mut k = o.before.clone();
     o.ty.workflow.decide(&k.status, to, reason.as_deref())?;
@@ -1251,7 +1245,7 @@ pub async fn comment(
     let m = Comment {
         id: new_id(),
         case_id: k.id,
-        seq: o.seq(&mut k),
+        seq: next_seq(&mut k),
         author: by_of(p),
         content,
         created_at: o.now,
@@ -1362,7 +1356,7 @@ pub async fn attach(
     let a = record::Attachment {
         id: new_id(),
         case_id: k.id,
-        seq: o.seq(&mut k),
+        seq: next_seq(&mut k),
         name,
         media_type,
         url,
@@ -1557,7 +1551,7 @@ pub async fn relate(
     let l = Relation {
         id: new_id(),
         case_id: k.id,
-        seq: o.seq(&mut k),
+        seq: next_seq(&mut k),
         target_type,
         target_id,
         relation,
@@ -1701,6 +1695,12 @@ pub async fn decide_alert(
                         "alerts are escalated into cases, not other alerts",
                     ));
                 }
+                if !store::link_alert(&mut *o.tx, p.tenant_id, k.id, t.id).await? {
+                    return Err(Error::validation(
+                        "id",
+                        "the alert is already linked to another case",
+                    ));
+                }
                 t.id
             }
             None => {
@@ -1712,15 +1712,10 @@ pub async fn decide_alert(
                         "alerts are escalated into cases, not other alerts",
                     ));
                 }
+                // The new case links the alert as it is created.
                 new_case_from_alert(&mut o, p, &k, &type_key).await?
             }
         };
-        if !store::link_alert(&mut *o.tx, p.tenant_id, k.id, target).await? {
-            return Err(Error::validation(
-                "id",
-                "the alert is already linked to another case",
-            ));
-        }
         k.parent_case_id = Some(target);
         case = Some(target);
     }
@@ -1768,98 +1763,25 @@ async fn new_case_from_alert(
             ),
         ));
     }
-    let now = o.now;
-    let year = now.year();
-    let n = store::next_number(&mut *o.tx, p.tenant_id, year).await?;
-    let k = StoredCase {
-        tenant_id: p.tenant_id,
-        id: CaseId::new_v4(random_id()),
-        reference: vocab::reference(year, n),
-        case_type: ty.key.clone(),
-        title: alert.title.clone(),
-        status: ty.workflow.initial_status.clone(),
-        priority: alert.priority.clone(),
-        score: alert.score,
-        assigned_to: None,
-        assigned_to_email: None,
-        business_unit: alert.business_unit.clone(),
-        fields: Map::new(),
-        reasons: alert.reasons.clone(),
-        notes: None,
-        source: None,
-        screening_id: alert.screening_id.clone(),
-        subject_id: alert.subject_id.clone(),
-        parent_case_id: None,
-        disposition: None,
-        disposition_reason: None,
-        escalated: false,
-        escalated_to: None,
-        escalated_to_email: None,
-        detected_at: alert.detected_at.or(Some(alert.created_at)),
-        created_by: Some(p.user_id.0),
-        created_by_label: p.audit_label(),
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        entry_seq: 1,
-        alert_ids: Vec::new(),
-    };
-    store::insert_many(&mut *o.tx, std::slice::from_ref(&k)).await?;
-    let h = HistoryEntry {
-        id: new_id(),
-        case_id: k.id,
-        seq: 1,
-        from: None,
-        to: k.status.clone(),
-        rule_id: None,
-        request_id: None,
-        actor: by_of(p),
-        reason: Some(format!("escalated from alert {}", alert.reference)),
-        approvals: json!([]),
-        requested_at: now,
-        approval_requested_at: None,
-        approval_completed_at: None,
-        effective_at: now,
-    };
-    record::add_history(&mut *o.tx, p.tenant_id, &h).await?;
-    let mut changes = diff(None, &k);
-    if let Value::Object(m) = &mut changes {
-        m.insert(
-            "reference".into(),
-            json!({ "before": null, "after": k.reference }),
-        );
-        m.insert(
-            "case_type".into(),
-            json!({ "before": null, "after": k.case_type }),
-        );
-        m.insert(
-            "alert_ids".into(),
-            json!({ "before": [], "after": [alert.id] }),
-        );
-    }
-    let entry = Entry {
-        action: "case.created",
-        entity_type: "case",
-        entity_id: Some(k.id.to_string()),
-        changes,
-    };
-    audit::append(
+    let mut k = blank_case(p, &ty, o.now);
+    k.title = alert.title.clone();
+    k.priority = alert.priority.clone();
+    k.score = alert.score;
+    k.business_unit = alert.business_unit.clone();
+    k.reasons = alert.reasons.clone();
+    k.screening_id = alert.screening_id.clone();
+    k.subject_id = alert.subject_id.clone();
+    k.detected_at = alert.detected_at.or(Some(alert.created_at));
+    let view = insert_new(
         &mut *o.tx,
-        now,
-        p.tenant_id,
-        &Actor::of(p),
-        &p.origin,
-        entry,
+        p,
+        &ty,
+        k,
+        o.now,
+        Some(format!("escalated from alert {}", alert.reference)),
+        &[("id".to_string(), alert.id)],
+        json!({ "from_alert": alert.id }),
     )
     .await?;
-    let view = CaseView::from(k.clone());
-    emit(
-        &mut *o.tx,
-        p.tenant_id,
-        now,
-        &view,
-        vec![event("case.created", json!({ "from_alert": alert.id }))],
-    )
-    .await?;
-    Ok(k.id)
+    Ok(view.id)
 }
