@@ -1,7 +1,7 @@
 //! The audit trail's storage: events (append-only, enforced by triggers on both backends), the
 //! per-tenant chain head that serialises appends, and signed checkpoints. Hashing and
 //! verification are pure and live in `casegate_domain::audit`.
-use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val};
+use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where};
 use casegate_domain::ids::TenantId;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -134,12 +134,8 @@ pub struct AuditFilter {
 
 /// The WHERE clause of a filter over `tenant`'s events and its arguments (`$1` is the tenant).
 fn filter_clause(tenant: TenantId, f: &AuditFilter) -> (String, Vec<Val>) {
-    let mut clauses = vec!["tenant_id = $1".to_string()];
-    let mut args: Vec<Val> = vec![tenant.into()];
-    let mut push = |clause: &str, v: Val| {
-        args.push(v);
-        clauses.push(clause.replace('?', &format!("${}", args.len())));
-    };
+    let mut w = Where::tenant("tenant_id", tenant);
+    let mut push = |clause: &str, v: Val| w.push(clause, [v]);
     if let Some(v) = &f.entity_type {
         push("entity_type = ?", v.as_str().into());
     }
@@ -161,7 +157,7 @@ fn filter_clause(tenant: TenantId, f: &AuditFilter) -> (String, Vec<Val>) {
     if let Some(v) = f.to {
         push("occurred_at < ?", v.into());
     }
-    (clauses.join(" AND "), args)
+    w.finish()
 }
 
 /// How many of `tenant`'s events match the filter.

@@ -1,7 +1,7 @@
 //! Case rows: insert, read (with the assignee's and escalation target's emails and the linked
 //! alerts), compare-and-swap update, list and search, per-tenant reference numbers and the side
 //! table that serves equality filters on indexed custom fields.
-use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val};
+use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where};
 use casegate_domain::ids::{CaseId, TenantId};
 use serde_json::{Map, Value as Json};
 use time::OffsetDateTime;
@@ -408,16 +408,8 @@ pub struct CaseFilter {
 }
 
 fn filter_clause(d: Dialect, tenant: TenantId, f: &CaseFilter) -> (String, Vec<Val>) {
-    let mut clauses = vec!["c.tenant_id = $1".to_string()];
-    let mut args: Vec<Val> = vec![tenant.into()];
-    let mut push = |clause: &str, vals: Vec<Val>| {
-        let mut clause = clause.to_string();
-        for v in vals {
-            args.push(v);
-            clause = clause.replacen('?', &format!("${}", args.len()), 1);
-        }
-        clauses.push(clause);
-    };
+    let mut w = Where::tenant("c.tenant_id", tenant);
+    let mut push = |clause: &str, vals: Vec<Val>| w.push(clause, vals);
     if let Some(v) = &f.status {
         push("c.status = ?", vec![v.as_str().into()]);
     }
@@ -484,7 +476,7 @@ fn filter_clause(d: Dialect, tenant: TenantId, f: &CaseFilter) -> (String, Vec<V
             }
         }
     }
-    (clauses.join(" AND "), args)
+    w.finish()
 }
 
 /// A page of `tenant`'s cases matching `f`, in `sort` order with the id as tie-breaker, and the

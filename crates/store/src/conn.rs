@@ -59,6 +59,37 @@ macro_rules! id_val {
 use casegate_domain::ids::*;
 id_val!(TenantId, UserId, ApiKeyId, SessionId, CaseId, PartyId);
 
+/// A WHERE clause being built for a filtered list: it starts with the tenant as `$1`, and each
+/// `?` of a pushed condition becomes the next numbered placeholder, bound to the next value.
+/// Conditions are fixed SQL text; only values come from input.
+pub struct Where {
+    clauses: Vec<String>,
+    args: Vec<Val>,
+}
+
+impl Where {
+    /// `<column> = $1` with `tenant` bound.
+    pub fn tenant(column: &str, tenant: TenantId) -> Self {
+        Self {
+            clauses: vec![format!("{column} = $1")],
+            args: vec![tenant.into()],
+        }
+    }
+    /// Adds a condition with one value per `?`, in order.
+    pub fn push(&mut self, clause: &str, vals: impl IntoIterator<Item = Val>) {
+        let mut clause = clause.to_string();
+        for v in vals {
+            self.args.push(v);
+            clause = clause.replacen('?', &format!("${}", self.args.len()), 1);
+        }
+        self.clauses.push(clause);
+    }
+    /// The conditions joined with `AND`, and their arguments.
+    pub fn finish(self) -> (String, Vec<Val>) {
+        (self.clauses.join(" AND "), self.args)
+    }
+}
+
 /// Formats a time the way SQLite stores it (see [`Val`]): the wire format.
 pub use casegate_domain::clock::wire_time as sqlite_time;
 

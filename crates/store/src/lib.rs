@@ -38,5 +38,5 @@ pub mod sessions;
 pub mod tenants;
 pub mod users;
 
-pub use conn::{Conn, Database, Dialect, PoolStats, Row, Tx, Val};
+pub use conn::{Conn, Database, Dialect, PoolStats, Row, Tx, Val, Where};
 pub use error::{StoreError, StoreResult};
