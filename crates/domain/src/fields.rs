@@ -141,6 +141,19 @@ fn field_error(key: &str, message: impl Into<String>) -> Error {
     Error::validation(format!("fields.{key}"), message)
 }
 
+/// One spelling per numeric value, so equality filters agree on both databases whether they
+/// compare JSON text (SQLite, the index of custom fields) or JSON values (PostgreSQL `jsonb`):
+/// a whole number within ±2^53 is stored as an integer (`5000.0` → `5000`), others as given.
+pub fn canonical_number(n: &serde_json::Number) -> serde_json::Number {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer up to here is exact
+    match n.as_f64() {
+        Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() <= EXACT => {
+            serde_json::Number::from(f as i64)
+        }
+        _ => n.clone(),
+    }
+}
+
 /// Checks one value against its definition; returns it as stored.
 fn check_value(d: &FieldDef, v: &Value) -> Result<Value> {
     match (d.field_type, v) {
@@ -157,7 +170,7 @@ fn check_value(d: &FieldDef, v: &Value) -> Result<Value> {
                 Ok(v.clone())
             }
         }
-        (FieldType::Number, Value::Number(_)) => Ok(v.clone()),
+        (FieldType::Number, Value::Number(n)) => Ok(Value::Number(canonical_number(n))),
         (FieldType::Boolean, Value::Bool(_)) => Ok(v.clone()),
         (FieldType::Date, Value::String(s)) => {
             let format = time::macros::format_description!("[year]-[month]-[day]");
@@ -223,6 +236,43 @@ mod tests {
             {"key": "note", "label": "Note", "type": "string"}
         ]))
         .unwrap()
+    }
+
+    fn canon(text: &str) -> String {
+        canonical_number(&serde_json::from_str(text).unwrap()).to_string()
+    }
+
+    #[test]
+    fn numbers_have_one_spelling() {
+        for (given, stored) in [
+            ("5000", "5000"),
+            ("5000.0", "5000"),
+            ("5e3", "5000"),
+            ("-0.0", "0"),
+            ("12.5", "12.5"),
+            ("9007199254740992.0", "9007199254740992"),
+            ("18446744073709551615", "18446744073709551615"),
+        ] {
+            assert_eq!(canon(given), stored, "{given}");
+        }
+        // Beyond 2^53 floats keep serde_json's spelling, one per value.
+        assert_eq!(canon("1e300"), canon("1.0e300"));
+        let v = check_values(
+            &defs(),
+            &serde_json::from_value(json!({"account_number": "1", "amount": 250.0})).unwrap(),
+            Mode::Create,
+        )
+        .unwrap();
+        assert_eq!(v["amount"].to_string(), "250");
+    }
+
+    proptest! {
+        /// Equal numbers get equal spellings, whichever way they were written.
+        #[test]
+        fn equal_numbers_are_spelled_alike(n in -(1i64 << 53)..(1i64 << 53)) {
+            prop_assert_eq!(canon(&format!("{n}.0")), n.to_string());
+            prop_assert_eq!(canon(&n.to_string()), n.to_string());
+        }
     }
 
     fn values(v: Value) -> Map<String, Value> {

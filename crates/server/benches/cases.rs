@@ -316,9 +316,9 @@ fn statements(d: Dialect, read: Read) -> Vec<&'static str> {
         ],
         Read::Status => vec![
             if pg {
-                "SELECT count(*) FROM cases WHERE tenant_id = $1::uuid AND status = $2"
+                "SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1::uuid AND status = $2 LIMIT 10001) x"
             } else {
-                "SELECT count(*) FROM cases WHERE tenant_id = $1 AND status = $2"
+                "SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1 AND status = $2 LIMIT 10001) x"
             },
             if pg {
                 "SELECT * FROM cases WHERE tenant_id = $1::uuid AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 50"
@@ -328,9 +328,9 @@ fn statements(d: Dialect, read: Read) -> Vec<&'static str> {
         ],
         Read::Assignee => vec![
             if pg {
-                "SELECT count(*) FROM cases WHERE tenant_id = $1::uuid AND assigned_to = $2::uuid"
+                "SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1::uuid AND assigned_to = $2::uuid LIMIT 10001) x"
             } else {
-                "SELECT count(*) FROM cases WHERE tenant_id = $1 AND assigned_to = $2"
+                "SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1 AND assigned_to = $2 LIMIT 10001) x"
             },
             if pg {
                 "SELECT * FROM cases WHERE tenant_id = $1::uuid AND assigned_to = $2::uuid ORDER BY created_at DESC, id DESC LIMIT 50"
@@ -340,9 +340,9 @@ fn statements(d: Dialect, read: Read) -> Vec<&'static str> {
         ],
         Read::Search => vec![
             if pg {
-                "SELECT count(*) FROM cases c WHERE c.tenant_id = $1::uuid AND c.id IN (SELECT id FROM cases WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2) UNION SELECT case_id FROM case_comments WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2))"
+                "SELECT count(*) FROM (SELECT 1 FROM cases c WHERE c.tenant_id = $1::uuid AND c.id IN (SELECT id FROM cases WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2) UNION SELECT case_id FROM case_comments WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2)) LIMIT 10001) x"
             } else {
-                "SELECT count(*) FROM cases c WHERE c.tenant_id = $1 AND c.rid IN (SELECT rowid FROM cases_fts WHERE cases_fts MATCH $2 UNION SELECT s.rid FROM case_comments_fts JOIN case_comments m ON m.rid = case_comments_fts.rowid JOIN cases s ON s.tenant_id = m.tenant_id AND s.id = m.case_id WHERE case_comments_fts MATCH $2 AND m.tenant_id = $1)"
+                "SELECT count(*) FROM (SELECT 1 FROM cases c WHERE c.tenant_id = $1 AND c.rid IN (SELECT rowid FROM cases_fts WHERE cases_fts MATCH $2 UNION SELECT s.rid FROM case_comments_fts JOIN case_comments m ON m.rid = case_comments_fts.rowid JOIN cases s ON s.tenant_id = m.tenant_id AND s.id = m.case_id WHERE case_comments_fts MATCH $2 AND m.tenant_id = $1) LIMIT 10001) x"
             },
             if pg {
                 "SELECT * FROM cases c WHERE c.tenant_id = $1::uuid AND c.id IN (SELECT id FROM cases WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2) UNION SELECT case_id FROM case_comments WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2)) ORDER BY c.created_at DESC, c.id DESC LIMIT 50"

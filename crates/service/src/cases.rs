@@ -8,14 +8,14 @@ use crate::case_views::*;
 use crate::{Code, Error, Page, Result, Services, random_id, users};
 use casegate_domain::cases::{self as vocab, Disposition, Priority};
 use casegate_domain::clock::wire_time;
-use casegate_domain::fields::{self, FieldType, Mode};
+use casegate_domain::fields::{self, FieldType, Mode, canonical_number};
 use casegate_domain::ids::{CaseId, PartyId, TenantId};
 use casegate_domain::lifecycle::{ALERT, Lifecycle};
 use casegate_domain::principal::{Caller, Principal};
 use casegate_domain::rbac::{Permission, permissions_of};
 use casegate_domain::validate;
 use casegate_store::case_record::{self as record, Activity, By, Comment, HistoryEntry, Relation};
-use casegate_store::cases::{self as store, CaseFilter, CaseSort, FieldFilter, StoredCase};
+use casegate_store::cases::{self as store, CaseFilter, CaseSort, Count, FieldFilter, StoredCase};
 use casegate_store::outbox::{self, OutboxEvent};
 use casegate_store::{Conn, Tx};
 use serde_json::{Map, Value, json};
@@ -585,6 +585,8 @@ pub struct ListQuery {
     pub sort: Option<String>,
     /// `fields.<key>` equalities.
     pub fields: Vec<(String, String)>,
+    /// Count every match instead of stopping at `COUNT_CAP`.
+    pub exact_total: bool,
 }
 
 fn date_bound(param: &str, s: &str, end_of_day: bool) -> Result<OffsetDateTime> {
@@ -625,13 +627,22 @@ pub fn words_of(q: &str) -> Result<Vec<String>> {
     Ok(words)
 }
 
+/// Lists count matches up to here unless `exact_total` is asked for.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// A page of cases and how many match (`total` is a lower bound when `total_exact` is false).
+#[derive(Debug)]
+pub struct CaseList {
+    /// The page.
+    pub cases: Vec<CaseView>,
+    /// Matching cases, exact up to `COUNT_CAP`.
+    pub total: i64,
+    /// False when more than the cap match and `exact_total` was not asked for.
+    pub total_exact: bool,
+}
+
 /// `GET /cases` (`case.view`).
-pub async fn list(
-    svc: &Services,
-    p: &Caller,
-    q: ListQuery,
-    page: Page,
-) -> Result<(Vec<CaseView>, i64)> {
+pub async fn list(svc: &Services, p: &Caller, q: ListQuery, page: Page) -> Result<CaseList> {
     p.require(Permission::CaseView)?;
     let mut c = svc.db.conn().await?;
     let mut f = CaseFilter {
@@ -703,7 +714,7 @@ pub async fn list(
             let json = match def.field_type {
                 FieldType::String | FieldType::Date => Value::String(value),
                 FieldType::Number => serde_json::from_str::<serde_json::Number>(&value)
-                    .map(Value::Number)
+                    .map(|n| Value::Number(canonical_number(&n)))
                     .map_err(|_| Error::validation(&param, "must be a number"))?,
                 FieldType::Boolean => match value.as_str() {
                     "true" => Value::Bool(true),
@@ -718,9 +729,24 @@ pub async fn list(
             });
         }
     }
-    let (rows, total) =
-        store::list(&mut *c, p.tenant_id, &f, sort, page.limit, page.offset).await?;
-    Ok((rows.into_iter().map(Into::into).collect(), total))
+    let found = store::list(
+        &mut *c,
+        p.tenant_id,
+        &f,
+        sort,
+        (page.limit, page.offset),
+        if q.exact_total {
+            Count::Exact
+        } else {
+            Count::UpTo(COUNT_CAP)
+        },
+    )
+    .await?;
+    Ok(CaseList {
+        cases: found.rows.into_iter().map(Into::into).collect(),
+        total: found.total,
+        total_exact: found.total_exact,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -851,9 +877,24 @@ async fn insert_new(
     let year = now.year();
     k.reference = vocab::reference(year, store::next_number(c, p.tenant_id, year).await?);
     let initial = k.status.clone();
-    let h = history_entry(p, &mut k, None, &initial, reason, now);
+    let mut entries = vec![history_entry(p, &mut k, None, &initial, reason, now)];
+    let mut events = vec![event("case.created", extra)];
+    // A case created with an assignee moves on assignment as if assigned right after.
+    if k.assigned_to.is_some()
+        && let Some(next) = ty.workflow.after_assign(&initial)
+    {
+        let h = history_entry(p, &mut k, Some(initial.clone()), &next, None, now);
+        events.push(event(
+            "case.status_changed",
+            json!({ "from": initial, "to": next, "history_entry": HistoryView::from(h.clone()) }),
+        ));
+        entries.push(h);
+        k.status = next;
+    }
     store::insert_many(c, std::slice::from_ref(&k)).await?;
-    record::add_history(c, p.tenant_id, &h).await?;
+    for h in &entries {
+        record::add_history(c, p.tenant_id, h).await?;
+    }
     let values = indexed_values(ty, &k.fields);
     if !values.is_empty() {
         store::set_field_values(c, p.tenant_id, &k.case_type, k.id, &values).await?;
@@ -887,14 +928,7 @@ async fn insert_new(
         changes,
     };
     audit::append(c, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
-    emit(
-        c,
-        p.tenant_id,
-        now,
-        &view,
-        vec![event("case.created", extra)],
-    )
-    .await?;
+    emit(c, p.tenant_id, now, &view, events).await?;
     Ok(view)
 }
 
@@ -1686,9 +1720,13 @@ pub async fn decide_alert(
         let target = match &input.case_id {
             Some(cid) => {
                 p.require(Permission::CaseEdit)?;
-                let t = read(&mut *o.tx, p.tenant_id, cid)
+                let found = read(&mut *o.tx, p.tenant_id, cid)
                     .await
                     .map_err(|e| e.with_param("case_id"))?;
+                // Locked: the case's record gains an entry in this transaction.
+                let mut t = store::lock(&mut *o.tx, p.tenant_id, found.id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("case").with_param("case_id"))?;
                 if t.case_type == ALERT {
                     return Err(Error::validation(
                         "case_id",
@@ -1701,6 +1739,11 @@ pub async fn decide_alert(
                         "the alert is already linked to another case",
                     ));
                 }
+                // The case's own record says which alert joined it, and when.
+                let joined = json!({ "alert_id": k.id, "alert_reference": k.reference });
+                let a = o.activity(p, &mut t, "alert_linked", joined);
+                record::add_activity(&mut *o.tx, p.tenant_id, &a).await?;
+                store::touch(&mut *o.tx, p.tenant_id, t.id, t.entry_seq, o.now).await?;
                 t.id
             }
             None => {

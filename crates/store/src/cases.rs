@@ -481,25 +481,61 @@ fn filter_clause(d: Dialect, tenant: TenantId, f: &CaseFilter) -> (String, Vec<V
 
 /// A page of `tenant`'s cases matching `f`, in `sort` order with the id as tie-breaker, and the
 /// number of cases matching.
+/// How far `list` counts the matches. Counting every match of a broad filter at a million cases
+/// costs a scan of all of them, while a page costs one index walk; so lists count up to a cap
+/// unless the caller asks for the exact number.
+#[derive(Debug, Clone, Copy)]
+pub enum Count {
+    /// Every match.
+    Exact,
+    /// At most this many; beyond, the total is the cap and marked inexact.
+    UpTo(i64),
+}
+
+/// A page of cases and how many match.
+#[derive(Debug)]
+pub struct CasePage {
+    /// The page.
+    pub rows: Vec<StoredCase>,
+    /// Matching cases: exact, or the cap when more match.
+    pub total: i64,
+    /// False when `total` is the cap, a lower bound.
+    pub total_exact: bool,
+}
+
+/// One page of the cases matching `f`, with the total counted as `count` says.
 pub async fn list(
     c: &mut dyn Conn,
     tenant: TenantId,
     f: &CaseFilter,
     sort: CaseSort,
-    limit: i64,
-    offset: i64,
-) -> StoreResult<(Vec<StoredCase>, i64)> {
+    (limit, offset): (i64, i64),
+    count: Count,
+) -> StoreResult<CasePage> {
     let d = c.dialect();
     let (filter, mut args) = filter_clause(d, tenant, f);
-    let total = c
-        .fetch_one(
-            &format!("SELECT count(*) AS n FROM cases c WHERE {filter}"),
-            &args,
-        )
-        .await?
-        .int("n")?;
-    if total <= offset {
-        return Ok((Vec::new(), total));
+    let (count_sql, cap) = match count {
+        Count::Exact => (
+            format!("SELECT count(*) AS n FROM cases c WHERE {filter}"),
+            i64::MAX,
+        ),
+        Count::UpTo(cap) => (
+            format!(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM cases c WHERE {filter} LIMIT {}) x",
+                cap.saturating_add(1)
+            ),
+            cap,
+        ),
+    };
+    let counted = c.fetch_one(&count_sql, &args).await?.int("n")?;
+    let total_exact = counted <= cap;
+    let total = counted.min(cap);
+    if total_exact && total <= offset {
+        return Ok(CasePage {
+            rows: Vec::new(),
+            total,
+            total_exact,
+        });
     }
     let order = match sort {
         CaseSort::CreatedDesc => "c.created_at DESC, c.id DESC",
@@ -517,10 +553,11 @@ pub async fn list(
         n + 2
     );
     let rows = c.fetch_all(&sql, &args).await?;
-    Ok((
-        rows.iter().map(from_row).collect::<StoreResult<_>>()?,
+    Ok(CasePage {
+        rows: rows.iter().map(from_row).collect::<StoreResult<_>>()?,
         total,
-    ))
+        total_exact,
+    })
 }
 
 /// Whether any case of `case_type` is in `status` (a status may not be removed while used).

@@ -62,7 +62,10 @@ macro_rules! conformance_suite {
             values_round_trip_exactly,
             concurrent_writers_all_commit,
             audit_rows_cannot_be_updated_or_deleted,
-            concurrent_audit_appends_form_one_chain
+            concurrent_audit_appends_form_one_chain,
+            case_lists_count_up_to_the_cap_and_page_stably,
+            case_numbers_are_gap_free_under_concurrency,
+            case_record_rows_are_append_only
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -558,4 +561,242 @@ pub async fn concurrent_audit_appends_form_one_chain(db: Arc<dyn Database>) {
             Some(n)
         );
     }
+}
+
+async fn case_fixture(db: &dyn Database, t: &Tenant) {
+    let mut c = db.conn().await.unwrap();
+    crate::case_types::insert_if_missing(
+        &mut *c,
+        &crate::case_types::StoredCaseType {
+            tenant_id: t.id,
+            key: "AML_INV".into(),
+            name: "AML investigation".into(),
+            builtin: true,
+            fields: json!([]),
+            workflow: json!({}),
+            version: 1,
+            created_at: T0,
+            updated_at: T0,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+fn stored_case(t: TenantId, n: i64, status: &str, at: OffsetDateTime) -> crate::cases::StoredCase {
+    crate::cases::StoredCase {
+        tenant_id: t,
+        id: CaseId(Uuid::new_v4()),
+        reference: casegate_domain::cases::reference(2026, n),
+        case_type: "AML_INV".into(),
+        title: format!("case {n}"),
+        status: status.into(),
+        priority: "medium".into(),
+        score: None,
+        assigned_to: None,
+        assigned_to_email: None,
+        business_unit: None,
+        fields: Default::default(),
+        reasons: vec![],
+        notes: None,
+        source: None,
+        screening_id: None,
+        subject_id: None,
+        parent_case_id: None,
+        disposition: None,
+        disposition_reason: None,
+        escalated: false,
+        escalated_to: None,
+        escalated_to_email: None,
+        detected_at: None,
+        created_by: None,
+        created_by_label: "system".into(),
+        created_at: at,
+        updated_at: at,
+        version: 1,
+        entry_seq: 0,
+        alert_ids: vec![],
+    }
+}
+
+/// Lists count matches up to the cap the caller gives (marking the total inexact beyond it),
+/// count exactly when asked, keep other tenants out, and page newest first with ties broken by
+/// id, so paging past the cap still walks every case once.
+pub async fn case_lists_count_up_to_the_cap_and_page_stably(db: Arc<dyn Database>) {
+    use crate::cases::{self, CaseFilter, CaseSort, Count};
+    let (t, _) = setup(&*db, "bank").await;
+    let (other, _) = setup(&*db, "other").await;
+    case_fixture(&*db, &t).await;
+    case_fixture(&*db, &other).await;
+    // Seven cases in two timestamps (ties), one closed; three in the other tenant.
+    let mine: Vec<_> = (1..=7)
+        .map(|n| {
+            let at = T0 + Duration::minutes(if n <= 4 { 1 } else { 2 });
+            stored_case(t.id, n, if n == 7 { "closed" } else { "open" }, at)
+        })
+        .collect();
+    let theirs: Vec<_> = (1..=3)
+        .map(|n| stored_case(other.id, n, "open", T0))
+        .collect();
+    let mut tx = db.begin().await.unwrap();
+    cases::insert_many(&mut *tx, &mine).await.unwrap();
+    cases::insert_many(&mut *tx, &theirs).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = db.conn().await.unwrap();
+    let all = CaseFilter::default();
+    let sort = CaseSort::CreatedDesc;
+    let capped = cases::list(&mut *c, t.id, &all, sort, (3, 0), Count::UpTo(5))
+        .await
+        .unwrap();
+    assert_eq!((capped.total, capped.total_exact), (5, false));
+    let exact = cases::list(&mut *c, t.id, &all, sort, (3, 0), Count::Exact)
+        .await
+        .unwrap();
+    assert_eq!((exact.total, exact.total_exact), (7, true));
+    let at_cap = cases::list(&mut *c, t.id, &all, sort, (3, 0), Count::UpTo(7))
+        .await
+        .unwrap();
+    assert_eq!((at_cap.total, at_cap.total_exact), (7, true));
+    // Walk the pages beyond the cap: every case once, newest first, ties by id descending.
+    let mut walked = Vec::new();
+    for offset in [0, 3, 6, 9] {
+        let page = cases::list(&mut *c, t.id, &all, sort, (3, offset), Count::UpTo(5))
+            .await
+            .unwrap();
+        walked.extend(page.rows.into_iter().map(|k| (k.created_at, k.id)));
+    }
+    let mut expected: Vec<_> = mine.iter().map(|k| (k.created_at, k.id)).collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(walked, expected);
+    let open = CaseFilter {
+        status: Some("closed".into()),
+        ..CaseFilter::default()
+    };
+    let closed = cases::list(&mut *c, t.id, &open, sort, (50, 0), Count::UpTo(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (closed.total, closed.total_exact, closed.rows.len()),
+        (1, true, 1)
+    );
+    assert_eq!(closed.rows[0].id, mine[6].id);
+    let past_end = cases::list(&mut *c, other.id, &all, sort, (50, 3), Count::UpTo(5))
+        .await
+        .unwrap();
+    assert_eq!((past_end.total, past_end.rows.len()), (3, 0));
+}
+
+/// Concurrent case creations of one tenant get consecutive reference numbers without gaps or
+/// repeats; each tenant and year counts on its own.
+pub async fn case_numbers_are_gap_free_under_concurrency(db: Arc<dyn Database>) {
+    use crate::cases;
+    let (t, _) = setup(&*db, "bank").await;
+    let (other, _) = setup(&*db, "other").await;
+    let mut handles = Vec::new();
+    for i in 0..12 {
+        let db = db.clone();
+        let tenant = t.id;
+        handles.push(tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            let n = cases::next_number(&mut *tx, tenant, 2026).await.unwrap();
+            // Every third transaction is dropped (rolled back): its number is handed out again.
+            if i % 3 == 0 {
+                drop(tx);
+                None
+            } else {
+                tx.commit().await.unwrap();
+                Some(n)
+            }
+        }));
+    }
+    let mut got = Vec::new();
+    for h in handles {
+        got.extend(h.await.unwrap());
+    }
+    got.sort_unstable();
+    assert_eq!(got, (1..=8).collect::<Vec<i64>>());
+    let mut c = db.conn().await.unwrap();
+    assert_eq!(
+        cases::next_number(&mut *c, other.id, 2026).await.unwrap(),
+        1
+    );
+    assert_eq!(cases::next_number(&mut *c, t.id, 2027).await.unwrap(), 1);
+    assert_eq!(
+        cases::reserve_numbers(&mut *c, t.id, 2026, 100)
+            .await
+            .unwrap(),
+        9
+    );
+    assert_eq!(cases::next_number(&mut *c, t.id, 2026).await.unwrap(), 109);
+}
+
+/// The database itself refuses to change or remove a case's comments and status history.
+pub async fn case_record_rows_are_append_only(db: Arc<dyn Database>) {
+    use crate::case_record::{self, By, Comment, HistoryEntry};
+    let (t, _) = setup(&*db, "bank").await;
+    case_fixture(&*db, &t).await;
+    let k = stored_case(t.id, 1, "open", T0);
+    let by = By {
+        id: None,
+        label: "system".into(),
+    };
+    let mut tx = db.begin().await.unwrap();
+    crate::cases::insert_many(&mut *tx, std::slice::from_ref(&k))
+        .await
+        .unwrap();
+    case_record::add_comment(
+        &mut *tx,
+        t.id,
+        &Comment {
+            id: Uuid::new_v4(),
+            case_id: k.id,
+            seq: 1,
+            author: by.clone(),
+            content: "customer called".into(),
+            created_at: T0,
+        },
+    )
+    .await
+    .unwrap();
+    case_record::add_history(
+        &mut *tx,
+        t.id,
+        &HistoryEntry {
+            id: Uuid::new_v4(),
+            case_id: k.id,
+            seq: 2,
+            from: None,
+            to: "open".into(),
+            rule_id: None,
+            request_id: None,
+            actor: by,
+            reason: None,
+            approvals: json!([]),
+            requested_at: T0,
+            approval_requested_at: None,
+            approval_completed_at: None,
+            effective_at: T0,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut c = db.conn().await.unwrap();
+    for sql in [
+        "UPDATE case_comments SET content = 'nothing to see'",
+        "DELETE FROM case_comments",
+        "UPDATE case_status_history SET to_status = 'closed'",
+        "DELETE FROM case_status_history",
+    ] {
+        assert!(c.execute(sql, &[]).await.is_err(), "{sql} must be refused");
+    }
+    let comments = case_record::comments(&mut *c, t.id, k.id).await.unwrap();
+    assert_eq!(comments[0].content, "customer called");
+    assert_eq!(
+        case_record::history(&mut *c, t.id, k.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

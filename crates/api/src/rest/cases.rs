@@ -202,8 +202,10 @@ pub struct CasesPage {
     /// The page, newest first unless `sort` says otherwise.
     #[schema(value_type = Vec<Object>)]
     pub cases: Vec<CaseView>,
-    /// Cases matching the filters.
+    /// Cases matching the filters; counting stops at 10,000 unless `exact_total=true`.
     pub total: i64,
+    /// False when `total` is that cap (more cases match).
+    pub total_exact: bool,
     /// Page size.
     pub limit: i64,
     /// Rows skipped.
@@ -240,6 +242,7 @@ const LIST_PARAMS: &[&str] = &[
     "sort",
     "limit",
     "offset",
+    "exact_total",
 ];
 
 /// Lists and searches cases (`case.view`): filters `status`, `priority`, `case_type`,
@@ -249,7 +252,8 @@ const LIST_PARAMS: &[&str] = &[
     params(("status" = Option<String>, Query), ("priority" = Option<String>, Query), ("case_type" = Option<String>, Query),
         ("assigned_to" = Option<String>, Query), ("from_date" = Option<String>, Query), ("to_date" = Option<String>, Query),
         ("q" = Option<String>, Query, description = "full text: every word must occur"), ("sort" = Option<String>, Query),
-        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
+        ("exact_total" = Option<bool>, Query, description = "count every match (slower at scale)")),
     responses((status = 200, body = CasesPage), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_cases(
     State(st): State<AppState>,
@@ -283,14 +287,27 @@ pub async fn list_cases(
             "q" => q.q = Some(v),
             "sort" => q.sort = Some(v),
             "limit" => limit = Some(int("limit", &v)?),
+            "exact_total" => {
+                q.exact_total = match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ApiError(Error::validation(
+                            "exact_total",
+                            "must be true or false",
+                        )));
+                    }
+                }
+            }
             _ => offset = Some(int("offset", &v)?),
         }
     }
     let page = casegate_service::Page::new(limit, offset)?;
-    let (list, total) = cases::list(&st.svc, &p, q, page).await?;
+    let found = cases::list(&st.svc, &p, q, page).await?;
     Ok(Json(CasesPage {
-        cases: list,
-        total,
+        cases: found.cases,
+        total: found.total,
+        total_exact: found.total_exact,
         limit: page.limit,
         offset: page.offset,
     }))

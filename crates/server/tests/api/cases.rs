@@ -286,7 +286,7 @@ async fn bad_case_input_is_refused_and_changes_nothing(b: Backend) {
 async fn edits_are_conditional_and_merge_custom_fields(b: Backend) {
     let s = start(b).await;
     define_trade_fin(&s).await;
-    let analyst = s.a.key("analyst");
+    let (analyst, senior) = (s.a.key("analyst"), s.a.key("senior_analyst"));
     let c = create_case(
         &s,
         analyst,
@@ -385,6 +385,24 @@ async fn edits_are_conditional_and_merge_custom_fields(b: Backend) {
     .await
     .assert_error(403, "forbidden");
     assert_eq!(get_case(&s, analyst, &id).await["version"], 4);
+
+    // Two editors holding the same ETag race: exactly one edit lands, the other gets 409.
+    let (r1, r2) = tokio::join!(
+        patch_if_match(&s, analyst, &id, "\"4\"", json!({"notes": "first editor"})),
+        patch_if_match(&s, senior, &id, "\"4\"", json!({"notes": "second editor"}))
+    );
+    let (won, lost) = if r1.status.as_u16() == 200 {
+        (r1, r2)
+    } else {
+        (r2, r1)
+    };
+    won.assert_ok(200);
+    lost.assert_error(409, "version_conflict");
+    let raced = get_case(&s, analyst, &id).await;
+    assert_eq!(
+        (&raced["version"], &raced["notes"]),
+        (&json!(5), &won.body["notes"])
+    );
 
     // A terminal status locks every field.
     transition(&s, analyst, &id, "closed", Some("Documents reconciled"))
@@ -509,6 +527,25 @@ async fn assignment_moves_the_case_along_its_workflow(b: Backend) {
     assert_eq!(a["status"], "investigating");
     assert_eq!(a["version"], 4);
     assert_eq!(case_events(&s, &id, "case.assigned").await.len(), 3);
+
+    // A case opened with an assignee moves on assignment at once: created open, then moved.
+    let opened = create_case(
+        &s,
+        analyst,
+        json!({"case_type": "AML_INV", "title": "Mule ring", "assigned_to": "analyst@acme.example"}),
+    )
+    .await;
+    assert_eq!(
+        (&opened["status"], &opened["version"]),
+        (&json!("investigating"), &json!(1))
+    );
+    assert_eq!(
+        status_moves(&get_case(&s, analyst, &id_of(&opened)).await["status_history"]),
+        [
+            (Value::Null, json!("open")),
+            (json!("open"), json!("investigating"))
+        ]
+    );
     s.stop().await;
 }
 
@@ -639,14 +676,8 @@ async fn transitions_follow_the_lifecycle_and_reopen_clears_the_decision(b: Back
         .await
         .assert_ok(200)["status_history"]
         .clone();
-    let steps: Vec<(Value, Value)> = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| (h["from"].clone(), h["to"].clone()))
-        .collect();
     assert_eq!(
-        steps,
+        status_moves(&history),
         [
             (Value::Null, json!("open")),
             (json!("open"), json!("determination")),
@@ -1135,6 +1166,17 @@ async fn alert_dispositions_close_the_alert_and_link_the_case(b: Backend) {
     want.sort();
     assert_eq!(linked, want);
     assert_eq!(get_case(&s, analyst, &a2).await["case_id"], case_id);
+    // The joined case's own record says which alert joined it, and its updated_at moved.
+    let joined = get_case(&s, analyst, &case_id).await;
+    let entries: Vec<&Value> = joined["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "alert_linked")
+        .collect();
+    assert_eq!(entries.len(), 1, "{joined:#}");
+    assert_eq!(entries[0]["data"]["alert_id"], a2);
+    assert_eq!(joined["updated_at"], entries[0]["created_at"]);
 
     // Without escalation there is no case; with a case_type the new case has that type.
     let a3 = id_of(
@@ -1474,6 +1516,19 @@ async fn cases_are_listed_filtered_and_searched(b: Backend) {
     s.get("/cases?fields.amount=5000", analyst)
         .await
         .assert_error(422, "validation_failed");
+    // One spelling per number, whether the field is indexed or read from the case in place; the
+    // index follows the type's `indexed` flag both ways.
+    for indexed in [false, true] {
+        let mut ty = trade_fin_type();
+        ty["fields"][0]["indexed"] = json!(indexed);
+        let r = s.put("/case-types/TRADE_FIN", s.a.key("admin"), ty).await;
+        assert_eq!(r.status.as_u16(), 200, "{:#}", r.body);
+        for amount in ["5000", "5000.0", "5e3"] {
+            let q = format!("case_type=TRADE_FIN&fields.amount={amount}");
+            assert_found(&s, analyst, &q, &[&c4]).await;
+        }
+        assert_found(&s, analyst, "case_type=TRADE_FIN&fields.amount=50", &[]).await;
+    }
 
     // Full text: title, notes and comments; every word must match.
     assert_found(&s, analyst, "q=Leeds", &[&c3, &c1]).await;
@@ -1496,6 +1551,15 @@ async fn cases_are_listed_filtered_and_searched(b: Backend) {
     let past = list(&s, analyst, "limit=2&offset=10").await;
     assert_eq!(past["cases"], json!([]));
     assert_eq!(past["total"], 5);
+    assert_eq!(past["total_exact"], true);
+    let exact = list(&s, analyst, "status=open&exact_total=true").await;
+    assert_eq!(
+        (&exact["total"], &exact["total_exact"]),
+        (&json!(2), &json!(true))
+    );
+    let r = s.get("/cases?exact_total=yes", analyst).await;
+    r.assert_error(422, "validation_failed");
+    assert_eq!(r.body["error"]["param"], "exact_total");
     let r = s.get("/cases?limit=201", analyst).await;
     r.assert_error(422, "validation_failed");
     assert_eq!(r.body["error"]["param"], "limit");
@@ -1755,6 +1819,16 @@ async fn define_trade_fin(s: &TestServer) -> Value {
         .await;
     assert!(matches!(r.status.as_u16(), 200 | 201), "{:#}", r.body);
     r.body
+}
+
+/// The `(from, to)` pairs of a status history.
+fn status_moves(history: &Value) -> Vec<(Value, Value)> {
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["from"].clone(), h["to"].clone()))
+        .collect()
 }
 
 /// Creates a case that must be accepted; returns it.
