@@ -12,8 +12,9 @@ BACKENDS="${4:-postgres sqlite}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p casegate-server
 cargo bench --no-run -q -p casegate-server --bench cases 2>/dev/null
-BIN=target/release/casegate
-LOADER=$(ls -t target/release/deps/cases-* | grep -v '\.d$' | head -1)
+T="${CARGO_TARGET_DIR:-target}"
+BIN=$T/release/casegate
+LOADER=$(ls -t "$T"/release/deps/cases-* | grep -v '\.d$' | head -1)
 WORK=${BENCH_WORK:-$(mktemp -d)}
 mkdir -p "$WORK"
 PGDB=casegate_bench_cases

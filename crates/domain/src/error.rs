@@ -40,6 +40,7 @@ codes! {
     CsrfFailed = "csrf_failed", 403, "permission_error";
     SelfApprovalForbidden = "self_approval_forbidden", 403, "permission_error";
     NotAnEligibleApprover = "not_an_eligible_approver", 403, "permission_error";
+    RoleNotPermitted = "role_not_permitted", 403, "permission_error";
     NotFound = "not_found", 404, "not_found_error";
     MethodNotAllowed = "method_not_allowed", 405, "invalid_request_error";
     AlreadyExists = "already_exists", 409, "conflict_error";
@@ -52,6 +53,8 @@ codes! {
     ReasonRequired = "reason_required", 422, "validation_error";
     FieldRestricted = "field_restricted", 422, "validation_error";
     InvalidWorkflow = "invalid_workflow", 422, "validation_error";
+    TransitionDenied = "transition_denied", 422, "validation_error";
+    PreconditionFailed = "precondition_failed", 422, "validation_error";
     RateLimited = "rate_limited", 429, "rate_limit_error";
     Internal = "internal", 500, "api_error";
     Unavailable = "unavailable", 503, "api_error";

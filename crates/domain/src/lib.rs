@@ -12,8 +12,12 @@
 //! - [`export`]: audit export formats, statuses and the 12-month range rule.
 //! - [`cases`]: priorities, dispositions and the `CASE-<year>-<n>` reference.
 //! - [`fields`]: custom-field definitions of a case type and the checking of their values.
-//! - [`lifecycle`]: a case type's statuses and automatic moves, the built-in types, and the
-//!   fixed-lifecycle decisions the workflow engine will take over.
+//! - [`lifecycle`]: a case type's statuses, automatic moves and rules, the built-in types, and
+//!   the decision on each move (`Lifecycle::decide`).
+//! - [`rules`]: transition rules, approval policies and post-actions as documents, their
+//!   checks, and priority-based conflict resolution.
+//! - [`expr`]: CEL expressions over `case`, `actor` and `now` (compiled once, run on a grown
+//!   stack).
 //! - [`error`]: the one error type with stable snake_case codes (the `code` of API.md).
 //!
 //! Nothing here does I/O: no tokio, axum or sqlx (`cargo tree -p casegate-domain -i sqlx` is
@@ -27,11 +31,13 @@ pub mod credentials;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod expr;
 pub mod fields;
 pub mod ids;
 pub mod lifecycle;
 pub mod principal;
 pub mod rbac;
+pub mod rules;
 pub mod validate;
 
 pub use error::{Code, Error, Result};

@@ -171,10 +171,12 @@ pub async fn put(
     {
         return Err(version_conflict(cur.version));
     }
-    let workflow = input
+    let mut workflow = input
         .workflow
         .or_else(|| current.as_ref().map(|c| c.workflow.clone()))
         .unwrap_or_else(lifecycle::generic);
+    let previous = current.as_ref().map_or(&[][..], |c| &c.workflow.rules[..]);
+    casegate_domain::rules::settle_ids(&mut workflow.rules, previous, now);
     let keys: Vec<String> = input.fields.iter().map(|f| f.key.clone()).collect();
     problems.extend(workflow.check(&keys));
     if key == lifecycle::ALERT

@@ -8,9 +8,10 @@ use crate::case_views::*;
 use crate::{Code, Error, Page, Result, Services, random_id, users};
 use casegate_domain::cases::{self as vocab, Disposition, Priority};
 use casegate_domain::clock::wire_time;
+use casegate_domain::expr::Scope;
 use casegate_domain::fields::{self, FieldType, Mode, canonical_number};
 use casegate_domain::ids::{CaseId, PartyId, TenantId};
-use casegate_domain::lifecycle::{ALERT, Lifecycle};
+use casegate_domain::lifecycle::{ALERT, Asking, Lifecycle};
 use casegate_domain::principal::{Caller, Principal};
 use casegate_domain::rbac::{Permission, permissions_of};
 use casegate_domain::validate;
@@ -427,8 +428,21 @@ impl Open {
         to: &str,
         reason: Option<String>,
     ) -> Result<(HistoryEntry, Vec<Event>)> {
+        self.move_by(p, k, to, reason, None).await
+    }
+
+    /// [`Self::move_to`], recording the rule that allowed the move.
+    async fn move_by(
+        &mut self,
+        p: &Caller,
+        k: &mut StoredCase,
+        to: &str,
+        reason: Option<String>,
+        rule_id: Option<String>,
+    ) -> Result<(HistoryEntry, Vec<Event>)> {
         let from = k.status.clone();
-        let h = history_entry(p, k, Some(from.clone()), to, reason, self.now);
+        let mut h = history_entry(p, k, Some(from.clone()), to, reason, self.now);
+        h.rule_id = rule_id;
         record::add_history(&mut *self.tx, p.tenant_id, &h).await?;
         k.status = to.to_string();
         let mut events = vec![event(
@@ -550,18 +564,32 @@ pub async fn transitions(svc: &Services, p: &Caller, id: &str) -> Result<Vec<Tra
         return Ok(Vec::new());
     }
     let ty = type_of(&mut *c, p.tenant_id, &k.case_type).await?;
+    let now = svc.clock.now();
+    let scope = scope_of(p, &k, now)?;
+    let asking = Asking {
+        roles: &p.roles,
+        scope: &scope,
+        now,
+    };
     Ok(ty
         .workflow
-        .allowed_moves(&k.status)
+        .offers(&k.status, &asking)
         .into_iter()
-        .map(|m| TransitionOption {
-            to: m.to,
-            rule_id: None,
-            requires_approval: false,
-            requires_reason: m.requires_reason,
-            blocked_by: Vec::new(),
+        .map(|o| TransitionOption {
+            to: o.to,
+            rule_id: o.rule_id,
+            requires_approval: o.requires_approval,
+            requires_reason: o.requires_reason,
+            blocked_by: o.blocked_by,
         })
         .collect())
+}
+
+/// What workflow expressions see: the case as the API shows it, the caller and the time.
+fn scope_of(p: &Caller, k: &StoredCase, now: OffsetDateTime) -> Result<Scope> {
+    let case = serde_json::to_value(CaseView::from(k.clone())).map_err(Error::internal)?;
+    let actor = json!({ "id": p.user_id.to_string(), "email": p.email, "roles": p.roles });
+    Ok(Scope::new(&case, &actor, now))
 }
 
 /// Filters of `GET /cases` as received.
@@ -1054,8 +1082,16 @@ pub async fn transition(
         .transpose()?;
     let mut o = open(svc, p, id, expected).await?;
     let mut k = o.before.clone();
-    o.ty.workflow.decide(&k.status, to, reason.as_deref())?;
-    let (h, events) = o.move_to(p, &mut k, to, reason).await?;
+    let scope = scope_of(p, &k, o.now)?;
+    let asking = Asking {
+        roles: &p.roles,
+        scope: &scope,
+        now: o.now,
+    };
+    let d =
+        o.ty.workflow
+            .decide(&k.status, to, reason.as_deref(), &asking)?;
+    let (h, events) = o.move_by(p, &mut k, to, reason, d.rule_id).await?;
     let view = o.commit(p, k, "case.status_changed", events).await?;
     Ok((view, h.into()))
 }

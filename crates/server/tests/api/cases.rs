@@ -1832,19 +1832,19 @@ fn status_moves(history: &Value) -> Vec<(Value, Value)> {
 }
 
 /// Creates a case that must be accepted; returns it.
-async fn create_case(s: &TestServer, key: &str, body: Value) -> Value {
+pub(crate) async fn create_case(s: &TestServer, key: &str, body: Value) -> Value {
     s.post("/cases", key, body).await.assert_ok(201).clone()
 }
 
 /// A case's detail.
-async fn get_case(s: &TestServer, key: &str, id: &str) -> Value {
+pub(crate) async fn get_case(s: &TestServer, key: &str, id: &str) -> Value {
     s.get(&format!("/cases/{id}"), key)
         .await
         .assert_ok(200)
         .clone()
 }
 
-fn id_of(v: &Value) -> String {
+pub(crate) fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
@@ -1872,7 +1872,13 @@ async fn patch_if_match(s: &TestServer, key: &str, id: &str, etag: &str, body: V
     .await
 }
 
-async fn transition(s: &TestServer, key: &str, id: &str, to: &str, reason: Option<&str>) -> Resp {
+pub(crate) async fn transition(
+    s: &TestServer,
+    key: &str,
+    id: &str,
+    to: &str,
+    reason: Option<&str>,
+) -> Resp {
     let mut body = json!({"to": to});
     if let Some(r) = reason {
         body["reason"] = json!(r);

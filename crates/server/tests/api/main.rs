@@ -9,3 +9,4 @@ mod exports;
 mod jwt;
 mod ops;
 mod process;
+mod workflows;
