@@ -3,6 +3,7 @@
 # tenants) on PostgreSQL and SQLite, then measures through the HTTP API (wrk) and, beside it,
 # the same reads straight through sqlx (the raw baseline).
 # Usage: scripts/bench-cases.sh [cases] [duration_seconds] [connections] [backends]
+# Env: SKIP_LOAD=1 reuses the loaded databases (BENCH_WORK dir), SKIP_BUILD=1 the built binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-1000000}"
@@ -10,8 +11,10 @@ DUR="${2:-15}"
 CONNS="${3:-8}"
 BACKENDS="${4:-postgres sqlite}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p casegate-server
-cargo bench --no-run -q -p casegate-server --bench cases 2>/dev/null
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  cargo build --release -q -p casegate-server
+  cargo bench --no-run -q -p casegate-server --bench cases 2>/dev/null
+fi
 T="${CARGO_TARGET_DIR:-target}"
 BIN=$T/release/casegate
 LOADER=$(ls -t "$T"/release/deps/cases-* | grep -v '\.d$' | head -1)
