@@ -121,6 +121,11 @@ pub fn eval_bool(program: &Program, scope: &Scope) -> Result<bool, String> {
     })
 }
 
+/// Compiles (or recalls) `source` and evaluates it in `scope` as [`eval_bool`] does.
+pub fn holds(source: &str, scope: &Scope) -> Result<bool, String> {
+    eval_bool(&*compile(source)?, scope)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,7 +142,7 @@ mod tests {
     }
 
     fn eval(src: &str) -> Result<bool, String> {
-        eval_bool(&*compile(src)?, &scope())
+        holds(src, &scope())
     }
 
     #[test]

@@ -118,11 +118,9 @@ pub struct Offer {
 
 /// Whether a rule's `applies_when` holds; an expression that fails to evaluate does not hold.
 fn applies(rule: &Rule, scope: &Scope) -> bool {
-    rule.applies_when.as_deref().is_none_or(|src| {
-        expr::compile(src)
-            .and_then(|p| expr::eval_bool(&p, scope))
-            .unwrap_or(false)
-    })
+    rule.applies_when
+        .as_deref()
+        .is_none_or(|src| expr::holds(src, scope).unwrap_or(false))
 }
 
 /// The preconditions of `rule` that do not hold, as `{"expr", "message"}` (plus `error` when
@@ -130,13 +128,11 @@ fn applies(rule: &Rule, scope: &Scope) -> bool {
 fn failures(rule: &Rule, scope: &Scope) -> Vec<Value> {
     rule.preconditions
         .iter()
-        .filter_map(
-            |c| match expr::compile(&c.expr).and_then(|p| expr::eval_bool(&p, scope)) {
-                Ok(true) => None,
-                Ok(false) => Some(json!({ "expr": c.expr, "message": c.message })),
-                Err(e) => Some(json!({ "expr": c.expr, "message": c.message, "error": e })),
-            },
-        )
+        .filter_map(|c| match expr::holds(&c.expr, scope) {
+            Ok(true) => None,
+            Ok(false) => Some(json!({ "expr": c.expr, "message": c.message })),
+            Err(e) => Some(json!({ "expr": c.expr, "message": c.message, "error": e })),
+        })
         .collect()
 }
 
@@ -535,13 +531,9 @@ impl Lifecycle {
         let mut reached = BTreeSet::from([self.initial_status.as_str()]);
         loop {
             let before = reached.len();
-            let from_any = |from: &str, reached: &BTreeSet<&str>| {
-                if from == "*" {
-                    !reached.is_empty()
-                } else {
-                    reached.contains(from)
-                }
-            };
+            // `*` matches any status (the initial one is always reached).
+            let from_any =
+                |from: &str, reached: &BTreeSet<&str>| from == "*" || reached.contains(from);
             let mut next: Vec<&str> = Vec::new();
             for r in self.rules.iter().filter(|r| r.effect == Effect::Allow) {
                 if from_any(&r.from, &reached) {

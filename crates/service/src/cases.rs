@@ -326,6 +326,14 @@ fn next_seq(k: &mut StoredCase) -> i64 {
     k.entry_seq
 }
 
+/// The `case.status_changed` event announcing history entry `h`.
+fn status_changed(h: &HistoryEntry) -> Event {
+    event(
+        "case.status_changed",
+        json!({ "from": h.from, "to": h.to, "history_entry": HistoryView::from(h.clone()) }),
+    )
+}
+
 /// A status history entry of `k` moving from `from` to `to`, made by `p` at `now`.
 fn history_entry(
     p: &Caller,
@@ -445,10 +453,7 @@ impl Open {
         h.rule_id = rule_id;
         record::add_history(&mut *self.tx, p.tenant_id, &h).await?;
         k.status = to.to_string();
-        let mut events = vec![event(
-            "case.status_changed",
-            json!({ "from": from, "to": to, "history_entry": HistoryView::from(h.clone()) }),
-        )];
+        let mut events = vec![status_changed(&h)];
         if self.ty.workflow.is_terminal(to) {
             events.push(event("case.closed", json!({ "status": to })));
         }
@@ -912,10 +917,7 @@ async fn insert_new(
         && let Some(next) = ty.workflow.after_assign(&initial)
     {
         let h = history_entry(p, &mut k, Some(initial.clone()), &next, None, now);
-        events.push(event(
-            "case.status_changed",
-            json!({ "from": initial, "to": next, "history_entry": HistoryView::from(h.clone()) }),
-        ));
+        events.push(status_changed(&h));
         entries.push(h);
         k.status = next;
     }
