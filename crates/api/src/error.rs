@@ -138,6 +138,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A JSON body that may be left out entirely (no `Content-Type`, no bytes): then `T::default()`.
+/// A body that is present is read exactly as [`ApiJson`] reads it.
+pub struct OptJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let h = req.headers();
+        let empty = !h.contains_key(axum::http::header::CONTENT_TYPE)
+            && h.get(axum::http::header::CONTENT_LENGTH)
+                .is_none_or(|v| v.as_bytes() == b"0");
+        if empty {
+            return Ok(Self(T::default()));
+        }
+        ApiJson::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| Self(v))
+    }
+}
+
 /// Maps a JSON extraction failure to the API.md error (400 syntax, 422 shape, 413 size).
 pub fn json_rejection(r: JsonRejection) -> Error {
     match r {

@@ -69,6 +69,7 @@ pub struct AppState {
     tags((name = "authentication", description = "Sessions and the caller's identity"),
         (name = "administration", description = "Users, roles and API keys of the organisation"),
         (name = "cases", description = "Case types, cases, alerts, their investigation record and parties"),
+        (name = "approvals", description = "Transition requests awaiting approval and the approver's inbox"),
         (name = "audit", description = "The hash-chained audit trail, its verification and signed checkpoints"))
 )]
 struct ApiDoc;

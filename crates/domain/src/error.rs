@@ -40,6 +40,7 @@ codes! {
     CsrfFailed = "csrf_failed", 403, "permission_error";
     SelfApprovalForbidden = "self_approval_forbidden", 403, "permission_error";
     NotAnEligibleApprover = "not_an_eligible_approver", 403, "permission_error";
+    DuplicateApprover = "duplicate_approver", 403, "permission_error";
     RoleNotPermitted = "role_not_permitted", 403, "permission_error";
     NotFound = "not_found", 404, "not_found_error";
     MethodNotAllowed = "method_not_allowed", 405, "invalid_request_error";
@@ -47,6 +48,8 @@ codes! {
     ExportNotReady = "export_not_ready", 409, "conflict_error";
     VersionConflict = "version_conflict", 409, "conflict_error";
     AlreadyDecided = "already_decided", 409, "conflict_error";
+    RequestPending = "request_pending", 409, "conflict_error";
+    RequestNotPending = "request_not_pending", 409, "conflict_error";
     PayloadTooLarge = "payload_too_large", 413, "invalid_request_error";
     ValidationFailed = "validation_failed", 422, "validation_error";
     InvalidTransition = "invalid_transition", 422, "validation_error";

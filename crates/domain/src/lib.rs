@@ -18,12 +18,15 @@
 //!   checks, and priority-based conflict resolution.
 //! - [`expr`]: CEL expressions over `case`, `actor` and `now` (compiled once, run on a grown
 //!   stack).
+//! - [`approval`]: the approval state machine of a transition request (tiers, quorum, veto,
+//!   separation of duties, deadlines, reminders, escalation).
 //! - [`error`]: the one error type with stable snake_case codes (the `code` of API.md).
 //!
 //! Nothing here does I/O: no tokio, axum or sqlx (`cargo tree -p casegate-domain -i sqlx` is
 //! empty). Randomness is supplied by callers.
 #![forbid(unsafe_code)]
 
+pub mod approval;
 pub mod audit;
 pub mod cases;
 pub mod clock;

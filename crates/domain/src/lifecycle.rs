@@ -323,14 +323,8 @@ impl Lifecycle {
                         p(format!("workflow.rules[{i}].{path}"), &m);
                     }
                 }
-                // Approval gates and post-actions run with the approval engine and the
-                // outbox worker; until those land a rule carrying them is refused, not ignored.
-                if r.approval.is_some() {
-                    p(
-                        format!("workflow.rules[{i}].approval"),
-                        "approval gates are not available on this server yet",
-                    );
-                }
+                // Post-actions run from the outbox worker; until it lands a rule carrying them
+                // is refused, not ignored.
                 if !r.post_actions.is_empty() {
                     p(
                         format!("workflow.rules[{i}].post_actions"),

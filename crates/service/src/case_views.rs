@@ -362,8 +362,8 @@ pub struct CaseDetail {
     pub activities: Vec<ActivityView>,
     /// Outgoing relations.
     pub relations: Vec<RelationView>,
-    /// The pending transition request (approvals; none yet).
-    pub pending_request: Option<Value>,
+    /// The transition request waiting for approval, if any.
+    pub pending_request: Option<crate::approvals::RequestView>,
     /// Open tasks (none yet).
     pub tasks: Vec<Value>,
     /// The SAR filed from this case (none yet).

@@ -5,7 +5,7 @@
 use crate::audit::{self, Actor, Entry};
 use crate::case_types::{self, CaseType, version_conflict};
 use crate::case_views::*;
-use crate::{Code, Error, Page, Result, Services, random_id, users};
+use crate::{Code, Error, Page, Result, Services, approvals, random_id, users};
 use casegate_domain::cases::{self as vocab, Disposition, Priority};
 use casegate_domain::clock::wire_time;
 use casegate_domain::expr::Scope;
@@ -18,6 +18,7 @@ use casegate_domain::validate;
 use casegate_store::case_record::{self as record, Activity, By, Comment, HistoryEntry, Relation};
 use casegate_store::cases::{self as store, CaseFilter, CaseSort, Count, FieldFilter, StoredCase};
 use casegate_store::outbox::{self, OutboxEvent};
+use casegate_store::requests::{self, StoredRequest};
 use casegate_store::{Conn, Tx};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -254,14 +255,19 @@ async fn type_of(c: &mut dyn Conn, tenant: TenantId, key: &str) -> Result<CaseTy
 }
 
 /// An open command on one case: the transaction, the case as read (locked) and its type.
-struct Open {
-    tx: Box<dyn Tx>,
-    before: StoredCase,
-    ty: CaseType,
-    now: OffsetDateTime,
+pub(crate) struct Open {
+    pub(crate) tx: Box<dyn Tx>,
+    pub(crate) before: StoredCase,
+    pub(crate) ty: CaseType,
+    pub(crate) now: OffsetDateTime,
 }
 
-async fn open(svc: &Services, p: &Caller, id: &str, expected: Option<i64>) -> Result<Open> {
+pub(crate) async fn open(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    expected: Option<i64>,
+) -> Result<Open> {
     let mut tx = svc.db.begin().await?;
     let found = read(&mut *tx, p.tenant_id, id).await?;
     // Re-read under the row lock (PostgreSQL) so concurrent commands queue on the case.
@@ -375,6 +381,8 @@ impl Open {
         if !store::update(&mut *self.tx, &k, self.before.version).await? {
             return Err(version_conflict(self.before.version + 1));
         }
+        // Approvers signed off on the case as it was: any change supersedes their request.
+        approvals::supersede(&mut *self.tx, p, k.id, self.now).await?;
         if k.fields != self.before.fields {
             let values = indexed_values(&self.ty, &k.fields);
             store::set_field_values(&mut *self.tx, p.tenant_id, &k.case_type, k.id, &values)
@@ -451,11 +459,21 @@ impl Open {
         let from = k.status.clone();
         let mut h = history_entry(p, k, Some(from.clone()), to, reason, self.now);
         h.rule_id = rule_id;
+        self.move_with(p, k, h).await
+    }
+
+    /// Writes the history entry `h` (from `history_entry`) and moves `k` to its `to`.
+    async fn move_with(
+        &mut self,
+        p: &Caller,
+        k: &mut StoredCase,
+        h: HistoryEntry,
+    ) -> Result<(HistoryEntry, Vec<Event>)> {
         record::add_history(&mut *self.tx, p.tenant_id, &h).await?;
-        k.status = to.to_string();
+        k.status = h.to.clone();
         let mut events = vec![status_changed(&h)];
-        if self.ty.workflow.is_terminal(to) {
-            events.push(event("case.closed", json!({ "status": to })));
+        if self.ty.workflow.is_terminal(&h.to) {
+            events.push(event("case.closed", json!({ "status": h.to })));
         }
         Ok((h, events))
     }
@@ -525,7 +543,7 @@ pub async fn get(svc: &Services, p: &Caller, id: &str) -> Result<CaseDetail> {
             .into_iter()
             .map(Into::into)
             .collect(),
-        pending_request: None,
+        pending_request: approvals::pending_of(&mut *c, t, k.id).await?,
         tasks: Vec::new(),
         sar_filing: None,
         case: k.into(),
@@ -576,16 +594,27 @@ pub async fn transitions(svc: &Services, p: &Caller, id: &str) -> Result<Vec<Tra
         scope: &scope,
         now,
     };
+    let pending = requests::pending_for_case(&mut *c, p.tenant_id, k.id).await?;
     Ok(ty
         .workflow
         .offers(&k.status, &asking)
         .into_iter()
-        .map(|o| TransitionOption {
-            to: o.to,
-            rule_id: o.rule_id,
-            requires_approval: o.requires_approval,
-            requires_reason: o.requires_reason,
-            blocked_by: o.blocked_by,
+        .map(|o| {
+            let mut blocked_by = o.blocked_by;
+            if let Some(q) = &pending {
+                blocked_by.push(json!({
+                    "code": "request_pending",
+                    "message": "a transition request is waiting for approval on this case",
+                    "request_id": q.id,
+                }));
+            }
+            TransitionOption {
+                to: o.to,
+                rule_id: o.rule_id,
+                requires_approval: o.requires_approval,
+                requires_reason: o.requires_reason,
+                blocked_by,
+            }
         })
         .collect())
 }
@@ -1075,7 +1104,7 @@ pub async fn transition(
     to: &str,
     reason: Option<&str>,
     expected: Option<i64>,
-) -> Result<(CaseView, HistoryView)> {
+) -> Result<Moved> {
     p.require(Permission::CaseTransition)?;
     // A blank reason is no reason (the lifecycle then says whether one is needed).
     let reason = reason
@@ -1093,7 +1122,56 @@ pub async fn transition(
     let d =
         o.ty.workflow
             .decide(&k.status, to, reason.as_deref(), &asking)?;
+    if let Some(q) = requests::pending_for_case(&mut *o.tx, p.tenant_id, k.id).await? {
+        return Err(approvals::request_pending(Some(q.id)));
+    }
+    if d.approval.is_some() {
+        let r = approvals::open_request(o, p, &k, d, reason).await?;
+        return Ok(Moved::Requested(Box::new(r)));
+    }
     let (h, events) = o.move_by(p, &mut k, to, reason, d.rule_id).await?;
+    let view = o.commit(p, k, "case.status_changed", events).await?;
+    Ok(Moved::Applied(Box::new(view), Box::new(h.into())))
+}
+
+/// What a transition did: applied at once, or waiting for approval.
+#[derive(Clone, Debug)]
+pub enum Moved {
+    /// The case moved (200 `{"case", "history_entry"}`).
+    Applied(Box<CaseView>, Box<HistoryView>),
+    /// A request awaits approval (202 `{"request"}`).
+    Requested(Box<approvals::RequestView>),
+}
+
+/// Applies an approved request `q` to its case (locked in `o`, unchanged since the request):
+/// the history entry carries the request, the approvals and their times; the actor is the
+/// requester. Commits.
+pub(crate) async fn apply_request(
+    mut o: Open,
+    p: &Caller,
+    mut k: StoredCase,
+    q: &StoredRequest,
+    approvals: Value,
+) -> Result<(CaseView, HistoryView)> {
+    let mut h = history_entry(
+        p,
+        &mut k,
+        Some(q.from.clone()),
+        &q.to,
+        q.reason.clone(),
+        o.now,
+    );
+    h.rule_id = q.rule_id.clone();
+    h.request_id = Some(q.id);
+    h.actor = By {
+        id: Some(q.requested_by),
+        label: q.requested_by_label.clone(),
+    };
+    h.approvals = approvals;
+    h.requested_at = q.requested_at;
+    h.approval_requested_at = Some(q.approval_requested_at);
+    h.approval_completed_at = q.approval_completed_at;
+    let (h, events) = o.move_with(p, &mut k, h).await?;
     let view = o.commit(p, k, "case.status_changed", events).await?;
     Ok((view, h.into()))
 }

@@ -15,10 +15,13 @@
 //! - [`exports`], [`report`]: audit exports (JSON, CSV, PDF) produced by the worker, signed.
 //! - [`case_types`], [`cases`], [`case_views`], [`attachments`]: case types, cases and alerts
 //!   with their investigation record; the wire shapes REST, GraphQL and the outbox share.
+//! - [`approvals`]: transition requests, the approver's inbox, decisions and the approval
+//!   timer (reminders, escalation, expiry).
 //! - [`blobs`]: the content-addressed file store under the data directory.
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
+pub mod approvals;
 pub mod attachments;
 pub mod audit;
 pub mod auth;

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_exports_outbox.sql"),
     ),
     (4, "cases", include_str!("../migrations/0004_cases.sql")),
+    (
+        5,
+        "approvals",
+        include_str!("../migrations/0005_approvals.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

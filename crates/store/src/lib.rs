@@ -12,6 +12,8 @@
 //! - [`case_types`], [`cases`], [`case_record`]: case types, cases (list and full-text search)
 //!   and their append-only investigation record (comments, attachments, activities, status
 //!   history, relations, parties).
+//! - [`requests`]: transition requests waiting for approval (one pending per case) and the
+//!   timer's claim on due ones.
 //! - [`outbox`]: domain events committed with the change they announce.
 //! - [`conformance`]: the conformance suite; `store-sqlite` and `store-pg` run it, each test on
 //!   a fresh database.
@@ -34,6 +36,7 @@ pub mod conn;
 pub mod error;
 pub mod exports;
 pub mod outbox;
+pub mod requests;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

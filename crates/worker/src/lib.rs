@@ -3,9 +3,9 @@
 //!
 //! # Layout
 //! - [`Worker`]: the loop and its jobs. Today: purging expired sessions, signing audit
-//!   checkpoints for tenants whose chain moved, and producing queued audit exports. The
-//!   transactional outbox dispatcher, webhook delivery and approval timers join it as their
-//!   issues land; each job claims its rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so
+//!   checkpoints for tenants whose chain moved, producing queued audit exports and firing due
+//!   approval timers (reminders, escalations, expiries). The transactional outbox dispatcher
+//!   and webhook delivery join it as their issues land; each job claims its rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so
 //!   several worker processes can share one database.
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Audit exports produced per round at most, so other jobs are not starved behind a queue.
 const EXPORTS_PER_ROUND: u64 = 4;
+
+/// Approval timers (reminders, escalations, expiries) handled per round at most.
+const TIMERS_PER_ROUND: u64 = 100;
 
 /// The background worker.
 pub struct Worker {
@@ -45,7 +48,8 @@ impl Worker {
         let signed =
             casegate_service::audit::checkpoint_due(&self.svc, self.checkpoint_every).await?;
         let exported = casegate_service::exports::run_pending(&self.svc, EXPORTS_PER_ROUND).await?;
-        Ok(purged + signed + exported)
+        let timed = casegate_service::approvals::run_timers(&self.svc, TIMERS_PER_ROUND).await?;
+        Ok(purged + signed + exported + timed)
     }
 
     /// Polls until `cancel` fires. A failing round is logged and retried on the next tick.

@@ -3,7 +3,7 @@
 //! conditional.
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, json_rejection, too_large};
-use crate::rest::Auth;
+use crate::rest::{Auth, flag_param, int_param};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
@@ -74,7 +74,7 @@ fn expected(headers: &HeaderMap, body: Option<i64>) -> ApiResult<Option<i64>> {
 }
 
 /// A JSON answer with the `ETag` of `version`.
-fn tagged<T: Serialize>(status: StatusCode, version: i64, body: &T) -> Response {
+pub(crate) fn tagged<T: Serialize>(status: StatusCode, version: i64, body: &T) -> Response {
     let mut r = (status, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
         r.headers_mut().insert(header::ETAG, v);
@@ -86,7 +86,7 @@ fn case_answer(status: StatusCode, c: &CaseView) -> Response {
     tagged(status, c.version, c)
 }
 
-fn opt_str<'a>(body: &'a Map<String, Value>, key: &str) -> ApiResult<Option<&'a str>> {
+pub(crate) fn opt_str<'a>(body: &'a Map<String, Value>, key: &str) -> ApiResult<Option<&'a str>> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -105,7 +105,7 @@ fn opt_version(body: &Map<String, Value>) -> ApiResult<Option<i64>> {
 }
 
 /// Refuses keys a command does not take, naming the first.
-fn only(body: &Map<String, Value>, keys: &[&str]) -> ApiResult<()> {
+pub(crate) fn only(body: &Map<String, Value>, keys: &[&str]) -> ApiResult<()> {
     match body.keys().find(|k| !keys.contains(&k.as_str())) {
         Some(k) => Err(ApiError(Error::validation(
             k.as_str(),
@@ -262,10 +262,6 @@ pub async fn list_cases(
 ) -> ApiResult<Json<CasesPage>> {
     let mut q = ListQuery::default();
     let (mut limit, mut offset) = (None, None);
-    let int = |k: &str, v: &str| {
-        v.parse::<i64>()
-            .map_err(|_| ApiError(Error::validation(k, "must be an integer")))
-    };
     for (k, v) in params {
         if let Some(field) = k.strip_prefix("fields.") {
             q.fields.push((field.to_string(), v));
@@ -286,20 +282,9 @@ pub async fn list_cases(
             "to_date" => q.to_date = Some(v),
             "q" => q.q = Some(v),
             "sort" => q.sort = Some(v),
-            "limit" => limit = Some(int("limit", &v)?),
-            "exact_total" => {
-                q.exact_total = match v.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(ApiError(Error::validation(
-                            "exact_total",
-                            "must be true or false",
-                        )));
-                    }
-                }
-            }
-            _ => offset = Some(int("offset", &v)?),
+            "limit" => limit = Some(int_param("limit", &v)?),
+            "exact_total" => q.exact_total = flag_param("exact_total", &v)?,
+            _ => offset = Some(int_param("offset", &v)?),
         }
     }
     let page = casegate_service::Page::new(limit, offset)?;
@@ -377,17 +362,25 @@ async fn do_transition(
     let to = opt_str(b, to_key)?
         .ok_or_else(|| ApiError(Error::validation(to_key, format!("`{to_key}` is required"))))?;
     let exp = expected(headers, opt_version(b)?)?;
-    let (c, h) = cases::transition(&st.svc, p, id, to, opt_str(b, "reason")?, exp).await?;
-    Ok(tagged(
-        StatusCode::OK,
-        c.version,
-        &json!({ "case": c, "history_entry": h }),
-    ))
+    Ok(
+        match cases::transition(&st.svc, p, id, to, opt_str(b, "reason")?, exp).await? {
+            cases::Moved::Applied(c, h) => tagged(
+                StatusCode::OK,
+                c.version,
+                &json!({ "case": c, "history_entry": h }),
+            ),
+            cases::Moved::Requested(r) => {
+                (StatusCode::ACCEPTED, Json(json!({ "request": r }))).into_response()
+            }
+        },
+    )
 }
 
-/// Moves a case to another status (`case.transition`): `{"to", "reason"}` → `{"case", "history_entry"}`.
+/// Moves a case to another status (`case.transition`): `{"to", "reason"}` → 200
+/// `{"case", "history_entry"}`, or 202 `{"request"}` when the move needs approval.
 #[utoipa::path(post, path = "/cases/{id}/transitions", tag = "cases", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 200, body = Object), (status = 202, body = Object, description = "awaiting approval"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "version_conflict, request_pending"),
         (status = 422, body = ErrorBody, description = "invalid_transition, reason_required")))]
 pub async fn transition_case(
     State(st): State<AppState>,

@@ -14,6 +14,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 
 pub mod api_keys;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod cases;
@@ -27,6 +28,7 @@ pub fn protected() -> OpenApiRouter<AppState> {
         .merge(api_keys::router())
         .merge(audit::router())
         .merge(cases::router())
+        .merge(approvals::router())
         .merge(roles::router())
         .merge(auth::protected_router())
 }
@@ -73,6 +75,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ReqOrigin {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(ReqOrigin(origin_of(parts)))
+    }
+}
+
+/// A whole-number query parameter.
+pub(crate) fn int_param(k: &str, v: &str) -> ApiResult<i64> {
+    v.parse::<i64>()
+        .map_err(|_| ApiError(Error::validation(k, "must be an integer")))
+}
+
+/// A `true|false` query parameter.
+pub(crate) fn flag_param(k: &str, v: &str) -> ApiResult<bool> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ApiError(Error::validation(k, "must be true or false"))),
     }
 }
 

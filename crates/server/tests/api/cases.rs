@@ -1933,7 +1933,7 @@ async fn case_events(s: &TestServer, id: &str, action: &str) -> Vec<Value> {
 }
 
 /// The `data` of the outbox events of `event_type` of the tenant `tenant_id`.
-async fn outbox(s: &TestServer, tenant_id: &str, event_type: &str) -> Vec<Value> {
+pub(crate) async fn outbox(s: &TestServer, tenant_id: &str, event_type: &str) -> Vec<Value> {
     let mut c = s.svc.db.conn().await.unwrap();
     let tenant = casegate_domain::ids::TenantId(tenant_id.parse().unwrap());
     casegate_store::outbox::by_type(&mut *c, tenant, event_type)

@@ -67,7 +67,6 @@ async fn rule_workflows_are_checked_as_a_whole(b: Backend) {
         "workflow.rules[1].required_roles[0]",
         "workflow.rules[1].preconditions[0].expr",
         "workflow.rules[2].id",
-        "workflow.rules[3].approval",
         "workflow.rules[3].approval.tiers[0].quorum",
         "workflow.rules[4].applies_when",
     ] {

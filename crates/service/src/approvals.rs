@@ -1,0 +1,582 @@
+//! Approval gates (API.md "Approvals", docs/workflows.md): transition requests, the
+//! approver's inbox, decisions and the timer.
+//!
+//! Lock order, the same on every path so concurrent commands never deadlock: the case row, then
+//! the request row, then the tenant's audit head. A decision therefore locks the case first even
+//! when it will not move it; the timer never touches the case (escalating or expiring leaves
+//! its status alone) and takes request rows with `SKIP LOCKED`.
+use crate::audit::{self, Actor, Entry};
+use crate::case_views::{CaseView, HistoryView};
+use crate::cases::{self, Open};
+use crate::{Code, Error, Page, Result, Services};
+use casegate_domain::approval::{
+    Approver, Outcome, Request, RequestStatus, TierState, Timed, Verdict,
+};
+use casegate_domain::clock::{serialize_opt_wire_time, serialize_wire_time};
+use casegate_domain::ids::{CaseId, TenantId};
+use casegate_domain::lifecycle::Decision;
+use casegate_domain::principal::{Caller, Origin};
+use casegate_domain::rbac::Permission;
+use casegate_domain::validate;
+use casegate_store::Conn;
+use casegate_store::cases::StoredCase;
+use casegate_store::outbox::{self, OutboxEvent};
+use casegate_store::requests::{self as store, Filter, StoredRequest};
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Longest approval comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 4_000;
+
+/// A transition request as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RequestView {
+    /// Request id.
+    pub id: Uuid,
+    /// The case.
+    pub case_id: CaseId,
+    /// Status left.
+    pub from: String,
+    /// Status asked for.
+    pub to: String,
+    /// The rule that asked for approval.
+    pub rule_id: Option<String>,
+    /// Requester (email or label).
+    pub requested_by: String,
+    /// Requester id.
+    pub requested_by_id: Uuid,
+    /// Why.
+    pub reason: Option<String>,
+    /// `pending|approved|applied|rejected|expired|cancelled|superseded`.
+    pub status: String,
+    /// Index of the tier taking decisions.
+    pub current_tier: usize,
+    /// Tiers with their slots, decisions and deadlines.
+    pub tiers: Vec<TierState>,
+    /// Whether the requester is barred and one person fills one slot.
+    pub separation_of_duties: bool,
+    /// When the move was asked for.
+    #[serde(serialize_with = "serialize_wire_time")]
+    pub requested_at: OffsetDateTime,
+    /// When approvers were first asked.
+    #[serde(serialize_with = "serialize_wire_time")]
+    pub approval_requested_at: OffsetDateTime,
+    /// When it stopped waiting.
+    #[serde(serialize_with = "serialize_opt_wire_time")]
+    pub approval_completed_at: Option<OffsetDateTime>,
+    /// When the move was applied.
+    #[serde(serialize_with = "serialize_opt_wire_time")]
+    pub effective_at: Option<OffsetDateTime>,
+    /// Grows by one on every change.
+    pub version: i64,
+}
+
+/// The approval state of a stored request (the `status` column is authoritative).
+fn state_of(q: &StoredRequest) -> Result<Request> {
+    let mut r: Request = serde_json::from_value(q.approval.clone()).map_err(Error::internal)?;
+    r.status = RequestStatus::parse(&q.status)
+        .ok_or_else(|| Error::internal(format!("request status {}", q.status)))?;
+    Ok(r)
+}
+
+fn view_of(q: &StoredRequest) -> Result<RequestView> {
+    let r = state_of(q)?;
+    Ok(RequestView {
+        id: q.id,
+        case_id: q.case_id,
+        from: q.from.clone(),
+        to: q.to.clone(),
+        rule_id: q.rule_id.clone(),
+        requested_by: q.requested_by_label.clone(),
+        requested_by_id: q.requested_by,
+        reason: q.reason.clone(),
+        status: q.status.clone(),
+        current_tier: r.current_tier,
+        tiers: r.tiers,
+        separation_of_duties: r.separation_of_duties,
+        requested_at: q.requested_at,
+        approval_requested_at: q.approval_requested_at,
+        approval_completed_at: q.approval_completed_at,
+        effective_at: q.effective_at,
+        version: q.version,
+    })
+}
+
+/// Writes `r` back into `q` (status, tier, document, next timer time), bumping the version.
+fn store_state(q: &mut StoredRequest, r: &Request, now: OffsetDateTime) -> Result<()> {
+    q.status = r.status.as_str().to_string();
+    q.current_tier = r.current_tier as i64;
+    q.approval = serde_json::to_value(r).map_err(Error::internal)?;
+    q.next_due_at = r.next_due();
+    if r.status != RequestStatus::Pending && q.approval_completed_at.is_none() {
+        q.approval_completed_at = Some(now);
+    }
+    q.updated_at = now;
+    q.version += 1;
+    Ok(())
+}
+
+async fn save(c: &mut dyn Conn, q: &StoredRequest) -> Result<()> {
+    if !store::update(c, q, q.version - 1).await? {
+        return Err(Error::new(
+            Code::VersionConflict,
+            "the request changed meanwhile; read it again",
+        ));
+    }
+    Ok(())
+}
+
+/// Appends `entry` as done by `p`.
+async fn audit_by(p: &Caller, c: &mut dyn Conn, now: OffsetDateTime, entry: Entry) -> Result<()> {
+    audit::append(c, now, p.tenant_id, &Actor::of(p), &p.origin, entry)
+        .await
+        .map(drop)
+}
+
+/// Puts `name` in the outbox with the request (and `extra`).
+async fn announce(
+    c: &mut dyn Conn,
+    q: &StoredRequest,
+    now: OffsetDateTime,
+    name: &str,
+    extra: Value,
+) -> Result<()> {
+    let mut data = json!({ "request": view_of(q)? });
+    if let (Value::Object(d), Value::Object(x)) = (&mut data, extra) {
+        d.extend(x);
+    }
+    outbox::insert(
+        c,
+        &OutboxEvent {
+            tenant_id: q.tenant_id,
+            id: Uuid::from_bytes(crate::random_id()),
+            event_type: name.into(),
+            created_at: now,
+            data,
+            dispatched_at: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The approvers asked by tier `t` of `r`, as `{"tier", "roles", "users"}` for events.
+fn asked(r: &Request, t: usize) -> Value {
+    let tier = &r.tiers[t];
+    let open = tier.slots.iter().filter(|s| s.decision.is_none());
+    let roles: Vec<&String> = open.clone().filter_map(|s| s.role.as_ref()).collect();
+    let users: Vec<&String> = open.filter_map(|s| s.user.as_ref()).collect();
+    json!({ "tier": tier.name, "deadline_at": tier.deadline_at.map(casegate_domain::clock::wire_time), "roles": roles, "users": users })
+}
+
+/// Opens a request for a move that `d` says needs approval (inside `cases::transition`, the
+/// case locked and unchanged): 409 `request_pending` when one is already waiting.
+pub(crate) async fn open_request(
+    mut o: Open,
+    p: &Caller,
+    k: &StoredCase,
+    d: Decision,
+    reason: Option<String>,
+) -> Result<RequestView> {
+    let policy = d
+        .approval
+        .as_ref()
+        .ok_or_else(|| Error::internal("a request needs an approval policy"))?;
+    let r = Request::open(policy, p.user_id.0, o.now);
+    let q = StoredRequest {
+        tenant_id: p.tenant_id,
+        id: Uuid::from_bytes(crate::random_id()),
+        case_id: k.id,
+        case_version: k.version,
+        from: k.status.clone(),
+        to: d.to.clone(),
+        rule_id: d.rule_id.clone(),
+        requested_by: p.user_id.0,
+        requested_by_label: p.audit_label(),
+        reason,
+        status: RequestStatus::Pending.as_str().into(),
+        current_tier: 0,
+        approval: serde_json::to_value(&r).map_err(Error::internal)?,
+        post_actions: serde_json::to_value(&d.post_actions).map_err(Error::internal)?,
+        requested_at: o.now,
+        approval_requested_at: o.now,
+        approval_completed_at: None,
+        effective_at: None,
+        next_due_at: r.next_due(),
+        updated_at: o.now,
+        version: 1,
+    };
+    store::insert(&mut *o.tx, &q).await.map_err(|e| match e {
+        casegate_store::StoreError::Conflict { constraint } if constraint == store::ONE_PENDING => {
+            request_pending(None)
+        }
+        e => e.into(),
+    })?;
+    let entry = Entry::new("transition_request.created", "transition_request", q.id)
+        .change("status", Value::Null, "pending")
+        .change("case_id", Value::Null, k.id.to_string())
+        .change("from", Value::Null, q.from.as_str())
+        .change("to", Value::Null, q.to.as_str())
+        .change("rule_id", Value::Null, q.rule_id.clone());
+    audit_by(p, &mut *o.tx, o.now, entry).await?;
+    announce(&mut *o.tx, &q, o.now, "transition.requested", json!({})).await?;
+    announce(&mut *o.tx, &q, o.now, "approval.requested", asked(&r, 0)).await?;
+    o.tx.commit().await?;
+    view_of(&q)
+}
+
+/// 409 `request_pending`, naming the waiting request when known.
+pub(crate) fn request_pending(id: Option<Uuid>) -> Error {
+    let e = Error::new(
+        Code::RequestPending,
+        "a transition request is already waiting for approval on this case: decide or cancel it first",
+    );
+    match id {
+        Some(id) => e.with_details(json!({ "request_id": id })),
+        None => e,
+    }
+}
+
+/// The case's pending request, as shown on `GET /cases/{id}`.
+pub(crate) async fn pending_of(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    case: CaseId,
+) -> Result<Option<RequestView>> {
+    store::pending_for_case(c, tenant, case)
+        .await?
+        .as_ref()
+        .map(view_of)
+        .transpose()
+}
+
+fn parse_id(id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| Error::not_found("transition request"))
+}
+
+/// `GET /transition-requests/{id}` (`case.view`).
+pub async fn get(svc: &Services, p: &Caller, id: &str) -> Result<RequestView> {
+    p.require(Permission::CaseView)?;
+    let mut c = svc.db.conn().await?;
+    let q = store::get(&mut *c, p.tenant_id, parse_id(id)?)
+        .await?
+        .ok_or_else(|| Error::not_found("transition request"))?;
+    view_of(&q)
+}
+
+/// Filters of `GET /approvals`.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// `status` (default `pending`; `all` for every status).
+    pub status: Option<String>,
+    /// Only requests the caller can decide now.
+    pub mine: bool,
+    /// Only this case's (id).
+    pub case_id: Option<String>,
+}
+
+/// Rows read per round when `mine=true` filters in memory.
+const SCAN_BATCH: i64 = 500;
+
+/// `GET /approvals` (`case.view`): oldest first. With `mine=true`, only pending requests whose
+/// current tier has an open slot the caller may fill (eligibility is worked out by the domain,
+/// so the inbox and the decision can never disagree).
+pub async fn list(
+    svc: &Services,
+    p: &Caller,
+    q: ListQuery,
+    page: Page,
+) -> Result<Vec<RequestView>> {
+    p.require(Permission::CaseView)?;
+    let status = match q.status.as_deref().unwrap_or("pending") {
+        "all" => None,
+        s => Some(
+            RequestStatus::parse(s)
+                .ok_or_else(|| {
+                    Error::validation(
+                        "status",
+                        "status must be pending, approved, applied, rejected, expired, cancelled, superseded or all",
+                    )
+                })?
+                .as_str()
+                .to_string(),
+        ),
+    };
+    let case_id = q
+        .case_id
+        .as_deref()
+        .map(|s| {
+            Uuid::parse_str(s)
+                .map(CaseId)
+                .map_err(|_| Error::validation("case_id", "case_id must be a case id"))
+        })
+        .transpose()?;
+    let mine = q.mine;
+    let f = Filter {
+        status: if mine { Some("pending".into()) } else { status },
+        case_id,
+    };
+    let mut c = svc.db.conn().await?;
+    if !mine {
+        return store::list(&mut *c, p.tenant_id, &f, page.limit, page.offset)
+            .await?
+            .iter()
+            .map(view_of)
+            .collect();
+    }
+    let me = approver_of(p);
+    let (mut skip, mut out, mut from) = (page.offset, Vec::new(), 0);
+    loop {
+        let rows = store::list(&mut *c, p.tenant_id, &f, SCAN_BATCH, from).await?;
+        for q in &rows {
+            if !state_of(q)?.awaits(&me) {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            out.push(view_of(q)?);
+            if out.len() as i64 == page.limit {
+                return Ok(out);
+            }
+        }
+        if (rows.len() as i64) < SCAN_BATCH {
+            return Ok(out);
+        }
+        from += SCAN_BATCH;
+    }
+}
+
+fn approver_of(p: &Caller) -> Approver {
+    Approver {
+        id: p.user_id.0,
+        email: p.email.clone(),
+        label: p.audit_label(),
+        roles: p.roles.clone(),
+    }
+}
+
+/// What a decision answered: the request, and when it applied the move, the case and entry.
+#[derive(Clone, Debug)]
+pub struct Decided {
+    /// The request as now stored.
+    pub request: RequestView,
+    /// The moved case and its history entry, when this was the last approval.
+    pub applied: Option<(CaseView, HistoryView)>,
+}
+
+/// `POST /transition-requests/{id}/approve` (`approval.decide`). The last approval needed
+/// applies the move in the same transaction.
+pub async fn approve(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    comment: Option<&str>,
+) -> Result<Decided> {
+    let comment = comment
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| validate::text("comment", c, MAX_COMMENT_CHARS))
+        .transpose()?;
+    decide(svc, p, id, Verdict::Approved, comment).await
+}
+
+/// `POST /transition-requests/{id}/reject` (`approval.decide`): `comment` is required. One
+/// rejection vetoes the request.
+pub async fn reject(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    comment: Option<&str>,
+) -> Result<Decided> {
+    let comment = match comment.filter(|c| !c.trim().is_empty()) {
+        Some(c) => validate::text("comment", c, MAX_COMMENT_CHARS)?,
+        None => return Err(Error::validation("comment", "a rejection needs a comment")),
+    };
+    decide(svc, p, id, Verdict::Rejected, Some(comment)).await
+}
+
+/// Locks the request's case, then the request (the module's lock order).
+async fn lock_both(svc: &Services, p: &Caller, id: &str) -> Result<(Open, StoredRequest)> {
+    let rid = parse_id(id)?;
+    let case_id = {
+        let mut c = svc.db.conn().await?;
+        store::get(&mut *c, p.tenant_id, rid)
+            .await?
+            .ok_or_else(|| Error::not_found("transition request"))?
+            .case_id
+    };
+    let mut o = cases::open(svc, p, &case_id.to_string(), None).await?;
+    let q = store::lock(&mut *o.tx, p.tenant_id, rid)
+        .await?
+        .ok_or_else(|| Error::not_found("transition request"))?;
+    Ok((o, q))
+}
+
+async fn decide(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    verdict: Verdict,
+    comment: Option<String>,
+) -> Result<Decided> {
+    p.require(Permission::ApprovalDecide)?;
+    let (mut o, mut q) = lock_both(svc, p, id).await?;
+    let mut r = state_of(&q)?;
+    let now = o.now;
+    let tier = r.current_tier;
+    let outcome = r.decide(&approver_of(p), verdict, comment.clone(), now)?;
+    if outcome == Outcome::Approved {
+        r.end(RequestStatus::Applied)?;
+        q.effective_at = Some(now);
+    }
+    store_state(&mut q, &r, now)?;
+    save(&mut *o.tx, &q).await?;
+    let decision = match verdict {
+        Verdict::Approved => "approved",
+        Verdict::Rejected => "rejected",
+    };
+    let mut entry = Entry::new("transition_request.decided", "transition_request", q.id)
+        .change("tier", Value::Null, r.tiers[tier].name.as_str())
+        .change("decision", Value::Null, decision)
+        .change("comment", Value::Null, comment);
+    if q.status != RequestStatus::Pending.as_str() {
+        entry = entry.change("status", "pending", q.status.as_str());
+    }
+    audit_by(p, &mut *o.tx, now, entry).await?;
+    match outcome {
+        Outcome::Recorded => {}
+        Outcome::NextTier => {
+            announce(
+                &mut *o.tx,
+                &q,
+                now,
+                "approval.requested",
+                asked(&r, r.current_tier),
+            )
+            .await?;
+        }
+        Outcome::Rejected => {
+            announce(&mut *o.tx, &q, now, "transition.rejected", json!({})).await?;
+        }
+        Outcome::Approved => {
+            announce(&mut *o.tx, &q, now, "transition.approved", json!({})).await?;
+            let k = o.before.clone();
+            let applied = cases::apply_request(o, p, k, &q, r.decisions()).await?;
+            return Ok(Decided {
+                request: view_of(&q)?,
+                applied: Some(applied),
+            });
+        }
+    }
+    o.tx.commit().await?;
+    Ok(Decided {
+        request: view_of(&q)?,
+        applied: None,
+    })
+}
+
+/// `POST /transition-requests/{id}/cancel`: the requester, or an administrator
+/// (`workflow.admin`), withdraws a pending request.
+pub async fn cancel(svc: &Services, p: &Caller, id: &str) -> Result<RequestView> {
+    p.require(Permission::CaseView)?;
+    let (mut o, mut q) = lock_both(svc, p, id).await?;
+    if q.requested_by != p.user_id.0 && p.require(Permission::WorkflowAdmin).is_err() {
+        return Err(Error::new(
+            Code::Forbidden,
+            "only the requester or an administrator can cancel a transition request",
+        ));
+    }
+    let mut r = state_of(&q)?;
+    r.end(RequestStatus::Cancelled)?;
+    store_state(&mut q, &r, o.now)?;
+    save(&mut *o.tx, &q).await?;
+    let entry = Entry::new("transition_request.cancelled", "transition_request", q.id).change(
+        "status",
+        "pending",
+        "cancelled",
+    );
+    audit_by(p, &mut *o.tx, o.now, entry).await?;
+    o.tx.commit().await?;
+    view_of(&q)
+}
+
+/// Marks the case's pending request superseded (the case changed under it), audited, inside
+/// the caller's transaction.
+pub(crate) async fn supersede(
+    c: &mut dyn Conn,
+    p: &Caller,
+    case: CaseId,
+    now: OffsetDateTime,
+) -> Result<()> {
+    if let Some(id) = store::supersede_pending(c, p.tenant_id, case, now).await? {
+        let entry = Entry::new("transition_request.superseded", "transition_request", id).change(
+            "status",
+            "pending",
+            "superseded",
+        );
+        audit_by(p, c, now, entry).await?;
+    }
+    Ok(())
+}
+
+/// The timer: handles up to `max` due requests (reminders, escalations, expiries), each in a
+/// transaction of its own holding the request's row lock, so two workers never fire one
+/// request twice. Returns how many requests it handled.
+pub async fn run_timers(svc: &Services, max: u64) -> Result<u64> {
+    let mut done = 0;
+    while done < max {
+        let now = svc.clock.now();
+        let mut tx = svc.db.begin().await?;
+        let Some(mut q) = store::claim_due(&mut *tx, now).await? else {
+            break;
+        };
+        let mut r = state_of(&q)?;
+        let mut fired = Vec::new();
+        while let Some(t) = r.tick(now) {
+            fired.push(t);
+        }
+        store_state(&mut q, &r, now)?;
+        save(&mut *tx, &q).await?;
+        for t in fired {
+            let (action, event, extra) = match &t {
+                Timed::Reminder { tier } => (
+                    "transition_request.reminded",
+                    "approval.reminder",
+                    asked(&r, *tier),
+                ),
+                Timed::Escalated { tier, role, user } => (
+                    "transition_request.escalated",
+                    "approval.escalated",
+                    json!({ "tier": r.tiers[*tier].name, "role": role, "user": user,
+                            "deadline_at": r.tiers[*tier].deadline_at.map(casegate_domain::clock::wire_time) }),
+                ),
+                Timed::Expired { tier } => (
+                    "transition_request.expired",
+                    "transition.expired",
+                    json!({ "tier": r.tiers[*tier].name }),
+                ),
+            };
+            let mut entry = Entry::new(action, "transition_request", q.id);
+            entry.changes = extra.clone();
+            if matches!(t, Timed::Expired { .. }) {
+                entry = entry.change("status", "pending", "expired");
+            }
+            audit::append(
+                &mut *tx,
+                now,
+                q.tenant_id,
+                &Actor::System,
+                &Origin::default(),
+                entry,
+            )
+            .await?;
+            announce(&mut *tx, &q, now, event, extra).await?;
+        }
+        tx.commit().await?;
+        done += 1;
+    }
+    Ok(done)
+}
