@@ -776,10 +776,11 @@ mod tests {
         let t = (
             prop::collection::vec(slot, 1..4),
             0u32..4,
-            prop::option::of(1u8..48),
+            prop::option::of(2u8..48),
+            0u8..3,
             any::<bool>(),
         )
-            .prop_map(|(slots, q, deadline, escalate)| {
+            .prop_map(|(slots, q, deadline, escalate, remind)| {
                 let quorum = match q {
                     0 => Quorum::All,
                     1 => Quorum::Any,
@@ -789,16 +790,20 @@ mod tests {
                     name: "t".into(),
                     quorum,
                     deadline: deadline.map(|h| format!("PT{h}H")),
-                    reminders: Vec::new(),
-                    on_timeout: deadline.map(|_| {
-                        if escalate {
-                            OnTimeout::Escalate {
-                                role: Some("c".into()),
-                                user: None,
-                            }
-                        } else {
-                            OnTimeout::Expire
-                        }
+                    reminders: match deadline {
+                        Some(h) if remind => vec![format!("PT{}H", h / 2)],
+                        _ => Vec::new(),
+                    },
+                    on_timeout: deadline.map(|_| match escalate {
+                        0 => OnTimeout::Expire,
+                        1 => OnTimeout::Escalate {
+                            role: Some("c".into()),
+                            user: None,
+                        },
+                        _ => OnTimeout::Escalate {
+                            role: None,
+                            user: Some("p5@bank.example".into()),
+                        },
                     }),
                     slots,
                 }
@@ -832,9 +837,12 @@ mod tests {
                 match step {
                     Step::Decide { who, reject } => {
                         let v = if reject { Verdict::Rejected } else { Verdict::Approved };
+                        let deadline = r.tiers[r.current_tier].deadline_at;
                         let res = r.decide(&people[who as usize], v, None, now);
                         if res.is_err() {
                             prop_assert_eq!(r.status, was);
+                        } else {
+                            prop_assert!(deadline.is_none_or(|d| now < d), "decided after the deadline");
                         }
                     }
                     Step::Wait { hours } => {

@@ -18,10 +18,10 @@ use casegate_domain::lifecycle::Decision;
 use casegate_domain::principal::{Caller, Origin};
 use casegate_domain::rbac::Permission;
 use casegate_domain::validate;
-use casegate_store::Conn;
 use casegate_store::cases::StoredCase;
 use casegate_store::outbox::{self, OutboxEvent};
 use casegate_store::requests::{self as store, Filter, StoredRequest};
+use casegate_store::{Conn, Tx};
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -275,20 +275,27 @@ pub struct ListQuery {
     pub mine: bool,
     /// Only this case's (id).
     pub case_id: Option<String>,
+    /// `-requested_at` (default, newest first) or `requested_at` (oldest first).
+    pub sort: Option<String>,
+}
+
+/// A page of requests and how many match.
+#[derive(Clone, Debug)]
+pub struct RequestPage {
+    /// The page.
+    pub requests: Vec<RequestView>,
+    /// Matches in all.
+    pub total: i64,
 }
 
 /// Rows read per round when `mine=true` filters in memory.
 const SCAN_BATCH: i64 = 500;
 
-/// `GET /approvals` (`case.view`): oldest first. With `mine=true`, only pending requests whose
-/// current tier has an open slot the caller may fill (eligibility is worked out by the domain,
-/// so the inbox and the decision can never disagree).
-pub async fn list(
-    svc: &Services,
-    p: &Caller,
-    q: ListQuery,
-    page: Page,
-) -> Result<Vec<RequestView>> {
+/// `GET /approvals` (`case.view`): newest first unless `sort=requested_at`. With `mine=true`,
+/// only pending requests whose current tier has an open slot the caller may fill (worked out
+/// by the same domain code that checks a decision, and empty without `approval.decide`, so
+/// the inbox and the decision never disagree).
+pub async fn list(svc: &Services, p: &Caller, q: ListQuery, page: Page) -> Result<RequestPage> {
     p.require(Permission::CaseView)?;
     let status = match q.status.as_deref().unwrap_or("pending") {
         "all" => None,
@@ -313,35 +320,53 @@ pub async fn list(
                 .map_err(|_| Error::validation("case_id", "case_id must be a case id"))
         })
         .transpose()?;
+    let oldest_first = match q.sort.as_deref() {
+        None | Some("-requested_at") => false,
+        Some("requested_at") => true,
+        Some(_) => {
+            return Err(Error::validation(
+                "sort",
+                "sort must be -requested_at or requested_at",
+            ));
+        }
+    };
     let mine = q.mine;
     let f = Filter {
         status: if mine { Some("pending".into()) } else { status },
         case_id,
+        oldest_first,
     };
     let mut c = svc.db.conn().await?;
     if !mine {
-        return store::list(&mut *c, p.tenant_id, &f, page.limit, page.offset)
+        let requests = store::list(&mut *c, p.tenant_id, &f, page.limit, page.offset)
             .await?
             .iter()
             .map(view_of)
-            .collect();
+            .collect::<Result<_>>()?;
+        let total = store::count(&mut *c, p.tenant_id, &f).await?;
+        return Ok(RequestPage { requests, total });
     }
+    let mut out = RequestPage {
+        requests: Vec::new(),
+        total: 0,
+    };
+    if p.require(Permission::ApprovalDecide).is_err() {
+        return Ok(out);
+    }
+    // Eligibility lives in the approval document, so the pending requests are scanned in
+    // batches (pending requests are few next to cases).
     let me = approver_of(p);
-    let (mut skip, mut out, mut from) = (page.offset, Vec::new(), 0);
+    let mut from = 0;
     loop {
         let rows = store::list(&mut *c, p.tenant_id, &f, SCAN_BATCH, from).await?;
         for q in &rows {
             if !state_of(q)?.awaits(&me) {
                 continue;
             }
-            if skip > 0 {
-                skip -= 1;
-                continue;
+            if out.total >= page.offset && (out.requests.len() as i64) < page.limit {
+                out.requests.push(view_of(q)?);
             }
-            out.push(view_of(q)?);
-            if out.len() as i64 == page.limit {
-                return Ok(out);
-            }
+            out.total += 1;
         }
         if (rows.len() as i64) < SCAN_BATCH {
             return Ok(out);
@@ -412,6 +437,8 @@ async fn lock_both(svc: &Services, p: &Caller, id: &str) -> Result<(Open, Stored
     let q = store::lock(&mut *o.tx, p.tenant_id, rid)
         .await?
         .ok_or_else(|| Error::not_found("transition request"))?;
+    // Read the time once both locks are held: a timer may have acted while this waited.
+    o.now = svc.clock.now();
     Ok((o, q))
 }
 
@@ -426,6 +453,23 @@ async fn decide(
     let (mut o, mut q) = lock_both(svc, p, id).await?;
     let mut r = state_of(&q)?;
     let now = o.now;
+    if r.status == RequestStatus::Pending
+        && let Some(why) = stale(&o, &q)
+    {
+        // Commit the supersession, then say why the decision cannot be taken.
+        r.end(RequestStatus::Superseded)?;
+        store_state(&mut q, &r, now)?;
+        save(&mut *o.tx, &q).await?;
+        let entry = Entry::new("transition_request.superseded", "transition_request", q.id)
+            .change("status", "pending", "superseded")
+            .change("why", Value::Null, why);
+        audit_by(p, &mut *o.tx, now, entry).await?;
+        o.tx.commit().await?;
+        return Err(Error::new(
+            Code::RequestNotPending,
+            format!("the request is superseded: {why}"),
+        ));
+    }
     let tier = r.current_tier;
     let outcome = r.decide(&approver_of(p), verdict, comment.clone(), now)?;
     if outcome == Outcome::Approved {
@@ -478,6 +522,26 @@ async fn decide(
     })
 }
 
+/// Why a pending request no longer fits its case: the case moved or changed (every change
+/// supersedes at once; this is the check at the point of decision), or the workflow lost the
+/// rule or target status that the request was made under.
+fn stale(o: &Open, q: &StoredRequest) -> Option<&'static str> {
+    let k = &o.before;
+    if k.status != q.from || k.version != q.case_version {
+        return Some("the case changed since the request");
+    }
+    let w = &o.ty.workflow;
+    let rule_kept = q.rule_id.as_ref().is_none_or(|id| {
+        w.rules
+            .iter()
+            .any(|r| &r.id == id && r.to == q.to && r.approval.is_some())
+    });
+    if w.status(&q.to).is_none() || !rule_kept {
+        return Some("the workflow no longer has the rule or status the request was made under");
+    }
+    None
+}
+
 /// `POST /transition-requests/{id}/cancel`: the requester, or an administrator
 /// (`workflow.admin`), withdraws a pending request.
 pub async fn cancel(svc: &Services, p: &Caller, id: &str) -> Result<RequestView> {
@@ -522,61 +586,82 @@ pub(crate) async fn supersede(
     Ok(())
 }
 
+/// How long a request whose timer failed waits before the next attempt.
+const TIMER_RETRY: time::Duration = time::Duration::minutes(5);
+
 /// The timer: handles up to `max` due requests (reminders, escalations, expiries), each in a
 /// transaction of its own holding the request's row lock, so two workers never fire one
-/// request twice. Returns how many requests it handled.
+/// request twice. A request that fails is logged and postponed, so it never holds up the
+/// others. Returns how many requests it handled.
 pub async fn run_timers(svc: &Services, max: u64) -> Result<u64> {
     let mut done = 0;
     while done < max {
         let now = svc.clock.now();
+        // A plain read first: an idle timer takes no write lock (SQLite has one writer).
+        if !store::any_due(&mut *svc.db.conn().await?, now).await? {
+            break;
+        }
         let mut tx = svc.db.begin().await?;
-        let Some(mut q) = store::claim_due(&mut *tx, now).await? else {
+        let Some(q) = store::claim_due(&mut *tx, now).await? else {
             break;
         };
-        let mut r = state_of(&q)?;
-        let mut fired = Vec::new();
-        while let Some(t) = r.tick(now) {
-            fired.push(t);
+        let (tenant, id) = (q.tenant_id, q.id);
+        if let Err(e) = fire(tx, q, now).await {
+            tracing::warn!(request_id = %id, code = e.code.as_str(),
+                cause = e.cause.as_deref().unwrap_or(""), "approval timer failed");
+            let mut tx = svc.db.begin().await?;
+            store::postpone(&mut *tx, tenant, id, now + TIMER_RETRY).await?;
+            tx.commit().await?;
         }
-        store_state(&mut q, &r, now)?;
-        save(&mut *tx, &q).await?;
-        for t in fired {
-            let (action, event, extra) = match &t {
-                Timed::Reminder { tier } => (
-                    "transition_request.reminded",
-                    "approval.reminder",
-                    asked(&r, *tier),
-                ),
-                Timed::Escalated { tier, role, user } => (
-                    "transition_request.escalated",
-                    "approval.escalated",
-                    json!({ "tier": r.tiers[*tier].name, "role": role, "user": user,
-                            "deadline_at": r.tiers[*tier].deadline_at.map(casegate_domain::clock::wire_time) }),
-                ),
-                Timed::Expired { tier } => (
-                    "transition_request.expired",
-                    "transition.expired",
-                    json!({ "tier": r.tiers[*tier].name }),
-                ),
-            };
-            let mut entry = Entry::new(action, "transition_request", q.id);
-            entry.changes = extra.clone();
-            if matches!(t, Timed::Expired { .. }) {
-                entry = entry.change("status", "pending", "expired");
-            }
-            audit::append(
-                &mut *tx,
-                now,
-                q.tenant_id,
-                &Actor::System,
-                &Origin::default(),
-                entry,
-            )
-            .await?;
-            announce(&mut *tx, &q, now, event, extra).await?;
-        }
-        tx.commit().await?;
         done += 1;
     }
     Ok(done)
+}
+
+/// Fires what is due on the claimed request `q` and commits.
+async fn fire(mut tx: Box<dyn Tx>, mut q: StoredRequest, now: OffsetDateTime) -> Result<()> {
+    let mut r = state_of(&q)?;
+    let mut fired = Vec::new();
+    while let Some(t) = r.tick(now) {
+        fired.push(t);
+    }
+    store_state(&mut q, &r, now)?;
+    save(&mut *tx, &q).await?;
+    for t in fired {
+        let (action, event, extra) = match &t {
+            Timed::Reminder { tier } => (
+                "transition_request.reminded",
+                "approval.reminder",
+                asked(&r, *tier),
+            ),
+            Timed::Escalated { tier, role, user } => (
+                "transition_request.escalated",
+                "approval.escalated",
+                json!({ "tier": r.tiers[*tier].name, "role": role, "user": user,
+                        "deadline_at": r.tiers[*tier].deadline_at.map(casegate_domain::clock::wire_time) }),
+            ),
+            Timed::Expired { tier } => (
+                "transition_request.expired",
+                "transition.expired",
+                json!({ "tier": r.tiers[*tier].name }),
+            ),
+        };
+        let mut entry = Entry::new(action, "transition_request", q.id);
+        entry.changes = extra.clone();
+        if matches!(t, Timed::Expired { .. }) {
+            entry = entry.change("status", "pending", "expired");
+        }
+        audit::append(
+            &mut *tx,
+            now,
+            q.tenant_id,
+            &Actor::System,
+            &Origin::default(),
+            entry,
+        )
+        .await?;
+        announce(&mut *tx, &q, now, event, extra).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

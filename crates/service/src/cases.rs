@@ -1112,6 +1112,10 @@ pub async fn transition(
         .map(|r| validate::text("reason", r, MAX_REASON_CHARS))
         .transpose()?;
     let mut o = open(svc, p, id, expected).await?;
+    // While approvers decide, the case takes no other move (whatever the rules would say).
+    if let Some(q) = requests::pending_for_case(&mut *o.tx, p.tenant_id, o.before.id).await? {
+        return Err(approvals::request_pending(Some(q.id)));
+    }
     let mut k = o.before.clone();
     let scope = scope_of(p, &k, o.now)?;
     let asking = Asking {
@@ -1122,9 +1126,6 @@ pub async fn transition(
     let d =
         o.ty.workflow
             .decide(&k.status, to, reason.as_deref(), &asking)?;
-    if let Some(q) = requests::pending_for_case(&mut *o.tx, p.tenant_id, k.id).await? {
-        return Err(approvals::request_pending(Some(q.id)));
-    }
     if d.approval.is_some() {
         let r = approvals::open_request(o, p, &k, d, reason).await?;
         return Ok(Moved::Requested(Box::new(r)));

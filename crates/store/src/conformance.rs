@@ -65,7 +65,8 @@ macro_rules! conformance_suite {
             concurrent_audit_appends_form_one_chain,
             case_lists_count_up_to_the_cap_and_page_stably,
             case_numbers_are_gap_free_under_concurrency,
-            case_record_rows_are_append_only
+            case_record_rows_are_append_only,
+            one_pending_request_per_case_and_claims_never_overlap
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -799,4 +800,155 @@ pub async fn case_record_rows_are_append_only(db: Arc<dyn Database>) {
             .len(),
         1
     );
+}
+
+fn request(
+    t: TenantId,
+    case: CaseId,
+    by: UserId,
+    due: Option<OffsetDateTime>,
+) -> crate::requests::StoredRequest {
+    crate::requests::StoredRequest {
+        tenant_id: t,
+        id: Uuid::new_v4(),
+        case_id: case,
+        case_version: 1,
+        from: "review".into(),
+        to: "closed".into(),
+        rule_id: Some("close".into()),
+        requested_by: by.0,
+        requested_by_label: "ana@bank.example".into(),
+        reason: Some("recovered".into()),
+        status: "pending".into(),
+        current_tier: 0,
+        approval: json!({"tiers": []}),
+        post_actions: json!([]),
+        requested_at: T0,
+        approval_requested_at: T0,
+        approval_completed_at: None,
+        effective_at: None,
+        next_due_at: due,
+        updated_at: T0,
+        version: 1,
+    }
+}
+
+/// A case has at most one pending transition request (the database refuses a second, naming
+/// the constraint); a superseded one frees the case; updates are version-guarded; the timer's
+/// claim takes only due requests, and while one transaction holds a due request another
+/// transaction's claim passes it by (PostgreSQL `SKIP LOCKED`) or waits (SQLite's single
+/// writer), so no request is handed to two workers at once.
+pub async fn one_pending_request_per_case_and_claims_never_overlap(db: Arc<dyn Database>) {
+    use crate::requests;
+    let (t, u) = setup(&*db, "bank").await;
+    case_fixture(&*db, &t).await;
+    let (k1, k2) = (
+        stored_case(t.id, 1, "review", T0),
+        stored_case(t.id, 2, "review", T0),
+    );
+    let mut c = db.conn().await.unwrap();
+    crate::cases::insert_many(&mut *c, &[k1.clone(), k2.clone()])
+        .await
+        .unwrap();
+    let first = request(t.id, k1.id, u.id, Some(T0 + Duration::hours(1)));
+    requests::insert(&mut *c, &first).await.unwrap();
+    match requests::insert(&mut *c, &request(t.id, k1.id, u.id, None)).await {
+        Err(StoreError::Conflict { constraint }) => assert_eq!(constraint, requests::ONE_PENDING),
+        other => panic!("second pending request: {other:?}"),
+    }
+    // Another tenant sees nothing of it.
+    let (other, _) = setup(&*db, "other").await;
+    assert!(
+        requests::get(&mut *c, other.id, first.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        requests::pending_for_case(&mut *c, other.id, k1.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A stale version writes nothing.
+    let mut stale = first.clone();
+    stale.version = 2;
+    stale.status = "cancelled".into();
+    assert!(!requests::update(&mut *c, &stale, 7).await.unwrap());
+    assert_eq!(
+        requests::get(&mut *c, t.id, first.id)
+            .await
+            .unwrap()
+            .unwrap(),
+        first
+    );
+
+    // Superseding frees the case for a new request.
+    let gone = requests::supersede_pending(&mut *c, t.id, k1.id, T0)
+        .await
+        .unwrap();
+    assert_eq!(gone, Some(first.id));
+    assert_eq!(
+        requests::supersede_pending(&mut *c, t.id, k1.id, T0)
+            .await
+            .unwrap(),
+        None
+    );
+    let again = request(t.id, k1.id, u.id, None);
+    requests::insert(&mut *c, &again).await.unwrap();
+    let second = request(t.id, k2.id, u.id, Some(T0 + Duration::hours(2)));
+    requests::insert(&mut *c, &second).await.unwrap();
+    drop(c);
+
+    // Nothing is due before its time; then the soonest first.
+    let mut tx = db.begin().await.unwrap();
+    assert!(requests::claim_due(&mut *tx, T0).await.unwrap().is_none());
+    drop(tx);
+    let at = T0 + Duration::hours(3);
+    let mut holder = db.begin().await.unwrap();
+    let claimed = requests::claim_due(&mut *holder, at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, second.id, "the superseded request is never due");
+    if db.dialect() == crate::Dialect::Postgres {
+        let mut rival = db.begin().await.unwrap();
+        assert!(
+            requests::claim_due(&mut *rival, at)
+                .await
+                .unwrap()
+                .is_none(),
+            "a held request is skipped"
+        );
+        drop(rival);
+    }
+    let mut done = claimed.clone();
+    done.next_due_at = None;
+    done.version += 1;
+    assert!(
+        requests::update(&mut *holder, &done, claimed.version)
+            .await
+            .unwrap()
+    );
+    holder.commit().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    assert!(requests::claim_due(&mut *tx, at).await.unwrap().is_none());
+    drop(tx);
+    let mut c = db.conn().await.unwrap();
+    let listed = requests::list(&mut *c, t.id, &requests::Filter::default(), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+    let pending = requests::Filter {
+        status: Some("pending".into()),
+        case_id: Some(k1.id),
+        ..Default::default()
+    };
+    assert_eq!(requests::count(&mut *c, t.id, &pending).await.unwrap(), 1);
+    assert!(!requests::any_due(&mut *c, at).await.unwrap());
+    let found = requests::list(&mut *c, t.id, &pending, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [again.id]);
 }

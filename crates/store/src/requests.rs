@@ -2,7 +2,7 @@
 //! (`approval`, the domain's `approval::Request`) written whole under the row's `version`; the
 //! `status` column is authoritative (a case change supersedes pending requests in SQL). At most
 //! one request per case is pending: a partial unique index enforces it.
-use crate::{Conn, Dialect, Row, StoreResult, Val, Where};
+use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where};
 use casegate_domain::ids::{CaseId, TenantId};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
@@ -124,6 +124,17 @@ pub async fn insert(c: &mut dyn Conn, q: &StoredRequest) -> StoreResult<()> {
     )
     .await
     .map(drop)
+    .map_err(|e| match e {
+        // SQLite names the columns, not the index.
+        StoreError::Conflict { constraint }
+            if constraint == ONE_PENDING || constraint.ends_with("transition_requests.case_id") =>
+        {
+            StoreError::Conflict {
+                constraint: ONE_PENDING.into(),
+            }
+        }
+        e => e,
+    })
 }
 
 /// Writes the changing columns of `q` if the stored version is still `expected` (the caller
@@ -232,16 +243,11 @@ pub struct Filter {
     pub status: Option<String>,
     /// Only this case's.
     pub case_id: Option<CaseId>,
+    /// Oldest first (the order an inbox is worked in) instead of newest first.
+    pub oldest_first: bool,
 }
 
-/// `tenant`'s requests matching `f`, oldest first (the order an inbox is worked in).
-pub async fn list(
-    c: &mut dyn Conn,
-    tenant: TenantId,
-    f: &Filter,
-    limit: i64,
-    offset: i64,
-) -> StoreResult<Vec<StoredRequest>> {
+fn filtered(tenant: TenantId, f: &Filter) -> (String, Vec<Val>) {
     let mut w = Where::tenant("tenant_id", tenant);
     if let Some(s) = &f.status {
         w.push("status = ?", [s.as_str().into()]);
@@ -249,14 +255,41 @@ pub async fn list(
     if let Some(k) = f.case_id {
         w.push("case_id = ?", [k.into()]);
     }
-    let (clause, mut args) = w.finish();
+    w.finish()
+}
+
+/// How many of `tenant`'s requests match `f`.
+pub async fn count(c: &mut dyn Conn, tenant: TenantId, f: &Filter) -> StoreResult<i64> {
+    let (clause, args) = filtered(tenant, f);
+    c.fetch_one(
+        &format!("SELECT count(*) AS n FROM transition_requests WHERE {clause}"),
+        &args,
+    )
+    .await?
+    .int("n")
+}
+
+/// `tenant`'s requests matching `f`, newest first unless `f.oldest_first`.
+pub async fn list(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    f: &Filter,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<Vec<StoredRequest>> {
+    let (clause, mut args) = filtered(tenant, f);
     let n = args.len();
     args.push(limit.into());
     args.push(offset.into());
+    let order = if f.oldest_first {
+        "requested_at, id"
+    } else {
+        "requested_at DESC, id DESC"
+    };
     c.fetch_all(
         &format!(
             "SELECT {COLS} FROM transition_requests WHERE {clause} \
-             ORDER BY requested_at, id LIMIT ${} OFFSET ${}",
+             ORDER BY {order} LIMIT ${} OFFSET ${}",
             n + 1,
             n + 2
         ),
@@ -291,4 +324,33 @@ pub async fn claim_due(
     .as_ref()
     .map(from_row)
     .transpose()
+}
+
+/// Whether any pending request is due at `now` (a plain read, so an idle timer takes no write
+/// lock).
+pub async fn any_due(c: &mut dyn Conn, now: OffsetDateTime) -> StoreResult<bool> {
+    Ok(c.fetch_optional(
+        "SELECT 1 AS one FROM transition_requests \
+             WHERE status = 'pending' AND next_due_at IS NOT NULL AND next_due_at <= $1 LIMIT 1",
+        &[now.into()],
+    )
+    .await?
+    .is_some())
+}
+
+/// Moves a pending request's next timer time to `until` (after a failed attempt, so one bad
+/// request does not hold up the others).
+pub async fn postpone(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: Uuid,
+    until: OffsetDateTime,
+) -> StoreResult<()> {
+    c.execute(
+        "UPDATE transition_requests SET next_due_at = $3 \
+         WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
+        &[tenant.into(), id.into(), until.into()],
+    )
+    .await
+    .map(drop)
 }

@@ -23,14 +23,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_request))
 }
 
-const LIST_PARAMS: &[&str] = &["status", "mine", "case_id", "limit", "offset"];
+const LIST_PARAMS: &[&str] = &["status", "mine", "case_id", "sort", "limit", "offset"];
 
-/// The approver's inbox: transition requests, oldest first (`status` default `pending`, `all`
-/// for every status; `mine=true`: only those the caller can decide now).
+/// The approver's inbox: transition requests, newest first unless `sort=requested_at`
+/// (`status` default `pending`, `all` for every status; `mine=true`: only those the caller can
+/// decide now).
 #[utoipa::path(get, path = "/approvals", tag = "approvals",
     params(("status" = Option<String>, Query), ("mine" = Option<bool>, Query), ("case_id" = Option<String>, Query),
+        ("sort" = Option<String>, Query, description = "-requested_at (default) or requested_at"),
         ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = Object, description = "{\"requests\": [...], \"limit\", \"offset\"}"),
+    responses((status = 200, body = Object, description = "{\"requests\": [...], \"total\", \"limit\", \"offset\"}"),
         (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_approvals(
     State(st): State<AppState>,
@@ -43,6 +45,7 @@ pub async fn list_approvals(
         match k.as_str() {
             "status" => q.status = Some(v),
             "case_id" => q.case_id = Some(v),
+            "sort" => q.sort = Some(v),
             "mine" => q.mine = flag_param("mine", &v)?,
             "limit" => limit = Some(int_param("limit", &v)?),
             "offset" => offset = Some(int_param("offset", &v)?),
@@ -58,9 +61,10 @@ pub async fn list_approvals(
         }
     }
     let page = casegate_service::Page::new(limit, offset)?;
-    let requests = approvals::list(&st.svc, &p, q, page).await?;
+    let found = approvals::list(&st.svc, &p, q, page).await?;
     Ok(Json(
-        json!({ "requests": requests, "limit": page.limit, "offset": page.offset }),
+        json!({ "requests": found.requests, "total": found.total,
+        "limit": page.limit, "offset": page.offset }),
     ))
 }
 

@@ -362,7 +362,10 @@ async fn one_rejection_vetoes_and_a_changed_case_supersedes(b: Backend) {
         inbox(&s, co).await.is_empty(),
         "not in the requester's inbox"
     );
-    let listed = s.get("/approvals?status=all", analyst).await;
+    let listed = s
+        .get("/approvals?status=all&sort=requested_at", analyst)
+        .await;
+    assert_eq!(listed.body["total"], 4);
     let statuses: Vec<&str> = listed.assert_ok(200)["requests"]
         .as_array()
         .unwrap()
@@ -376,6 +379,9 @@ async fn one_rejection_vetoes_and_a_changed_case_supersedes(b: Backend) {
     s.get("/approvals?mine=perhaps", analyst)
         .await
         .assert_error(422, "validation_failed");
+    let newest = s.get("/approvals?status=all&limit=1", analyst).await;
+    assert_eq!(newest.assert_ok(200)["requests"][0]["id"], rid4.as_str());
+    assert_eq!(newest.body["total"], 4);
     s.get("/approvals?sort=age", analyst)
         .await
         .assert_error(422, "validation_failed");
@@ -464,11 +470,29 @@ async fn racing_approvers_and_timers_never_apply_twice(b: Backend) {
     let parallel = json!([{"name": "Sign-off", "slots": [{"role": "compliance_officer"}, {"role": "legal_counsel"}],
         "quorum": "all", "deadline": "PT8H", "reminders": ["PT1H"]}]);
     let id = case_in_review(&s, Some(parallel)).await;
-    let analyst = s.a.key("analyst");
-    let rid = ask_to_close(&s, analyst, &id).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+
+    // Two requesters at once: one request, the other told it is pending.
+    let (r1, r2) = tokio::join!(
+        transition(&s, s.a.key("analyst"), &id, "closed", Some("first")),
+        transition(&s, s.a.key("senior_analyst"), &id, "closed", Some("second"))
+    );
+    let mut codes = [r1.status.as_u16(), r2.status.as_u16()];
+    codes.sort_unstable();
+    assert_eq!(codes, [202, 409], "{:#} {:#}", r1.body, r2.body);
+    let (won, lost) = if r1.status.as_u16() == 202 {
+        (&r1, &r2)
+    } else {
+        (&r2, &r1)
+    };
+    lost.assert_error(409, "request_pending");
+    let rid = won.body["request"]["id"].as_str().unwrap().to_string();
+    assert_eq!(lost.body["error"]["details"]["request_id"], rid.as_str());
+    // The requester (who may cancel) is whoever won.
+    let analyst = if won.body["request"]["reason"] == "first" {
+        s.a.key("analyst")
+    } else {
+        s.a.key("senior_analyst")
+    };
 
     // The same approver twice at once: one decision counts, the other is told it is taken.
     let co = s.a.key("compliance_officer");
