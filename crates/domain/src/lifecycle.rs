@@ -682,6 +682,16 @@ pub fn builtin_types() -> Vec<BuiltinType> {
             lifecycle: generic(),
         },
         BuiltinType {
+            key: "HV_FRAUD",
+            name: "High-value fraud",
+            lifecycle: from_document(high_value_fraud()),
+        },
+        BuiltinType {
+            key: "SAR_FILING",
+            name: "SAR filing",
+            lifecycle: from_document(sar_filing()),
+        },
+        BuiltinType {
             key: "KYC_REV",
             name: "KYC review",
             lifecycle: Lifecycle::of(
@@ -691,6 +701,76 @@ pub fn builtin_types() -> Vec<BuiltinType> {
             .with_moves(Some(("open", "in_review")), None, "in_review"),
         },
     ]
+}
+
+fn from_document(doc: Value) -> Lifecycle {
+    serde_json::from_value(doc).expect("built-in workflow document")
+}
+
+/// `HV_FRAUD`: closing needs the compliance officer, then legal counsel (DESIGN.md "Running it").
+/// Compliance has two days (reminded after one, escalated to the MLRO after two); legal has
+/// three, after which the request expires.
+fn high_value_fraud() -> Value {
+    json!({
+        "statuses": [
+            {"key": "open", "label": "Open", "category": "open"},
+            {"key": "investigating", "label": "Investigating", "category": "active"},
+            {"key": "pending_closure", "label": "Pending closure", "category": "active"},
+            {"key": "closed", "label": "Closed", "category": "terminal"}
+        ],
+        "initial_status": "open",
+        "reopen_to": "investigating",
+        "on_assign": {"from": "open", "to": "investigating"},
+        "rules": [
+            {"id": "start", "from": "open", "to": "investigating"},
+            {"id": "submit-closure", "from": "investigating", "to": "pending_closure", "require_reason": true,
+             "preconditions": [{"expr": "size(case.reasons) > 0",
+                                "message": "Record at least one reason before asking to close"}]},
+            {"id": "return", "from": "pending_closure", "to": "investigating", "require_reason": true,
+             "required_roles": ["senior_analyst", "supervisor", "compliance_officer", "mlro"]},
+            {"id": "close", "from": "pending_closure", "to": "closed", "require_reason": true,
+             "approval": {"tiers": [
+                {"name": "Compliance", "slots": [{"role": "compliance_officer"}], "quorum": "all",
+                 "deadline": "P2D", "reminders": ["PT24H"], "on_timeout": {"action": "escalate", "role": "mlro"}},
+                {"name": "Legal", "slots": [{"role": "legal_counsel"}], "quorum": "all",
+                 "deadline": "P3D", "reminders": ["P2D"], "on_timeout": {"action": "expire"}}
+             ], "separation_of_duties": true}}
+        ]
+    })
+}
+
+/// `SAR_FILING`: the SAR lifecycle (draft → pending review → approved → filed, with returns and
+/// withdrawal). Approval needs the MLRO's sign-off; a filed report is never withdrawn.
+fn sar_filing() -> Value {
+    json!({
+        "statuses": [
+            {"key": "draft", "label": "Draft", "category": "open"},
+            {"key": "pending_review", "label": "Pending review", "category": "active"},
+            {"key": "returned", "label": "Returned", "category": "active"},
+            {"key": "approved", "label": "Approved", "category": "active"},
+            {"key": "filed", "label": "Filed", "category": "terminal"},
+            {"key": "withdrawn", "label": "Withdrawn", "category": "terminal"}
+        ],
+        "initial_status": "draft",
+        "reopen_to": "draft",
+        "rules": [
+            {"id": "submit", "from": "draft", "to": "pending_review"},
+            {"id": "resubmit", "from": "returned", "to": "pending_review"},
+            {"id": "return", "from": "pending_review", "to": "returned", "require_reason": true,
+             "required_roles": ["compliance_officer", "mlro"]},
+            {"id": "approve", "from": "pending_review", "to": "approved",
+             "required_roles": ["compliance_officer", "mlro"],
+             "approval": {"tiers": [
+                {"name": "MLRO sign-off", "slots": [{"role": "mlro"}], "quorum": "all",
+                 "deadline": "P5D", "reminders": ["P3D"], "on_timeout": {"action": "escalate", "role": "admin"}}
+             ]}},
+            {"id": "file", "from": "approved", "to": "filed", "require_reason": true,
+             "required_roles": ["mlro", "admin"]},
+            {"id": "withdraw", "from": "*", "to": "withdrawn", "require_reason": true,
+             "required_roles": ["compliance_officer", "mlro"]},
+            {"id": "filed-stays-filed", "from": "filed", "to": "withdrawn", "priority": 10, "effect": "deny"}
+        ]
+    })
 }
 
 /// The lifecycle a new case type gets when its document names none.
@@ -902,6 +982,82 @@ mod tests {
             &json!({"id": "u1", "email": "ana@bank.example", "roles": ["analyst"]}),
             time::macros::datetime!(2026-06-01 12:00 UTC),
         )
+    }
+
+    fn builtin(key: &str) -> Lifecycle {
+        builtin_types()
+            .into_iter()
+            .find(|t| t.key == key)
+            .unwrap()
+            .lifecycle
+    }
+
+    #[test]
+    fn builtin_templates_gate_fraud_closure_and_sar_approval() {
+        let hv = builtin("HV_FRAUD");
+        let analyst = vec!["analyst".to_string()];
+        let no_reasons = case_scope("high", json!([]));
+        let e = hv
+            .decide(
+                "investigating",
+                "pending_closure",
+                Some("done"),
+                &asking(&analyst, &no_reasons),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, Code::PreconditionFailed);
+        let reasons = case_scope("high", json!(["mule account"]));
+        let a = asking(&analyst, &reasons);
+        assert!(
+            hv.decide("investigating", "pending_closure", Some("done"), &a)
+                .is_ok()
+        );
+        let d = hv
+            .decide("pending_closure", "closed", Some("recovered"), &a)
+            .unwrap();
+        let tiers: Vec<&str> = d
+            .approval
+            .as_ref()
+            .unwrap()
+            .tiers
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(tiers, ["Compliance", "Legal"]);
+        assert_eq!(hv.after_assign("open").as_deref(), Some("investigating"));
+
+        let sar = builtin("SAR_FILING");
+        let co = vec!["compliance_officer".to_string()];
+        let d = sar
+            .decide("pending_review", "approved", None, &asking(&co, &reasons))
+            .unwrap();
+        assert_eq!(
+            d.approval.unwrap().tiers[0].slots[0].role.as_deref(),
+            Some("mlro")
+        );
+        let e = sar
+            .decide("pending_review", "approved", None, &a)
+            .unwrap_err();
+        assert_eq!(e.code, Code::RoleNotPermitted);
+        let mlro = vec!["mlro".to_string()];
+        let e = sar
+            .decide(
+                "filed",
+                "withdrawn",
+                Some("mistake"),
+                &asking(&mlro, &reasons),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, Code::TransitionDenied);
+        assert!(
+            sar.decide(
+                "approved",
+                "withdrawn",
+                Some("no longer suspicious"),
+                &asking(&mlro, &reasons)
+            )
+            .is_ok()
+        );
     }
 
     #[test]

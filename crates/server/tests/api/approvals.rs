@@ -13,9 +13,10 @@ both_backends!(
     one_rejection_vetoes_and_a_changed_case_supersedes,
     missed_deadlines_remind_escalate_and_expire_once,
     racing_approvers_and_timers_never_apply_twice,
+    the_builtin_high_value_fraud_template_runs_end_to_end,
 );
 
-/// `HV_FRAUD`: open → review → closed, closing through two sequential tiers (compliance, then
+/// `CARD_FRAUD`: open → review → closed, closing through two sequential tiers (compliance, then
 /// legal). `tiers` replaces the closing rule's tiers when given.
 fn hv_fraud(tiers: Option<Value>) -> Value {
     let tiers = tiers.unwrap_or_else(|| {
@@ -40,17 +41,17 @@ fn hv_fraud(tiers: Option<Value>) -> Value {
     }})
 }
 
-/// Installs `HV_FRAUD` and opens a case in `review`; answers its id.
+/// Installs `CARD_FRAUD` and opens a case in `review`; answers its id.
 async fn case_in_review(s: &TestServer, tiers: Option<Value>) -> String {
     let put = s
-        .put("/case-types/HV_FRAUD", s.a.key("admin"), hv_fraud(tiers))
+        .put("/case-types/CARD_FRAUD", s.a.key("admin"), hv_fraud(tiers))
         .await;
     assert!([200, 201].contains(&put.status.as_u16()), "{:#}", put.body);
     let analyst = s.a.key("analyst");
     let c = create_case(
         s,
         analyst,
-        json!({"case_type": "HV_FRAUD", "title": "Card fraud ring, EUR 2.4m", "priority": "high"}),
+        json!({"case_type": "CARD_FRAUD", "title": "Card fraud ring, EUR 2.4m", "priority": "high"}),
     )
     .await;
     let id = id_of(&c);
@@ -538,5 +539,71 @@ async fn racing_approvers_and_timers_never_apply_twice(b: Backend) {
         .filter(|e| e["to"] == "closed")
         .count();
     assert_eq!(moves, usize::from(q["status"] == "applied"));
+    s.stop().await;
+}
+
+async fn the_builtin_high_value_fraud_template_runs_end_to_end(b: Backend) {
+    let s = start(b).await;
+    let (analyst, co, legal) = (
+        s.a.key("analyst"),
+        s.a.key("compliance_officer"),
+        s.a.key("legal_counsel"),
+    );
+    let c = create_case(
+        &s,
+        analyst,
+        json!({"case_type": "HV_FRAUD", "title": "Account takeover, EUR 900k", "priority": "critical",
+               "reasons": ["mule account"], "assigned_to": "analyst@acme.example"}),
+    )
+    .await;
+    let id = id_of(&c);
+    assert_eq!(
+        c["status"], "investigating",
+        "assignment starts the investigation"
+    );
+    transition(&s, analyst, &id, "pending_closure", Some("Loss recovered"))
+        .await
+        .assert_ok(200);
+    let rid = ask_to_close(&s, analyst, &id).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    decide(&s, legal, &rid, "approve", None)
+        .await
+        .assert_error(403, "not_an_eligible_approver");
+    decide(&s, co, &rid, "approve", Some("Checked the recovery"))
+        .await
+        .assert_ok(200);
+    let done = decide(&s, legal, &rid, "approve", Some("No litigation hold")).await;
+    assert_eq!(done.assert_ok(200)["case"]["status"], "closed");
+    let tiers: Vec<&str> = done.body["history_entry"]["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["tier"].as_str().unwrap())
+        .collect();
+    assert_eq!(tiers, ["Compliance", "Legal"]);
+    // Any rejection vetoes: reopened and asked again, legal counsel says no.
+    s.post(
+        &format!("/cases/{id}/reopen"),
+        analyst,
+        json!({"reason": "New transactions"}),
+    )
+    .await
+    .assert_ok(200);
+    transition(&s, analyst, &id, "pending_closure", Some("Recovered again"))
+        .await
+        .assert_ok(200);
+    let rid = ask_to_close(&s, analyst, &id).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    decide(&s, co, &rid, "approve", None).await.assert_ok(200);
+    let r = decide(&s, legal, &rid, "reject", Some("Pending litigation")).await;
+    assert_eq!(r.assert_ok(200)["status"], "rejected");
+    assert_eq!(
+        get_case(&s, analyst, &id).await["status"],
+        "pending_closure"
+    );
     s.stop().await;
 }

@@ -11,7 +11,7 @@ both_backends!(
     rules_decide_each_move_for_the_caller,
 );
 
-/// `HV_FRAUD`: open → investigating → review → closed. Only senior analysts submit for review,
+/// `CARD_FRAUD`: open → investigating → review → closed. Only senior analysts submit for review,
 /// and only with a reason code and an amount; closing needs a reason; critical cases cannot be
 /// closed from anywhere; a wildcard lets anyone close an open case as a duplicate.
 fn hv_fraud() -> Value {
@@ -52,7 +52,7 @@ async fn rule_workflows_are_checked_as_a_whole(b: Backend) {
     rules[4]["applies_when"] = json!("case.priority == ");
     rules[3]["approval"] =
         json!({"tiers": [{"name": "Board", "slots": [{"role": "mlro"}], "quorum": 2}]});
-    let r = s.put("/case-types/HV_FRAUD", admin, bad).await;
+    let r = s.put("/case-types/CARD_FRAUD", admin, bad).await;
     r.assert_error(422, "invalid_workflow");
     let mut paths: Vec<&str> = r.body["error"]["details"]["problems"]
         .as_array()
@@ -72,17 +72,17 @@ async fn rule_workflows_are_checked_as_a_whole(b: Backend) {
     ] {
         assert!(paths.contains(&expected), "{expected} not in {paths:#?}");
     }
-    s.get("/case-types/HV_FRAUD", admin)
+    s.get("/case-types/CARD_FRAUD", admin)
         .await
         .assert_error(404, "not_found");
 
     // Only workflow administrators change workflows.
-    s.put("/case-types/HV_FRAUD", s.a.key("analyst"), hv_fraud())
+    s.put("/case-types/CARD_FRAUD", s.a.key("analyst"), hv_fraud())
         .await
         .assert_error(403, "forbidden");
 
     // Ids sent are kept, missing ones assigned; a new version keeps them and each rule's age.
-    let v1 = s.put("/case-types/HV_FRAUD", admin, hv_fraud()).await;
+    let v1 = s.put("/case-types/CARD_FRAUD", admin, hv_fraud()).await;
     assert_eq!(v1.status.as_u16(), 201, "{:#}", v1.body);
     let ids = |t: &Value| -> Vec<String> {
         t["workflow"]["rules"]
@@ -102,7 +102,7 @@ async fn rule_workflows_are_checked_as_a_whole(b: Backend) {
         .unwrap()
         .push(json!({"from": "investigating", "to": "closed", "require_reason": true}));
     let v2 = s
-        .put("/case-types/HV_FRAUD", admin, json!({"name": again["name"], "fields": again["fields"], "workflow": again["workflow"]}))
+        .put("/case-types/CARD_FRAUD", admin, json!({"name": again["name"], "fields": again["fields"], "workflow": again["workflow"]}))
         .await
         .assert_ok(200)
         .clone();
@@ -126,7 +126,7 @@ async fn rule_workflows_are_checked_as_a_whole(b: Backend) {
     // A status no rule reaches is reported.
     let mut stranded = hv_fraud();
     stranded["workflow"]["rules"] = json!([{"from": "open", "to": "investigating"}]);
-    let r = s.put("/case-types/HV_FRAUD", admin, stranded).await;
+    let r = s.put("/case-types/CARD_FRAUD", admin, stranded).await;
     r.assert_error(422, "invalid_workflow");
     let problems = r.body["error"]["details"]["problems"].as_array().unwrap();
     let stranded: Vec<&Value> = problems.iter().map(|p| &p["path"]).collect();
@@ -144,13 +144,13 @@ async fn rules_decide_each_move_for_the_caller(b: Backend) {
     let s = start(b).await;
     let (analyst, senior) = (s.a.key("analyst"), s.a.key("senior_analyst"));
     let r = s
-        .put("/case-types/HV_FRAUD", s.a.key("admin"), hv_fraud())
+        .put("/case-types/CARD_FRAUD", s.a.key("admin"), hv_fraud())
         .await;
     assert_eq!(r.status.as_u16(), 201, "{:#}", r.body);
     let c = create_case(
         &s,
         analyst,
-        json!({"case_type": "HV_FRAUD", "title": "Card-not-present ring", "priority": "high"}),
+        json!({"case_type": "CARD_FRAUD", "title": "Card-not-present ring", "priority": "high"}),
     )
     .await;
     let id = id_of(&c);
