@@ -7,6 +7,7 @@ use casegate_domain::ids::TenantId;
 use casegate_domain::lifecycle::{self, Lifecycle};
 use casegate_domain::principal::Caller;
 use casegate_domain::rbac::Permission;
+use casegate_domain::rules::OnTimeout;
 use casegate_store::Conn;
 use casegate_store::case_types::{self as store, StoredCaseType};
 use serde::Serialize;
@@ -132,6 +133,42 @@ pub struct CaseTypeInput {
     pub expected_version: Option<i64>,
 }
 
+/// Approvers named by user (slots and escalation targets) who are not users of `tenant`: such a
+/// slot could never be filled, so the policy could never be met.
+async fn unknown_approvers(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    workflow: &Lifecycle,
+) -> Result<Vec<Problem>> {
+    let mut named = Vec::new();
+    for (i, r) in workflow.rules.iter().enumerate() {
+        let Some(a) = &r.approval else { continue };
+        for (t, tier) in a.tiers.iter().enumerate() {
+            let at = format!("workflow.rules[{i}].approval.tiers[{t}]");
+            for (s, slot) in tier.slots.iter().enumerate() {
+                if let Some(u) = &slot.user {
+                    named.push((format!("{at}.slots[{s}].user"), u));
+                }
+            }
+            if let Some(OnTimeout::Escalate { user: Some(u), .. }) = &tier.on_timeout {
+                named.push((format!("{at}.on_timeout.user"), u));
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for (path, u) in named {
+        match crate::users::resolve(c, tenant, u).await {
+            Ok(_) => {}
+            Err(e) if e.code == Code::NotFound => problems.push(Problem {
+                path,
+                message: "is not a user of this organisation".into(),
+            }),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(problems)
+}
+
 fn invalid(problems: Vec<Problem>) -> Error {
     let n = problems.len();
     Error::new(
@@ -179,6 +216,7 @@ pub async fn put(
     casegate_domain::rules::settle_ids(&mut workflow.rules, previous, now);
     let keys: Vec<String> = input.fields.iter().map(|f| f.key.clone()).collect();
     problems.extend(workflow.check(&keys));
+    problems.extend(unknown_approvers(&mut *tx, p.tenant_id, &workflow).await?);
     if key == lifecycle::ALERT
         && let Some(cur) = &current
         && cur.workflow.statuses != workflow.statuses

@@ -273,6 +273,31 @@ async fn a_fraud_closure_needs_compliance_then_legal(b: Backend) {
 
 async fn one_rejection_vetoes_and_a_changed_case_supersedes(b: Backend) {
     let s = start(b).await;
+    // A slot or escalation naming someone outside the organisation could never be filled.
+    let outsider = json!([{"name": "Named", "slots": [{"user": "compliance.officer@globex.example"},
+        {"user": "compliance.officer@acme.example"}], "quorum": "all", "deadline": "P1D",
+        "on_timeout": {"action": "escalate", "user": "nobody@acme.example"}}]);
+    let r = s
+        .put(
+            "/case-types/CARD_FRAUD",
+            s.a.key("admin"),
+            hv_fraud(Some(outsider)),
+        )
+        .await;
+    r.assert_error(422, "invalid_workflow");
+    let paths: Vec<&str> = r.body["error"]["details"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "workflow.rules[1].approval.tiers[0].slots[0].user",
+            "workflow.rules[1].approval.tiers[0].on_timeout.user"
+        ]
+    );
     let id = case_in_review(&s, None).await;
     let (analyst, co) = (s.a.key("analyst"), s.a.key("compliance_officer"));
 
