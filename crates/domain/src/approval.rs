@@ -334,6 +334,33 @@ impl Request {
         comment: Option<String>,
         now: OffsetDateTime,
     ) -> Result<Outcome> {
+        let slot = self.slot_for(who, Some(now))?;
+        let cur = self.current_tier;
+        let s = &mut self.tiers[cur].slots[slot];
+        s.decided_by = Some(who.label.clone());
+        s.decided_by_id = Some(who.id);
+        s.decision = Some(verdict);
+        s.decided_at = Some(now);
+        s.comment = comment;
+        if verdict == Verdict::Rejected {
+            self.status = RequestStatus::Rejected;
+            return Ok(Outcome::Rejected);
+        }
+        if self.tiers[cur].approvals() < self.tiers[cur].needed {
+            return Ok(Outcome::Recorded);
+        }
+        if cur + 1 == self.tiers.len() {
+            self.status = RequestStatus::Approved;
+            return Ok(Outcome::Approved);
+        }
+        self.current_tier += 1;
+        self.tiers[cur + 1].start(now);
+        Ok(Outcome::NextTier)
+    }
+
+    /// The open slot of the current tier that `who` would fill, or why they cannot decide (the
+    /// errors of [`Self::decide`]). With `now`, a tier past its deadline takes no decision.
+    fn slot_for(&self, who: &Approver, now: Option<OffsetDateTime>) -> Result<usize> {
         self.check_pending()?;
         if self.separation_of_duties && who.id == self.requested_by {
             return Err(Error::new(
@@ -356,7 +383,10 @@ impl Request {
             ));
         }
         let tier = &self.tiers[cur];
-        if tier.deadline_at.is_some_and(|d| d <= now) {
+        if tier
+            .deadline_at
+            .is_some_and(|d| now.is_some_and(|now| d <= now))
+        {
             return Err(Error::new(
                 Code::NotAnEligibleApprover,
                 format!("the deadline of tier `{}` has passed", tier.name),
@@ -382,26 +412,7 @@ impl Request {
             };
             return Err(Error::new(Code::NotAnEligibleApprover, message));
         };
-        let s = &mut self.tiers[cur].slots[slot];
-        s.decided_by = Some(who.label.clone());
-        s.decided_by_id = Some(who.id);
-        s.decision = Some(verdict);
-        s.decided_at = Some(now);
-        s.comment = comment;
-        if verdict == Verdict::Rejected {
-            self.status = RequestStatus::Rejected;
-            return Ok(Outcome::Rejected);
-        }
-        if self.tiers[cur].approvals() < self.tiers[cur].needed {
-            return Ok(Outcome::Recorded);
-        }
-        if cur + 1 == self.tiers.len() {
-            self.status = RequestStatus::Approved;
-            return Ok(Outcome::Approved);
-        }
-        self.current_tier += 1;
-        self.tiers[cur + 1].start(now);
-        Ok(Outcome::NextTier)
+        Ok(slot)
     }
 
     fn check_pending(&self) -> Result<()> {
@@ -514,13 +525,9 @@ impl Request {
     }
 
     /// Whether `who` could decide on the current tier now (the approver's inbox).
+    /// Deadlines are the timer's business: the inbox shows what is still open.
     pub fn awaits(&self, who: &Approver) -> bool {
-        let mut probe = self.clone();
-        // Deadlines are the timer's business; the inbox shows what is still open.
-        probe.tiers[self.current_tier].deadline_at = None;
-        probe
-            .decide(who, Verdict::Approved, None, OffsetDateTime::UNIX_EPOCH)
-            .is_ok()
+        self.slot_for(who, None).is_ok()
     }
 }
 

@@ -124,7 +124,7 @@ pub async fn revoke(svc: &Services, p: &Caller, id: ApiKeyId) -> Result<ApiKey> 
             Value::Null,
             wire_time(now),
         );
-        audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+        audit::append_by(&mut *tx, now, p, entry).await?;
     }
     tx.commit().await?;
     svc.auth_cache.remove(&key.key_hash);

@@ -19,7 +19,6 @@ use casegate_domain::principal::{Caller, Origin};
 use casegate_domain::rbac::Permission;
 use casegate_domain::validate;
 use casegate_store::cases::StoredCase;
-use casegate_store::outbox::{self, OutboxEvent};
 use casegate_store::requests::{self as store, Filter, StoredRequest};
 use casegate_store::{Conn, Tx};
 use serde::Serialize;
@@ -82,8 +81,12 @@ fn state_of(q: &StoredRequest) -> Result<Request> {
 }
 
 fn view_of(q: &StoredRequest) -> Result<RequestView> {
-    let r = state_of(q)?;
-    Ok(RequestView {
+    Ok(view(q, &state_of(q)?))
+}
+
+/// The view of `q` whose approval state `r` is already read.
+fn view(q: &StoredRequest, r: &Request) -> RequestView {
+    RequestView {
         id: q.id,
         case_id: q.case_id,
         from: q.from.clone(),
@@ -94,14 +97,14 @@ fn view_of(q: &StoredRequest) -> Result<RequestView> {
         reason: q.reason.clone(),
         status: q.status.clone(),
         current_tier: r.current_tier,
-        tiers: r.tiers,
+        tiers: r.tiers.clone(),
         separation_of_duties: r.separation_of_duties,
         requested_at: q.requested_at,
         approval_requested_at: q.approval_requested_at,
         approval_completed_at: q.approval_completed_at,
         effective_at: q.effective_at,
         version: q.version,
-    })
+    }
 }
 
 /// Writes `r` back into `q` (status, tier, document, next timer time), bumping the version.
@@ -128,38 +131,16 @@ async fn save(c: &mut dyn Conn, q: &StoredRequest) -> Result<()> {
     Ok(())
 }
 
-/// Appends `entry` as done by `p`.
-async fn audit_by(p: &Caller, c: &mut dyn Conn, now: OffsetDateTime, entry: Entry) -> Result<()> {
-    audit::append(c, now, p.tenant_id, &Actor::of(p), &p.origin, entry)
-        .await
-        .map(drop)
-}
-
-/// Puts `name` in the outbox with the request (and `extra`).
+/// Puts `name` in the outbox with the request `v` (of `q`) and the fields of `extra`.
 async fn announce(
     c: &mut dyn Conn,
     q: &StoredRequest,
+    v: &RequestView,
     now: OffsetDateTime,
     name: &str,
     extra: Value,
 ) -> Result<()> {
-    let mut data = json!({ "request": view_of(q)? });
-    if let (Value::Object(d), Value::Object(x)) = (&mut data, extra) {
-        d.extend(x);
-    }
-    outbox::insert(
-        c,
-        &OutboxEvent {
-            tenant_id: q.tenant_id,
-            id: Uuid::from_bytes(crate::random_id()),
-            event_type: name.into(),
-            created_at: now,
-            data,
-            dispatched_at: None,
-        },
-    )
-    .await?;
-    Ok(())
+    crate::enqueue(c, q.tenant_id, now, name, json!({ "request": v }), extra).await
 }
 
 /// The approvers asked by tier `t` of `r`, as `{"tier", "roles", "users"}` for events.
@@ -220,11 +201,20 @@ pub(crate) async fn open_request(
         .change("from", Value::Null, q.from.as_str())
         .change("to", Value::Null, q.to.as_str())
         .change("rule_id", Value::Null, q.rule_id.clone());
-    audit_by(p, &mut *o.tx, o.now, entry).await?;
-    announce(&mut *o.tx, &q, o.now, "transition.requested", json!({})).await?;
-    announce(&mut *o.tx, &q, o.now, "approval.requested", asked(&r, 0)).await?;
+    audit::append_by(&mut *o.tx, o.now, p, entry).await?;
+    let v = view(&q, &r);
+    announce(&mut *o.tx, &q, &v, o.now, "transition.requested", json!({})).await?;
+    announce(
+        &mut *o.tx,
+        &q,
+        &v,
+        o.now,
+        "approval.requested",
+        asked(&r, 0),
+    )
+    .await?;
     o.tx.commit().await?;
-    view_of(&q)
+    Ok(v)
 }
 
 /// 409 `request_pending`, naming the waiting request when known.
@@ -360,11 +350,12 @@ pub async fn list(svc: &Services, p: &Caller, q: ListQuery, page: Page) -> Resul
     loop {
         let rows = store::list(&mut *c, p.tenant_id, &f, SCAN_BATCH, from).await?;
         for q in &rows {
-            if !state_of(q)?.awaits(&me) {
+            let r = state_of(q)?;
+            if !r.awaits(&me) {
                 continue;
             }
             if out.total >= page.offset && (out.requests.len() as i64) < page.limit {
-                out.requests.push(view_of(q)?);
+                out.requests.push(view(q, &r));
             }
             out.total += 1;
         }
@@ -463,7 +454,7 @@ async fn decide(
         let entry = Entry::new("transition_request.superseded", "transition_request", q.id)
             .change("status", "pending", "superseded")
             .change("why", Value::Null, why);
-        audit_by(p, &mut *o.tx, now, entry).await?;
+        audit::append_by(&mut *o.tx, now, p, entry).await?;
         o.tx.commit().await?;
         return Err(Error::new(
             Code::RequestNotPending,
@@ -478,47 +469,34 @@ async fn decide(
     }
     store_state(&mut q, &r, now)?;
     save(&mut *o.tx, &q).await?;
-    let decision = match verdict {
-        Verdict::Approved => "approved",
-        Verdict::Rejected => "rejected",
-    };
     let mut entry = Entry::new("transition_request.decided", "transition_request", q.id)
         .change("tier", Value::Null, r.tiers[tier].name.as_str())
-        .change("decision", Value::Null, decision)
+        .change("decision", Value::Null, json!(verdict))
         .change("comment", Value::Null, comment);
     if q.status != RequestStatus::Pending.as_str() {
         entry = entry.change("status", "pending", q.status.as_str());
     }
-    audit_by(p, &mut *o.tx, now, entry).await?;
-    match outcome {
-        Outcome::Recorded => {}
-        Outcome::NextTier => {
-            announce(
-                &mut *o.tx,
-                &q,
-                now,
-                "approval.requested",
-                asked(&r, r.current_tier),
-            )
-            .await?;
-        }
-        Outcome::Rejected => {
-            announce(&mut *o.tx, &q, now, "transition.rejected", json!({})).await?;
-        }
-        Outcome::Approved => {
-            announce(&mut *o.tx, &q, now, "transition.approved", json!({})).await?;
-            let k = o.before.clone();
-            let applied = cases::apply_request(o, p, k, &q, r.decisions()).await?;
-            return Ok(Decided {
-                request: view_of(&q)?,
-                applied: Some(applied),
-            });
-        }
+    audit::append_by(&mut *o.tx, now, p, entry).await?;
+    let v = view(&q, &r);
+    let (event, extra) = match outcome {
+        Outcome::Recorded => (None, Value::Null),
+        Outcome::NextTier => (Some("approval.requested"), asked(&r, r.current_tier)),
+        Outcome::Rejected => (Some("transition.rejected"), json!({})),
+        Outcome::Approved => (Some("transition.approved"), json!({})),
+    };
+    if let Some(event) = event {
+        announce(&mut *o.tx, &q, &v, now, event, extra).await?;
     }
-    o.tx.commit().await?;
+    let applied = if outcome == Outcome::Approved {
+        let k = o.before.clone();
+        Some(cases::apply_request(o, p, k, &q, r.decisions()).await?)
+    } else {
+        o.tx.commit().await?;
+        None
+    };
     Ok(Decided {
-        request: view_of(&q)?,
-        applied: None,
+        request: v,
+        applied,
     })
 }
 
@@ -562,9 +540,9 @@ pub async fn cancel(svc: &Services, p: &Caller, id: &str) -> Result<RequestView>
         "pending",
         "cancelled",
     );
-    audit_by(p, &mut *o.tx, o.now, entry).await?;
+    audit::append_by(&mut *o.tx, o.now, p, entry).await?;
     o.tx.commit().await?;
-    view_of(&q)
+    Ok(view(&q, &r))
 }
 
 /// Marks the case's pending request superseded (the case changed under it), audited, inside
@@ -581,7 +559,7 @@ pub(crate) async fn supersede(
             "pending",
             "superseded",
         );
-        audit_by(p, c, now, entry).await?;
+        audit::append_by(c, now, p, entry).await?;
     }
     Ok(())
 }
@@ -627,6 +605,7 @@ async fn fire(mut tx: Box<dyn Tx>, mut q: StoredRequest, now: OffsetDateTime) ->
     }
     store_state(&mut q, &r, now)?;
     save(&mut *tx, &q).await?;
+    let v = view(&q, &r);
     for t in fired {
         let (action, event, extra) = match &t {
             Timed::Reminder { tier } => (
@@ -660,7 +639,7 @@ async fn fire(mut tx: Box<dyn Tx>, mut q: StoredRequest, now: OffsetDateTime) ->
             entry,
         )
         .await?;
-        announce(&mut *tx, &q, now, event, extra).await?;
+        announce(&mut *tx, &q, &v, now, event, extra).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -203,6 +203,16 @@ pub async fn append(
     Ok(AuditEvent { record, hash })
 }
 
+/// [`append`] with the caller as actor and the request's origin.
+pub async fn append_by(
+    c: &mut dyn Conn,
+    now: OffsetDateTime,
+    p: &Caller,
+    entry: Entry,
+) -> Result<AuditEvent> {
+    append(c, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await
+}
+
 /// Records an event in a transaction of its own (refusals, which change nothing else).
 pub async fn record(
     svc: &Services,

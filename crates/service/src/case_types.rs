@@ -1,6 +1,6 @@
 //! Case types (docs/cases.md "Case types"): the built-in ones every tenant starts with, and
 //! `PUT /case-types/{key}` to add or change a type's name, custom fields and lifecycle.
-use crate::audit::{self, Actor, Entry};
+use crate::audit::{self, Entry};
 use crate::{Code, Error, Result, Services};
 use casegate_domain::fields::{self, FieldDef, Problem};
 use casegate_domain::ids::TenantId;
@@ -319,7 +319,7 @@ pub async fn put(
             "version": { "before": before.get("version"), "after": after["version"] },
         }),
     };
-    audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+    audit::append_by(&mut *tx, now, p, entry).await?;
     tx.commit().await?;
     Ok((t, current.is_none()))
 }

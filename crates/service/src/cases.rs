@@ -2,7 +2,7 @@
 //! permission, validate the input, then in one transaction lock the case, compare its version,
 //! ask the lifecycle (the seam for the workflow engine), write the case and its record, append
 //! the audit event and put the domain events in the outbox (DESIGN.md principles 3, 4, 7).
-use crate::audit::{self, Actor, Entry};
+use crate::audit::{self, Entry};
 use crate::case_types::{self, CaseType, version_conflict};
 use crate::case_views::*;
 use crate::{Code, Error, Page, Result, Services, approvals, random_id, users};
@@ -17,7 +17,6 @@ use casegate_domain::rbac::{Permission, permissions_of};
 use casegate_domain::validate;
 use casegate_store::case_record::{self as record, Activity, By, Comment, HistoryEntry, Relation};
 use casegate_store::cases::{self as store, CaseFilter, CaseSort, Count, FieldFilter, StoredCase};
-use casegate_store::outbox::{self, OutboxEvent};
 use casegate_store::requests::{self, StoredRequest};
 use casegate_store::{Conn, Tx};
 use serde_json::{Map, Value, json};
@@ -306,22 +305,7 @@ async fn emit(
     events: Vec<Event>,
 ) -> Result<()> {
     for e in events {
-        let mut data = json!({ "case": view });
-        if let (Value::Object(d), Value::Object(x)) = (&mut data, e.extra) {
-            d.extend(x);
-        }
-        outbox::insert(
-            c,
-            &OutboxEvent {
-                tenant_id: tenant,
-                id: new_id(),
-                event_type: e.name.into(),
-                created_at: now,
-                data,
-                dispatched_at: None,
-            },
-        )
-        .await?;
+        crate::enqueue(c, tenant, now, e.name, json!({ "case": view }), e.extra).await?;
     }
     Ok(())
 }
@@ -409,15 +393,7 @@ impl Open {
             .await?
             .ok_or_else(|| Error::not_found("case"))?
             .into();
-        audit::append(
-            &mut *self.tx,
-            self.now,
-            p.tenant_id,
-            &Actor::of(p),
-            &p.origin,
-            entry,
-        )
-        .await?;
+        audit::append_by(&mut *self.tx, self.now, p, entry).await?;
         emit(&mut *self.tx, p.tenant_id, self.now, &view, events).await?;
         self.tx.commit().await?;
         Ok(view)
@@ -986,7 +962,7 @@ async fn insert_new(
         entity_id: Some(k.id.to_string()),
         changes,
     };
-    audit::append(c, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+    audit::append_by(c, now, p, entry).await?;
     emit(c, p.tenant_id, now, &view, events).await?;
     Ok(view)
 }
@@ -1754,7 +1730,7 @@ pub async fn create_party(svc: &Services, p: &Caller, input: PartyInput) -> Resu
         .change("kind", Value::Null, party.kind.as_str())
         .change("name", Value::Null, party.name.as_str())
         .change("identifiers", Value::Null, party.identifiers.clone());
-    audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+    audit::append_by(&mut *tx, now, p, entry).await?;
     tx.commit().await?;
     Ok(party.into())
 }

@@ -20,7 +20,7 @@ use casegate_domain::principal::{Caller, Origin};
 use casegate_domain::rbac::Permission;
 use casegate_store::audit::{self as audit_store, AuditFilter};
 use casegate_store::exports::{self as store, ExportFile, StoredExport};
-use casegate_store::{Conn, outbox, tenants};
+use casegate_store::{Conn, tenants};
 use ed25519_dalek::Signer;
 use serde_json::json;
 use std::sync::Arc;
@@ -119,7 +119,7 @@ pub async fn request(svc: &Services, p: &Caller, req: ExportRequest) -> Result<S
             "include_hash_chain": { "before": null, "after": e.include_hash_chain },
         }),
     };
-    audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+    audit::append_by(&mut *tx, now, p, entry).await?;
     tx.commit().await?;
     Ok(e)
 }
@@ -267,16 +267,13 @@ async fn finish(svc: &Services, e: &StoredExport, outcome: Result<ExportFile>) -
         "sha256": file.as_ref().map(|f| f.sha256.clone()),
         "signature": file.as_ref().map(|f| f.signature.clone()),
     });
-    outbox::insert(
+    crate::enqueue(
         &mut *tx,
-        &outbox::OutboxEvent {
-            tenant_id: e.tenant_id,
-            id: Uuid::from_bytes(crate::random_id()),
-            event_type: AUDIT_EXPORT_READY.into(),
-            created_at: now,
-            data,
-            dispatched_at: None,
-        },
+        e.tenant_id,
+        now,
+        AUDIT_EXPORT_READY,
+        data,
+        json!({}),
     )
     .await?;
     tx.commit().await?;

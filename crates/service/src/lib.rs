@@ -161,6 +161,30 @@ pub(crate) fn random_token(n: usize) -> String {
         .collect()
 }
 
+/// Puts the domain event `event_type` in the outbox inside the caller's transaction: `data`
+/// (an object) with the fields of `extra` (an object) added.
+pub(crate) async fn enqueue(
+    c: &mut dyn casegate_store::Conn,
+    tenant: casegate_domain::ids::TenantId,
+    now: time::OffsetDateTime,
+    event_type: &str,
+    mut data: serde_json::Value,
+    extra: serde_json::Value,
+) -> Result<()> {
+    if let (serde_json::Value::Object(d), serde_json::Value::Object(x)) = (&mut data, extra) {
+        d.extend(x);
+    }
+    let e = casegate_store::outbox::OutboxEvent {
+        tenant_id: tenant,
+        id: uuid::Uuid::from_bytes(random_id()),
+        event_type: event_type.into(),
+        created_at: now,
+        data,
+        dispatched_at: None,
+    };
+    Ok(casegate_store::outbox::insert(c, &e).await?)
+}
+
 /// 16 random bytes for a v4 id.
 pub(crate) fn random_id() -> [u8; 16] {
     rand::random()

@@ -1,6 +1,6 @@
 //! User administration (`admin.users`). Inputs naming a person accept a user id or an email of
 //! the same tenant (API.md "People").
-use crate::audit::{self, Actor, Entry};
+use crate::audit::{self, Entry};
 use crate::{Error, Page, Result, Services, password, random_id};
 use casegate_domain::ids::{TenantId, UserId};
 use casegate_domain::principal::{Caller, Principal};
@@ -109,15 +109,7 @@ pub async fn create(svc: &Services, p: &Caller, input: NewUser) -> Result<User> 
         .with_param("email"),
         e => e.into(),
     })?;
-    audit::append(
-        &mut *tx,
-        user.created_at,
-        p.tenant_id,
-        &Actor::of(p),
-        &p.origin,
-        created_entry(&user),
-    )
-    .await?;
+    audit::append_by(&mut *tx, user.created_at, p, created_entry(&user)).await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -166,7 +158,7 @@ pub async fn set_roles(
         user.roles.clone(),
         roles.clone(),
     );
-    audit::append(&mut *tx, now, p.tenant_id, &Actor::of(p), &p.origin, entry).await?;
+    audit::append_by(&mut *tx, now, p, entry).await?;
     tx.commit().await?;
     svc.auth_cache.remove_user(p.tenant_id, user.id);
     Ok(User {
@@ -242,15 +234,7 @@ pub async fn update(
     if ends_sessions {
         sessions::delete_for_user(&mut *tx, p.tenant_id, user.id).await?;
     }
-    audit::append(
-        &mut *tx,
-        user.updated_at,
-        p.tenant_id,
-        &Actor::of(p),
-        &p.origin,
-        entry,
-    )
-    .await?;
+    audit::append_by(&mut *tx, user.updated_at, p, entry).await?;
     tx.commit().await?;
     svc.auth_cache.remove_user(p.tenant_id, user.id);
     Ok(user)

@@ -169,14 +169,7 @@ pub async fn get(
     tenant: TenantId,
     id: Uuid,
 ) -> StoreResult<Option<StoredRequest>> {
-    c.fetch_optional(
-        &format!("SELECT {COLS} FROM transition_requests WHERE tenant_id = $1 AND id = $2"),
-        &[tenant.into(), id.into()],
-    )
-    .await?
-    .as_ref()
-    .map(from_row)
-    .transpose()
+    one(c, tenant, id, "").await
 }
 
 /// [`get`] under a row lock (PostgreSQL) held to the end of the transaction.
@@ -189,6 +182,15 @@ pub async fn lock(
         Dialect::Postgres => " FOR UPDATE",
         Dialect::Sqlite => "",
     };
+    one(c, tenant, id, lock).await
+}
+
+async fn one(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: Uuid,
+    lock: &str,
+) -> StoreResult<Option<StoredRequest>> {
     c.fetch_optional(
         &format!("SELECT {COLS} FROM transition_requests WHERE tenant_id = $1 AND id = $2{lock}"),
         &[tenant.into(), id.into()],

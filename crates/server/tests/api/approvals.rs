@@ -92,7 +92,7 @@ async fn inbox(s: &TestServer, key: &str) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
+        .map(id_of)
         .collect()
 }
 
@@ -116,7 +116,7 @@ async fn a_fraud_closure_needs_compliance_then_legal(b: Backend) {
         .await
         .assert_error(422, "reason_required");
     let req = ask_to_close(&s, analyst, &id).await;
-    let rid = req["id"].as_str().unwrap().to_string();
+    let rid = id_of(&req);
     assert_eq!(req["status"], "pending");
     assert_eq!(
         (req["from"].as_str(), req["to"].as_str()),
@@ -302,10 +302,7 @@ async fn one_rejection_vetoes_and_a_changed_case_supersedes(b: Backend) {
     let (analyst, co) = (s.a.key("analyst"), s.a.key("compliance_officer"));
 
     // A rejection needs a comment, and vetoes the whole request.
-    let rid = ask_to_close(&s, analyst, &id).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rid = id_of(&ask_to_close(&s, analyst, &id).await);
     decide(&s, co, &rid, "reject", None)
         .await
         .assert_error(422, "validation_failed");
@@ -322,10 +319,7 @@ async fn one_rejection_vetoes_and_a_changed_case_supersedes(b: Backend) {
 
     // A new request may follow; editing the case supersedes it.
     s.clock.advance(Duration::minutes(1));
-    let rid2 = ask_to_close(&s, analyst, &id).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rid2 = id_of(&ask_to_close(&s, analyst, &id).await);
     assert_ne!(rid, rid2);
     let patched = s
         .call(
@@ -348,10 +342,7 @@ async fn one_rejection_vetoes_and_a_changed_case_supersedes(b: Backend) {
 
     // Only the requester (or an administrator) cancels; a cancelled request is over.
     s.clock.advance(Duration::minutes(1));
-    let rid3 = ask_to_close(&s, analyst, &id).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rid3 = id_of(&ask_to_close(&s, analyst, &id).await);
     s.post(
         &format!("/transition-requests/{rid3}/cancel"),
         s.a.key("senior_analyst"),
@@ -377,10 +368,7 @@ async fn one_rejection_vetoes_and_a_changed_case_supersedes(b: Backend) {
 
     // The requester never approves their own move, whatever their roles.
     s.clock.advance(Duration::minutes(1));
-    let rid4 = ask_to_close(&s, co, &id).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rid4 = id_of(&ask_to_close(&s, co, &id).await);
     decide(&s, co, &rid4, "approve", None)
         .await
         .assert_error(403, "self_approval_forbidden");
@@ -428,10 +416,7 @@ async fn missed_deadlines_remind_escalate_and_expire_once(b: Backend) {
     let s = start(b).await;
     let id = case_in_review(&s, None).await;
     let analyst = s.a.key("analyst");
-    let rid = ask_to_close(&s, analyst, &id).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rid = id_of(&ask_to_close(&s, analyst, &id).await);
     assert_eq!(timers(&s).await, 0, "nothing is due yet");
 
     // The reminder goes out once, at 24 hours.
@@ -472,10 +457,7 @@ async fn missed_deadlines_remind_escalate_and_expire_once(b: Backend) {
     let expire = json!([{"name": "Compliance", "slots": [{"role": "compliance_officer"}], "quorum": 1,
         "deadline": "PT4H", "on_timeout": {"action": "expire"}}]);
     let id2 = case_in_review(&s, Some(expire)).await;
-    let rid2 = ask_to_close(&s, analyst, &id2).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rid2 = id_of(&ask_to_close(&s, analyst, &id2).await);
     s.clock.advance(Duration::hours(4));
     assert_eq!(timers(&s).await, 1);
     let q = s
@@ -511,7 +493,7 @@ async fn racing_approvers_and_timers_never_apply_twice(b: Backend) {
         (&r2, &r1)
     };
     lost.assert_error(409, "request_pending");
-    let rid = won.body["request"]["id"].as_str().unwrap().to_string();
+    let rid = id_of(&won.body["request"]);
     assert_eq!(lost.body["error"]["details"]["request_id"], rid.as_str());
     // The requester (who may cancel) is whoever won.
     let analyst = if won.body["request"]["reason"] == "first" {
@@ -589,10 +571,7 @@ async fn the_builtin_high_value_fraud_template_runs_end_to_end(b: Backend) {
     transition(&s, analyst, &id, "pending_closure", Some("Loss recovered"))
         .await
         .assert_ok(200);
-    let rid = ask_to_close(&s, analyst, &id).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rid = id_of(&ask_to_close(&s, analyst, &id).await);
     decide(&s, legal, &rid, "approve", None)
         .await
         .assert_error(403, "not_an_eligible_approver");
@@ -619,10 +598,7 @@ async fn the_builtin_high_value_fraud_template_runs_end_to_end(b: Backend) {
     transition(&s, analyst, &id, "pending_closure", Some("Recovered again"))
         .await
         .assert_ok(200);
-    let rid = ask_to_close(&s, analyst, &id).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rid = id_of(&ask_to_close(&s, analyst, &id).await);
     decide(&s, co, &rid, "approve", None).await.assert_ok(200);
     let r = decide(&s, legal, &rid, "reject", Some("Pending litigation")).await;
     assert_eq!(r.assert_ok(200)["status"], "rejected");
