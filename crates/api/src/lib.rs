@@ -70,6 +70,7 @@ pub struct AppState {
         (name = "administration", description = "Users, roles and API keys of the organisation"),
         (name = "cases", description = "Case types, cases, alerts, their investigation record and parties"),
         (name = "approvals", description = "Transition requests awaiting approval and the approver's inbox"),
+        (name = "tasks", description = "Tasks on cases (mandatory ones block leaving a status) and each person's notifications"),
         (name = "audit", description = "The hash-chained audit trail, its verification and signed checkpoints"))
 )]
 struct ApiDoc;

@@ -50,6 +50,7 @@ codes! {
     AlreadyDecided = "already_decided", 409, "conflict_error";
     RequestPending = "request_pending", 409, "conflict_error";
     RequestNotPending = "request_not_pending", 409, "conflict_error";
+    AlreadyCompleted = "already_completed", 409, "conflict_error";
     PayloadTooLarge = "payload_too_large", 413, "invalid_request_error";
     ValidationFailed = "validation_failed", 422, "validation_error";
     InvalidTransition = "invalid_transition", 422, "validation_error";
@@ -58,6 +59,7 @@ codes! {
     InvalidWorkflow = "invalid_workflow", 422, "validation_error";
     TransitionDenied = "transition_denied", 422, "validation_error";
     PreconditionFailed = "precondition_failed", 422, "validation_error";
+    UnresolvedMandatoryTasks = "unresolved_mandatory_tasks", 422, "validation_error";
     RateLimited = "rate_limited", 429, "rate_limit_error";
     Internal = "internal", 500, "api_error";
     Unavailable = "unavailable", 503, "api_error";

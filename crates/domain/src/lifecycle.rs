@@ -42,7 +42,25 @@ pub struct StatusDef {
     /// Case fields (or `fields.<key>`) that cannot be edited in this status.
     #[serde(default)]
     pub locked_fields: Vec<String>,
+    /// Tasks opened when a case enters this status; the case cannot leave it until they are
+    /// done (422 `unresolved_mandatory_tasks`).
+    #[serde(default)]
+    pub mandatory_tasks: Vec<MandatoryTask>,
 }
+
+/// A task a status demands before a case may leave it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MandatoryTask {
+    /// What to do.
+    pub title: String,
+    /// The role expected to do it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_role: Option<String>,
+}
+
+/// Most mandatory tasks one status may demand.
+pub const MAX_MANDATORY_TASKS: usize = 20;
 
 /// An automatic move: when a case in `from` is assigned (or escalated) it moves to `to`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +200,7 @@ impl Lifecycle {
                     label: label_of(k),
                     category: *c,
                     locked_fields: Vec::new(),
+                    mandatory_tasks: Vec::new(),
                 })
                 .collect(),
             initial_status: initial.into(),
@@ -254,6 +273,36 @@ impl Lifecycle {
                     "must be 1-100 characters",
                 );
             }
+            if s.mandatory_tasks.len() > MAX_MANDATORY_TASKS {
+                p(
+                    format!("workflow.statuses[{i}].mandatory_tasks"),
+                    "at most 20 mandatory tasks per status",
+                );
+            }
+            if s.category == Category::Terminal && !s.mandatory_tasks.is_empty() {
+                p(
+                    format!("workflow.statuses[{i}].mandatory_tasks"),
+                    "a terminal status cannot demand tasks: only a reopen leaves it",
+                );
+            }
+            for (j, t) in s.mandatory_tasks.iter().enumerate() {
+                let title = t.title.trim();
+                if title.is_empty() || t.title.chars().count() > 500 {
+                    p(
+                        format!("workflow.statuses[{i}].mandatory_tasks[{j}].title"),
+                        "must be 1-500 characters",
+                    );
+                }
+                if t.assignee_role
+                    .as_deref()
+                    .is_some_and(|r| !BUILTIN_ROLES.contains(&r))
+                {
+                    p(
+                        format!("workflow.statuses[{i}].mandatory_tasks[{j}].assignee_role"),
+                        "is not a role",
+                    );
+                }
+            }
             for (j, f) in s.locked_fields.iter().enumerate() {
                 let known = LOCKABLE.contains(&f.as_str())
                     || f.strip_prefix("fields.")
@@ -322,14 +371,6 @@ impl Lifecycle {
                     if let Err(m) = expr::compile(src) {
                         p(format!("workflow.rules[{i}].{path}"), &m);
                     }
-                }
-                // Post-actions run from the outbox worker; until it lands a rule carrying them
-                // is refused, not ignored.
-                if !r.post_actions.is_empty() {
-                    p(
-                        format!("workflow.rules[{i}].post_actions"),
-                        "post-actions are not available on this server yet",
-                    );
                 }
             }
             for i in self.unreachable() {

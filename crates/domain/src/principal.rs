@@ -13,6 +13,8 @@ pub enum AuthMethod {
     Jwt(String),
     /// A password-login session cookie (unsafe methods need the CSRF token).
     Session(SessionId),
+    /// casegate itself, running a workflow's post-actions (no credential; never from a request).
+    System,
 }
 
 /// An authenticated caller acting within exactly one tenant.
@@ -58,6 +60,7 @@ impl Principal {
             AuthMethod::ApiKey(id) => format!("key:{id}"),
             AuthMethod::Jwt(sub) => format!("jwt:{}:{sub}", self.tenant_id),
             AuthMethod::Session(id) => format!("session:{id}"),
+            AuthMethod::System => format!("system:{}", self.tenant_id),
         }
     }
 }
@@ -88,8 +91,29 @@ impl std::ops::Deref for Caller {
 }
 
 impl Principal {
-    /// How the audit trail names this principal: the email, else `jwt:<sub>`.
+    /// casegate itself acting in `tenant` (post-actions): every permission, no roles, no user.
+    pub fn system(tenant_id: TenantId) -> Self {
+        Self {
+            tenant_id,
+            tenant_slug: String::new(),
+            user_id: UserId(uuid::Uuid::nil()),
+            email: None,
+            roles: Vec::new(),
+            permissions: crate::rbac::PermissionSet::all(),
+            method: AuthMethod::System,
+        }
+    }
+
+    /// Whether this is casegate itself rather than a person or a key.
+    pub fn is_system(&self) -> bool {
+        self.method == AuthMethod::System
+    }
+
+    /// How the audit trail names this principal: the email, else `jwt:<sub>`, or `system`.
     pub fn audit_label(&self) -> String {
+        if self.is_system() {
+            return "system".into();
+        }
         match (&self.email, &self.method) {
             (Some(e), _) => e.clone(),
             (None, AuthMethod::Jwt(sub)) => format!("jwt:{sub}"),

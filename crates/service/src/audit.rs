@@ -40,6 +40,9 @@ pub enum Actor {
 impl Actor {
     /// The actor of a principal.
     pub fn of(p: &Principal) -> Self {
+        if p.is_system() {
+            return Actor::System;
+        }
         Actor::User {
             id: p.user_id,
             label: p.audit_label(),

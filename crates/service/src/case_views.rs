@@ -364,8 +364,8 @@ pub struct CaseDetail {
     pub relations: Vec<RelationView>,
     /// The transition request waiting for approval, if any.
     pub pending_request: Option<crate::approvals::RequestView>,
-    /// Open tasks (none yet).
-    pub tasks: Vec<Value>,
+    /// Every task of the case, oldest first.
+    pub tasks: Vec<crate::tasks::TaskView>,
     /// The SAR filed from this case (none yet).
     pub sar_filing: Option<Value>,
 }

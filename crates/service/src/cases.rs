@@ -5,7 +5,7 @@
 use crate::audit::{self, Entry};
 use crate::case_types::{self, CaseType, version_conflict};
 use crate::case_views::*;
-use crate::{Code, Error, Page, Result, Services, approvals, random_id, users};
+use crate::{Code, Error, Page, Result, Services, approvals, random_id, tasks, users};
 use casegate_domain::cases::{self as vocab, Disposition, Priority};
 use casegate_domain::clock::wire_time;
 use casegate_domain::expr::Scope;
@@ -14,9 +14,11 @@ use casegate_domain::ids::{CaseId, PartyId, TenantId};
 use casegate_domain::lifecycle::{ALERT, Asking, Lifecycle};
 use casegate_domain::principal::{Caller, Principal};
 use casegate_domain::rbac::{Permission, permissions_of};
+use casegate_domain::rules::PostAction;
 use casegate_domain::validate;
 use casegate_store::case_record::{self as record, Activity, By, Comment, HistoryEntry, Relation};
 use casegate_store::cases::{self as store, CaseFilter, CaseSort, Count, FieldFilter, StoredCase};
+use casegate_store::outbox::{self, PostActionRun};
 use casegate_store::requests::{self, StoredRequest};
 use casegate_store::{Conn, Tx};
 use serde_json::{Map, Value, json};
@@ -33,7 +35,7 @@ pub const MAX_REASON_CHARS: usize = 4_000;
 
 fn by_of(p: &Principal) -> By {
     By {
-        id: Some(p.user_id.0),
+        id: (!p.is_system()).then_some(p.user_id.0),
         label: p.audit_label(),
     }
 }
@@ -247,6 +249,19 @@ async fn read(c: &mut dyn Conn, tenant: TenantId, id: &str) -> Result<StoredCase
     found.ok_or_else(|| Error::not_found("case"))
 }
 
+/// Case `id` of `tenant` as the API shows it.
+pub(crate) async fn view_of(c: &mut dyn Conn, tenant: TenantId, id: CaseId) -> Result<CaseView> {
+    Ok(store::get(c, tenant, id)
+        .await?
+        .ok_or_else(|| Error::not_found("case"))?
+        .into())
+}
+
+/// The id of case `id` (an id or a reference) of `tenant`; 404 otherwise.
+pub(crate) async fn find(c: &mut dyn Conn, tenant: TenantId, id: &str) -> Result<CaseId> {
+    Ok(read(c, tenant, id).await?.id)
+}
+
 async fn type_of(c: &mut dyn Conn, tenant: TenantId, key: &str) -> Result<CaseType> {
     case_types::load(c, tenant, key)
         .await?
@@ -259,6 +274,8 @@ pub(crate) struct Open {
     pub(crate) before: StoredCase,
     pub(crate) ty: CaseType,
     pub(crate) now: OffsetDateTime,
+    /// A post-action this command carries out: recorded in its transaction, so it runs once.
+    pub(crate) run: Option<PostActionRun>,
 }
 
 pub(crate) async fn open(
@@ -284,6 +301,7 @@ pub(crate) async fn open(
         before,
         ty,
         now: svc.clock.now(),
+        run: None,
     })
 }
 
@@ -291,10 +309,16 @@ pub(crate) async fn open(
 struct Event {
     name: &'static str,
     extra: Value,
+    /// Work for the dispatcher (post-actions).
+    actions: Option<Value>,
 }
 
 fn event(name: &'static str, extra: Value) -> Event {
-    Event { name, extra }
+    Event {
+        name,
+        extra,
+        actions: None,
+    }
 }
 
 async fn emit(
@@ -305,7 +329,8 @@ async fn emit(
     events: Vec<Event>,
 ) -> Result<()> {
     for e in events {
-        crate::enqueue(c, tenant, now, e.name, json!({ "case": view }), e.extra).await?;
+        let data = json!({ "case": view });
+        crate::enqueue_with(c, tenant, now, e.name, data, e.extra, e.actions).await?;
     }
     Ok(())
 }
@@ -395,6 +420,11 @@ impl Open {
             .into();
         audit::append_by(&mut *self.tx, self.now, p, entry).await?;
         emit(&mut *self.tx, p.tenant_id, self.now, &view, events).await?;
+        if let Some(run) = &self.run
+            && !outbox::record_run(&mut *self.tx, run).await?
+        {
+            return Err(crate::dispatch::already_ran());
+        }
         self.tx.commit().await?;
         Ok(view)
     }
@@ -438,20 +468,36 @@ impl Open {
         self.move_with(p, k, h).await
     }
 
-    /// Writes the history entry `h` (from `history_entry`) and moves `k` to its `to`.
+    /// Writes the history entry `h` (from `history_entry`) and moves `k` to its `to`: 422
+    /// `unresolved_mandatory_tasks` while the status it leaves demands open tasks; opens the
+    /// tasks the new status demands.
     async fn move_with(
         &mut self,
         p: &Caller,
         k: &mut StoredCase,
         h: HistoryEntry,
     ) -> Result<(HistoryEntry, Vec<Event>)> {
+        tasks::check_leaving(&mut *self.tx, p.tenant_id, k.id, &k.status).await?;
         record::add_history(&mut *self.tx, p.tenant_id, &h).await?;
         k.status = h.to.clone();
         let mut events = vec![status_changed(&h)];
         if self.ty.workflow.is_terminal(&h.to) {
             events.push(event("case.closed", json!({ "status": h.to })));
         }
+        let wf = &self.ty.workflow;
+        for t in
+            tasks::enter_status(&mut *self.tx, p.tenant_id, k.id, wf, &h.to, h.id, self.now).await?
+        {
+            events.push(event("task.created", json!({ "task": t })));
+        }
         Ok((h, events))
+    }
+
+    /// Whether `k` may leave its status on its own (an automatic move on assignment or
+    /// escalation): not while mandatory tasks keep it there.
+    async fn may_leave(&mut self, k: &StoredCase) -> Result<bool> {
+        let open = tasks::unresolved(&mut *self.tx, k.tenant_id, k.id, &k.status).await?;
+        Ok(open.is_empty())
     }
 }
 
@@ -520,7 +566,7 @@ pub async fn get(svc: &Services, p: &Caller, id: &str) -> Result<CaseDetail> {
             .map(Into::into)
             .collect(),
         pending_request: approvals::pending_of(&mut *c, t, k.id).await?,
-        tasks: Vec::new(),
+        tasks: tasks::of_case(&mut *c, t, k.id).await?,
         sar_filing: None,
         case: k.into(),
     })
@@ -571,6 +617,7 @@ pub async fn transitions(svc: &Services, p: &Caller, id: &str) -> Result<Vec<Tra
         now,
     };
     let pending = requests::pending_for_case(&mut *c, p.tenant_id, k.id).await?;
+    let unresolved = tasks::unresolved(&mut *c, p.tenant_id, k.id, &k.status).await?;
     Ok(ty
         .workflow
         .offers(&k.status, &asking)
@@ -582,6 +629,13 @@ pub async fn transitions(svc: &Services, p: &Caller, id: &str) -> Result<Vec<Tra
                     "code": "request_pending",
                     "message": "a transition request is waiting for approval on this case",
                     "request_id": q.id,
+                }));
+            }
+            if !unresolved.is_empty() {
+                blocked_by.push(json!({
+                    "code": Code::UnresolvedMandatoryTasks.as_str(),
+                    "message": format!("{} mandatory task(s) must be done first", unresolved.len()),
+                    "unresolved_mandatory_tasks": unresolved,
                 }));
             }
             TransitionOption {
@@ -917,8 +971,15 @@ async fn insert_new(
     let initial = k.status.clone();
     let mut entries = vec![history_entry(p, &mut k, None, &initial, reason, now)];
     let mut events = vec![event("case.created", extra)];
-    // A case created with an assignee moves on assignment as if assigned right after.
+    // A case created with an assignee moves on assignment as if assigned right after (unless
+    // its first status demands tasks, which keep it there).
+    let demands = |s: &str| {
+        ty.workflow
+            .status(s)
+            .is_some_and(|d| !d.mandatory_tasks.is_empty())
+    };
     if k.assigned_to.is_some()
+        && !demands(&initial)
         && let Some(next) = ty.workflow.after_assign(&initial)
     {
         let h = history_entry(p, &mut k, Some(initial.clone()), &next, None, now);
@@ -936,6 +997,10 @@ async fn insert_new(
     }
     for (param, a) in alerts {
         link_alert(c, p.tenant_id, param, *a, k.id).await?;
+    }
+    let last = entries.last().map(|h| h.id).unwrap_or_else(new_id);
+    for t in tasks::enter_status(c, p.tenant_id, k.id, &ty.workflow, &k.status, last, now).await? {
+        events.push(event("task.created", json!({ "task": t })));
     }
     let mut changes = diff(None, &k);
     if let Value::Object(m) = &mut changes {
@@ -1000,6 +1065,15 @@ pub async fn update(
 ) -> Result<CaseView> {
     p.require(Permission::CaseEdit)?;
     let o = open(svc, p, id, expected).await?;
+    update_open(o, p, patch).await
+}
+
+/// [`update`] on the case opened in `o`.
+pub(crate) async fn update_open(
+    o: Open,
+    p: &Caller,
+    patch: Map<String, Value>,
+) -> Result<CaseView> {
     let mut k = o.before.clone();
     for (key, v) in &patch {
         if key == "expected_version" {
@@ -1044,7 +1118,12 @@ pub async fn assign(
     expected: Option<i64>,
 ) -> Result<CaseView> {
     p.require(Permission::CaseAssign)?;
-    let mut o = open(svc, p, id, expected).await?;
+    let o = open(svc, p, id, expected).await?;
+    assign_open(o, p, to).await
+}
+
+/// [`assign`] on the case opened in `o`.
+pub(crate) async fn assign_open(mut o: Open, p: &Caller, to: Option<&str>) -> Result<CaseView> {
     check_unlocked(&o.ty.workflow, &o.before.status, "assigned_to")?;
     let mut k = o.before.clone();
     let user = match to {
@@ -1064,6 +1143,7 @@ pub async fn assign(
     let mut events = vec![event("case.assigned", json!({ "assignment": data }))];
     if user.is_some()
         && let Some(next) = o.ty.workflow.after_assign(&k.status)
+        && o.may_leave(&k).await?
     {
         let (_, ev) = o.move_to(p, &mut k, &next, None).await?;
         events.extend(ev);
@@ -1103,12 +1183,33 @@ pub async fn transition(
         o.ty.workflow
             .decide(&k.status, to, reason.as_deref(), &asking)?;
     if d.approval.is_some() {
+        // Approvers are not asked for a move the case could not make.
+        tasks::check_leaving(&mut *o.tx, p.tenant_id, k.id, &k.status).await?;
         let r = approvals::open_request(o, p, &k, d, reason).await?;
         return Ok(Moved::Requested(Box::new(r)));
     }
-    let (h, events) = o.move_by(p, &mut k, to, reason, d.rule_id).await?;
+    let post_actions = d.post_actions.clone();
+    let (h, mut events) = o.move_by(p, &mut k, to, reason, d.rule_id).await?;
+    with_post_actions(&mut events, &h, &post_actions)?;
     let view = o.commit(p, k, "case.status_changed", events).await?;
     Ok(Moved::Applied(Box::new(view), Box::new(h.into())))
+}
+
+/// Hands the rule's post-actions to the dispatcher on the `case.status_changed` event of `h`
+/// (they run after commit, from the outbox).
+fn with_post_actions(events: &mut [Event], h: &HistoryEntry, actions: &[PostAction]) -> Result<()> {
+    if actions.is_empty() {
+        return Ok(());
+    }
+    if let Some(e) = events.iter_mut().find(|e| e.name == "case.status_changed") {
+        e.actions = Some(json!({
+            "case_id": h.case_id,
+            "rule_id": h.rule_id,
+            "history_entry_id": h.id,
+            "post_actions": serde_json::to_value(actions).map_err(Error::internal)?,
+        }));
+    }
+    Ok(())
 }
 
 /// What a transition did: applied at once, or waiting for approval.
@@ -1148,7 +1249,10 @@ pub(crate) async fn apply_request(
     h.requested_at = q.requested_at;
     h.approval_requested_at = Some(q.approval_requested_at);
     h.approval_completed_at = q.approval_completed_at;
-    let (h, events) = o.move_with(p, &mut k, h).await?;
+    let post_actions: Vec<PostAction> =
+        serde_json::from_value(q.post_actions.clone()).map_err(Error::internal)?;
+    let (h, mut events) = o.move_with(p, &mut k, h).await?;
+    with_post_actions(&mut events, &h, &post_actions)?;
     let view = o.commit(p, k, "case.status_changed", events).await?;
     Ok((view, h.into()))
 }
@@ -1209,7 +1313,9 @@ pub async fn escalate(
     let a = o.activity(p, &mut k, "escalation", data.clone());
     record::add_activity(&mut *o.tx, p.tenant_id, &a).await?;
     let mut events = vec![event("case.escalated", json!({ "escalation": data }))];
-    if let Some(next) = o.ty.workflow.after_escalate(&k.status) {
+    if let Some(next) = o.ty.workflow.after_escalate(&k.status)
+        && o.may_leave(&k).await?
+    {
         let (_, ev) = o.move_to(p, &mut k, &next, Some(reason)).await?;
         events.extend(ev);
     }

@@ -17,6 +17,10 @@
 //!   with their investigation record; the wire shapes REST, GraphQL and the outbox share.
 //! - [`approvals`]: transition requests, the approver's inbox, decisions and the approval
 //!   timer (reminders, escalation, expiry).
+//! - [`tasks`]: tasks on cases, mandatory ones blocking a status.
+//! - [`dispatch`]: the outbox dispatcher, running rules' post-actions after commit (at least
+//!   once, each action once, keyed by the event id).
+//! - [`notifications`]: each person's in-app inbox.
 //! - [`blobs`]: the content-addressed file store under the data directory.
 #![forbid(unsafe_code)]
 
@@ -30,10 +34,13 @@ pub mod case_types;
 pub mod case_views;
 pub mod cases;
 pub mod demo;
+pub mod dispatch;
 pub mod exports;
 pub mod jwt;
+pub mod notifications;
 pub mod password;
 pub mod report;
+pub mod tasks;
 pub mod tenants;
 pub mod users;
 
@@ -168,8 +175,21 @@ pub(crate) async fn enqueue(
     tenant: casegate_domain::ids::TenantId,
     now: time::OffsetDateTime,
     event_type: &str,
+    data: serde_json::Value,
+    extra: serde_json::Value,
+) -> Result<()> {
+    enqueue_with(c, tenant, now, event_type, data, extra, None).await
+}
+
+/// [`enqueue`], with work for the dispatcher (`actions`: a rule's post-actions).
+pub(crate) async fn enqueue_with(
+    c: &mut dyn casegate_store::Conn,
+    tenant: casegate_domain::ids::TenantId,
+    now: time::OffsetDateTime,
+    event_type: &str,
     mut data: serde_json::Value,
     extra: serde_json::Value,
+    actions: Option<serde_json::Value>,
 ) -> Result<()> {
     if let (serde_json::Value::Object(d), serde_json::Value::Object(x)) = (&mut data, extra) {
         d.extend(x);
@@ -180,7 +200,10 @@ pub(crate) async fn enqueue(
         event_type: event_type.into(),
         created_at: now,
         data,
+        actions,
         dispatched_at: None,
+        attempts: 0,
+        last_error: None,
     };
     Ok(casegate_store::outbox::insert(c, &e).await?)
 }

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "approvals",
         include_str!("../migrations/0005_approvals.sql"),
     ),
+    (
+        6,
+        "tasks_post_actions",
+        include_str!("../migrations/0006_tasks_post_actions.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -66,7 +66,9 @@ macro_rules! conformance_suite {
             case_lists_count_up_to_the_cap_and_page_stably,
             case_numbers_are_gap_free_under_concurrency,
             case_record_rows_are_append_only,
-            one_pending_request_per_case_and_claims_never_overlap
+            one_pending_request_per_case_and_claims_never_overlap,
+            tasks_block_their_status_and_generated_ones_are_unique,
+            outbox_claims_are_leased_and_each_post_action_runs_once
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -951,4 +953,278 @@ pub async fn one_pending_request_per_case_and_claims_never_overlap(db: Arc<dyn D
         .await
         .unwrap();
     assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [again.id]);
+}
+
+fn task(
+    t: TenantId,
+    case: CaseId,
+    title: &str,
+    blocks: Option<&str>,
+    key: Option<&str>,
+) -> crate::tasks::StoredTask {
+    crate::tasks::StoredTask {
+        tenant_id: t,
+        id: Uuid::new_v4(),
+        case_id: case,
+        title: title.into(),
+        description: None,
+        status: "open".into(),
+        mandatory: blocks.is_some(),
+        blocks_status: blocks.map(str::to_string),
+        assignee_role: Some("legal_counsel".into()),
+        assigned_to: None,
+        assigned_to_email: None,
+        due_at: None,
+        source: "workflow".into(),
+        source_key: key.map(str::to_string),
+        created_by: None,
+        created_by_label: "system".into(),
+        created_at: T0,
+        completed_at: None,
+        completed_by: None,
+        completed_by_label: None,
+        completion_note: None,
+        version: 1,
+    }
+}
+
+/// Open mandatory tasks are what blocks a case's status (done ones and other statuses' do not);
+/// a generated task's `source_key` is unique in its tenant (the database names the index);
+/// completing is version-guarded and happens once; role filters match unnamed tasks only; other
+/// tenants see nothing.
+pub async fn tasks_block_their_status_and_generated_ones_are_unique(db: Arc<dyn Database>) {
+    use crate::tasks::{self, Filter};
+    let (t, u) = setup(&*db, "bank").await;
+    case_fixture(&*db, &t).await;
+    let k = stored_case(t.id, 1, "review", T0);
+    let mut c = db.conn().await.unwrap();
+    crate::cases::insert_many(&mut *c, std::slice::from_ref(&k))
+        .await
+        .unwrap();
+    let legal = task(
+        t.id,
+        k.id,
+        "Legal review",
+        Some("review"),
+        Some("status:e1#00"),
+    );
+    let docs = task(
+        t.id,
+        k.id,
+        "Collect documents",
+        Some("review"),
+        Some("status:e1#01"),
+    );
+    let later = task(t.id, k.id, "Archive", Some("closed"), None);
+    let mut mine = task(t.id, k.id, "Call customer", None, None);
+    mine.assigned_to = Some(u.id.0);
+    mine.assignee_role = None;
+    for x in [&legal, &docs, &later, &mine] {
+        tasks::insert(&mut *c, x).await.unwrap();
+    }
+    match tasks::insert(
+        &mut *c,
+        &task(t.id, k.id, "again", None, Some("status:e1#00")),
+    )
+    .await
+    {
+        Err(StoreError::Conflict { constraint }) => assert_eq!(constraint, tasks::BY_SOURCE),
+        other => panic!("duplicate source key: {other:?}"),
+    }
+    let titles = |v: Vec<tasks::StoredTask>| v.into_iter().map(|x| x.title).collect::<Vec<_>>();
+    assert_eq!(
+        titles(
+            tasks::blocking(&mut *c, t.id, k.id, "review")
+                .await
+                .unwrap()
+        ),
+        ["Legal review", "Collect documents"]
+    );
+    // Completion: once, guarded by version.
+    let mut done = legal.clone();
+    done.completed_at = Some(T0 + Duration::minutes(5));
+    done.completed_by = Some(u.id.0);
+    done.completed_by_label = Some("ana@bank.example".into());
+    assert!(!tasks::complete(&mut *c, &done, 9).await.unwrap());
+    assert!(tasks::complete(&mut *c, &done, 1).await.unwrap());
+    assert!(
+        !tasks::complete(&mut *c, &done, 2).await.unwrap(),
+        "done stays done"
+    );
+    let stored = tasks::get(&mut *c, t.id, legal.id).await.unwrap().unwrap();
+    assert_eq!((stored.status.as_str(), stored.version), ("done", 2));
+    assert_eq!(
+        titles(
+            tasks::blocking(&mut *c, t.id, k.id, "review")
+                .await
+                .unwrap()
+        ),
+        ["Collect documents"]
+    );
+    // Lists and filters.
+    let open = Filter {
+        status: Some("open".into()),
+        ..Default::default()
+    };
+    assert_eq!(tasks::count(&mut *c, t.id, &open).await.unwrap(), 3);
+    let for_me = Filter {
+        assigned_to: Some(u.id.0),
+        assignee_roles: Some(vec!["legal_counsel".into()]),
+        ..Default::default()
+    };
+    let found = tasks::list(&mut *c, t.id, &for_me, 10, 0).await.unwrap();
+    assert_eq!(found.len(), 4);
+    assert_eq!(
+        found
+            .iter()
+            .find(|x| x.id == mine.id)
+            .unwrap()
+            .assigned_to_email
+            .as_deref(),
+        Some("ana@bank.example")
+    );
+    let only_me = Filter {
+        assigned_to: Some(u.id.0),
+        ..Default::default()
+    };
+    assert_eq!(
+        titles(tasks::list(&mut *c, t.id, &only_me, 10, 0).await.unwrap()),
+        ["Call customer"]
+    );
+    assert_eq!(tasks::of_case(&mut *c, t.id, k.id).await.unwrap().len(), 4);
+    let (other, _) = setup(&*db, "other").await;
+    assert!(
+        tasks::get(&mut *c, other.id, legal.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        tasks::of_case(&mut *c, other.id, k.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        tasks::count(&mut *c, other.id, &Filter::default())
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+/// The dispatcher's store: events without work are settled in bulk; an event with work is
+/// claimed (attempt counted) and hidden until its lease ends, and a rival transaction passes a
+/// held claim by (PostgreSQL `SKIP LOCKED`); a post-action run is recorded once per (event,
+/// action); a retry comes due at its time; a finished event is never claimed again.
+pub async fn outbox_claims_are_leased_and_each_post_action_runs_once(db: Arc<dyn Database>) {
+    use crate::outbox::{self, OutboxEvent, PostActionRun};
+    let (t, _) = setup(&*db, "bank").await;
+    let ev = |actions: Option<serde_json::Value>, at: OffsetDateTime| OutboxEvent {
+        tenant_id: t.id,
+        id: Uuid::new_v4(),
+        event_type: "case.status_changed".into(),
+        created_at: at,
+        data: json!({"case": {"id": "x"}}),
+        actions,
+        dispatched_at: None,
+        attempts: 0,
+        last_error: None,
+    };
+    let plain = ev(None, T0);
+    let work = ev(
+        Some(json!({"post_actions": [{"type": "emit_event", "event": "x"}]})),
+        T0,
+    );
+    let newer = ev(Some(json!({"post_actions": []})), T0 + Duration::seconds(1));
+    let mut c = db.conn().await.unwrap();
+    for e in [&plain, &work, &newer] {
+        outbox::insert(&mut *c, e).await.unwrap();
+    }
+    let now = T0 + Duration::minutes(1);
+    assert!(outbox::any_due(&mut *c, now).await.unwrap());
+    assert_eq!(outbox::settle_plain(&mut *c, now, 100).await.unwrap(), 1);
+    drop(c);
+
+    let lease = now + Duration::minutes(5);
+    let mut holder = db.begin().await.unwrap();
+    let claimed = outbox::claim(&mut *holder, now, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((claimed.id, claimed.attempts), (work.id, 1));
+    assert_eq!(claimed.actions, work.actions);
+    if db.dialect() == crate::Dialect::Postgres {
+        let mut rival = db.begin().await.unwrap();
+        let next = outbox::claim(&mut *rival, now, lease)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.id, newer.id, "a held event is skipped");
+        drop(rival);
+    }
+    holder.commit().await.unwrap();
+    // Leased: the next claim takes the newer event, then nothing until the lease ends.
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(
+        outbox::claim(&mut *tx, now, lease)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        newer.id
+    );
+    tx.commit().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    assert!(outbox::claim(&mut *tx, now, lease).await.unwrap().is_none());
+    drop(tx);
+
+    // Runs: once per action of an event.
+    let run = PostActionRun {
+        tenant_id: t.id,
+        event_id: work.id,
+        idx: 0,
+        action_type: "emit_event".into(),
+        case_id: Uuid::new_v4(),
+        outcome: "done".into(),
+        error: None,
+        ran_at: now,
+    };
+    let mut c = db.conn().await.unwrap();
+    assert!(outbox::record_run(&mut *c, &run).await.unwrap());
+    let mut twice = run.clone();
+    twice.outcome = "failed".into();
+    assert!(!outbox::record_run(&mut *c, &twice).await.unwrap());
+    assert_eq!(
+        outbox::runs_of(&mut *c, t.id, work.id).await.unwrap(),
+        [run]
+    );
+
+    // A retry comes due at its time; a finished event never again.
+    outbox::retry_at(
+        &mut *c,
+        &claimed,
+        now + Duration::minutes(2),
+        "internal: db",
+    )
+    .await
+    .unwrap();
+    outbox::done(&mut *c, &newer, now).await.unwrap();
+    drop(c);
+    let mut tx = db.begin().await.unwrap();
+    assert!(outbox::claim(&mut *tx, now, lease).await.unwrap().is_none());
+    let again = outbox::claim(&mut *tx, now + Duration::minutes(2), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id, again.attempts), (work.id, 2));
+    assert_eq!(again.last_error.as_deref(), Some("internal: db"));
+    outbox::done(&mut *tx, &again, now).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = db.conn().await.unwrap();
+    assert!(
+        !outbox::any_due(&mut *c, now + Duration::hours(1))
+            .await
+            .unwrap()
+    );
 }

@@ -24,6 +24,24 @@ pub enum StoreError {
     Other(String),
 }
 
+impl StoreError {
+    /// Names a unique violation of the partial index `index` the same on both backends:
+    /// PostgreSQL reports the index name, SQLite the indexed columns (`table.column`, of which
+    /// `sqlite_column` is the last).
+    pub fn name_unique(self, index: &str, sqlite_column: &str) -> Self {
+        match self {
+            StoreError::Conflict { constraint }
+                if constraint == index || constraint.ends_with(sqlite_column) =>
+            {
+                StoreError::Conflict {
+                    constraint: index.into(),
+                }
+            }
+            e => e,
+        }
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {

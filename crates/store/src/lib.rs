@@ -14,7 +14,10 @@
 //!   history, relations, parties).
 //! - [`requests`]: transition requests waiting for approval (one pending per case) and the
 //!   timer's claim on due ones.
-//! - [`outbox`]: domain events committed with the change they announce.
+//! - [`tasks`]: tasks on cases; open mandatory ones block leaving their status.
+//! - [`outbox`]: domain events committed with the change they announce, the dispatcher's
+//!   claims on them and the record of post-actions run.
+//! - [`notifications`]: the in-app inbox of each person.
 //! - [`conformance`]: the conformance suite; `store-sqlite` and `store-pg` run it, each test on
 //!   a fresh database.
 //!
@@ -35,9 +38,11 @@ pub mod conformance;
 pub mod conn;
 pub mod error;
 pub mod exports;
+pub mod notifications;
 pub mod outbox;
 pub mod requests;
 pub mod sessions;
+pub mod tasks;
 pub mod tenants;
 pub mod users;
 

@@ -1,7 +1,9 @@
 //! The transactional outbox: domain events written in the transaction of the change they
-//! announce (DESIGN.md principle 3). The dispatcher of the webhook and notification issues
-//! reads the undispatched rows after commit.
-use crate::{Conn, StoreResult};
+//! announce (DESIGN.md principle 3). The dispatcher reads the undispatched rows after commit:
+//! an event carrying `actions` (a rule's post-actions) is claimed under a lease, its actions run
+//! each in a transaction of its own that also writes a [`PostActionRun`] (so a retried event
+//! skips what already ran), and it is then marked dispatched.
+use crate::{Conn, Dialect, Row, StoreResult};
 use casegate_domain::ids::TenantId;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -20,20 +22,46 @@ pub struct OutboxEvent {
     pub created_at: OffsetDateTime,
     /// The webhook body's `data`.
     pub data: Value,
+    /// Work for the dispatcher: `{"case_id", "rule_id", "post_actions": [...]}`. Never part
+    /// of a webhook body.
+    pub actions: Option<Value>,
     /// When the dispatcher handed it on.
     pub dispatched_at: Option<OffsetDateTime>,
+    /// How often the dispatcher has claimed it.
+    pub attempts: i64,
+    /// Why the last attempt did not finish.
+    pub last_error: Option<String>,
+}
+
+const COLS: &str =
+    "tenant_id, id, event_type, created_at, data, actions, dispatched_at, attempts, last_error";
+
+fn from_row(r: &Row) -> StoreResult<OutboxEvent> {
+    Ok(OutboxEvent {
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        id: r.uuid("id")?,
+        event_type: r.text("event_type")?,
+        created_at: r.time("created_at")?,
+        data: r.json("data")?,
+        actions: Some(r.json("actions")?).filter(|a| !a.is_null()),
+        dispatched_at: r.opt_time("dispatched_at")?,
+        attempts: r.int("attempts")?,
+        last_error: r.opt_text("last_error")?,
+    })
 }
 
 /// Adds an event in the caller's transaction.
 pub async fn insert(c: &mut dyn Conn, e: &OutboxEvent) -> StoreResult<()> {
     c.execute(
-        "INSERT INTO outbox (tenant_id, id, event_type, created_at, data) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO outbox (tenant_id, id, event_type, created_at, data, actions) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
         &[
             e.tenant_id.into(),
             e.id.into(),
             e.event_type.as_str().into(),
             e.created_at.into(),
             e.data.clone().into(),
+            e.actions.clone().into(),
         ],
     )
     .await
@@ -46,23 +74,186 @@ pub async fn by_type(
     tenant: TenantId,
     event_type: &str,
 ) -> StoreResult<Vec<OutboxEvent>> {
-    let rows = c
-        .fetch_all(
-            "SELECT tenant_id, id, event_type, created_at, data, dispatched_at FROM outbox \
-             WHERE tenant_id = $1 AND event_type = $2 ORDER BY created_at, id",
-            &[tenant.into(), event_type.into()],
+    c.fetch_all(
+        &format!(
+            "SELECT {COLS} FROM outbox WHERE tenant_id = $1 AND event_type = $2 \
+             ORDER BY created_at, id"
+        ),
+        &[tenant.into(), event_type.into()],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Marks up to `max` undispatched events that carry no work dispatched at `now`; answers how
+/// many. (Webhook fan-out joins here when registrations exist.)
+pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> StoreResult<u64> {
+    let lock = match c.dialect() {
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    c.execute(
+        &format!(
+            "UPDATE outbox SET dispatched_at = $1 WHERE (tenant_id, id) IN (\
+             SELECT tenant_id, id FROM outbox WHERE dispatched_at IS NULL AND actions IS NULL \
+             ORDER BY created_at, id LIMIT $2{lock})"
+        ),
+        &[now.into(), max.into()],
+    )
+    .await
+}
+
+const DUE: &str = "dispatched_at IS NULL AND actions IS NOT NULL \
+    AND (next_attempt_at IS NULL OR next_attempt_at <= $1)";
+
+/// Whether the dispatcher has anything to do at `now` (a plain read: an idle dispatcher takes
+/// no write lock).
+pub async fn any_due(c: &mut dyn Conn, now: OffsetDateTime) -> StoreResult<bool> {
+    let work = c
+        .fetch_optional(
+            &format!("SELECT 1 AS one FROM outbox WHERE {DUE} LIMIT 1"),
+            &[now.into()],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(OutboxEvent {
-                tenant_id: TenantId(r.uuid("tenant_id")?),
-                id: r.uuid("id")?,
-                event_type: r.text("event_type")?,
-                created_at: r.time("created_at")?,
-                data: r.json("data")?,
-                dispatched_at: r.opt_time("dispatched_at")?,
-            })
+    if work.is_some() {
+        return Ok(true);
+    }
+    Ok(c.fetch_optional(
+        "SELECT 1 AS one FROM outbox WHERE dispatched_at IS NULL AND actions IS NULL LIMIT 1",
+        &[],
+    )
+    .await?
+    .is_some())
+}
+
+/// Claims the oldest due event carrying work: counts the attempt and hides it from other
+/// dispatchers until `lease_until` (PostgreSQL skips rows another transaction holds). Commit
+/// at once, then run the work outside this transaction.
+pub async fn claim(
+    c: &mut dyn Conn,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+) -> StoreResult<Option<OutboxEvent>> {
+    let lock = match c.dialect() {
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let Some(found) = c
+        .fetch_optional(
+            &format!("SELECT {COLS} FROM outbox WHERE {DUE} ORDER BY created_at, id LIMIT 1{lock}"),
+            &[now.into()],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut e = from_row(&found)?;
+    c.execute(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $3 \
+         WHERE tenant_id = $1 AND id = $2",
+        &[e.tenant_id.into(), e.id.into(), lease_until.into()],
+    )
+    .await?;
+    e.attempts += 1;
+    Ok(Some(e))
+}
+
+/// Marks a claimed event dispatched.
+pub async fn done(c: &mut dyn Conn, e: &OutboxEvent, now: OffsetDateTime) -> StoreResult<()> {
+    c.execute(
+        "UPDATE outbox SET dispatched_at = $3, next_attempt_at = NULL, last_error = NULL \
+         WHERE tenant_id = $1 AND id = $2",
+        &[e.tenant_id.into(), e.id.into(), now.into()],
+    )
+    .await
+    .map(drop)
+}
+
+/// Leaves a claimed event for another attempt at `at`, with why this one stopped.
+pub async fn retry_at(
+    c: &mut dyn Conn,
+    e: &OutboxEvent,
+    at: OffsetDateTime,
+    error: &str,
+) -> StoreResult<()> {
+    c.execute(
+        "UPDATE outbox SET next_attempt_at = $3, last_error = $4 WHERE tenant_id = $1 AND id = $2",
+        &[e.tenant_id.into(), e.id.into(), at.into(), error.into()],
+    )
+    .await
+    .map(drop)
+}
+
+/// One post-action of one event that has run (`done`) or failed for good (`failed`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PostActionRun {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// The event carrying the action.
+    pub event_id: Uuid,
+    /// Position of the action in the rule.
+    pub idx: i64,
+    /// `create_task`, `assign`, …
+    pub action_type: String,
+    /// The case acted on.
+    pub case_id: Uuid,
+    /// `done` or `failed`.
+    pub outcome: String,
+    /// Why it failed (a client-safe message).
+    pub error: Option<String>,
+    /// When.
+    pub ran_at: OffsetDateTime,
+}
+
+/// Records a run in the caller's transaction; `false` when this action of this event already
+/// has one (the caller then rolls back: the action ran before).
+pub async fn record_run(c: &mut dyn Conn, r: &PostActionRun) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "INSERT INTO post_action_runs (tenant_id, event_id, idx, action_type, case_id, outcome, \
+             error, ran_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (tenant_id, event_id, idx) DO NOTHING",
+            &[
+                r.tenant_id.into(),
+                r.event_id.into(),
+                r.idx.into(),
+                r.action_type.as_str().into(),
+                r.case_id.into(),
+                r.outcome.as_str().into(),
+                r.error.clone().into(),
+                r.ran_at.into(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// The runs of one event's actions, in action order.
+pub async fn runs_of(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    event: Uuid,
+) -> StoreResult<Vec<PostActionRun>> {
+    c.fetch_all(
+        "SELECT tenant_id, event_id, idx, action_type, case_id, outcome, error, ran_at \
+         FROM post_action_runs WHERE tenant_id = $1 AND event_id = $2 ORDER BY idx",
+        &[tenant.into(), event.into()],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(PostActionRun {
+            tenant_id: TenantId(r.uuid("tenant_id")?),
+            event_id: r.uuid("event_id")?,
+            idx: r.int("idx")?,
+            action_type: r.text("action_type")?,
+            case_id: r.uuid("case_id")?,
+            outcome: r.text("outcome")?,
+            error: r.opt_text("error")?,
+            ran_at: r.time("ran_at")?,
         })
-        .collect()
+    })
+    .collect()
 }

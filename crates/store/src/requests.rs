@@ -2,7 +2,7 @@
 //! (`approval`, the domain's `approval::Request`) written whole under the row's `version`; the
 //! `status` column is authoritative (a case change supersedes pending requests in SQL). At most
 //! one request per case is pending: a partial unique index enforces it.
-use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where};
+use crate::{Conn, Dialect, Row, StoreResult, Val, Where};
 use casegate_domain::ids::{CaseId, TenantId};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
@@ -124,17 +124,7 @@ pub async fn insert(c: &mut dyn Conn, q: &StoredRequest) -> StoreResult<()> {
     )
     .await
     .map(drop)
-    .map_err(|e| match e {
-        // SQLite names the columns, not the index.
-        StoreError::Conflict { constraint }
-            if constraint == ONE_PENDING || constraint.ends_with("transition_requests.case_id") =>
-        {
-            StoreError::Conflict {
-                constraint: ONE_PENDING.into(),
-            }
-        }
-        e => e,
-    })
+    .map_err(|e| e.name_unique(ONE_PENDING, "transition_requests.case_id"))
 }
 
 /// Writes the changing columns of `q` if the stored version is still `expected` (the caller

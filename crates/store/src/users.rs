@@ -113,6 +113,30 @@ pub async fn login_candidates(c: &mut dyn Conn, email: &str) -> StoreResult<Vec<
         .collect()
 }
 
+/// `tenant`'s active users holding any of `roles`, oldest first (roles are a JSON list in the
+/// row, so the match happens here; an organisation has hundreds of users, not millions).
+pub async fn active_with_roles(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    roles: &[String],
+) -> StoreResult<Vec<User>> {
+    if roles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLS} FROM users WHERE tenant_id = $1 AND active = TRUE ORDER BY created_at, id"
+    );
+    let rows = c.fetch_all(&sql, &[tenant.into()]).await?;
+    let mut found = Vec::new();
+    for r in &rows {
+        let u = from_row(r)?;
+        if u.roles.iter().any(|r| roles.contains(r)) {
+            found.push(u);
+        }
+    }
+    Ok(found)
+}
+
 /// A page of `tenant`'s users, newest first, and the total count.
 pub async fn list(
     c: &mut dyn Conn,

@@ -3,9 +3,9 @@
 //!
 //! # Layout
 //! - [`Worker`]: the loop and its jobs. Today: purging expired sessions, signing audit
-//!   checkpoints for tenants whose chain moved, producing queued audit exports and firing due
-//!   approval timers (reminders, escalations, expiries). The transactional outbox dispatcher
-//!   and webhook delivery join it as their issues land; each job claims its rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so
+//!   checkpoints for tenants whose chain moved, producing queued audit exports, firing due
+//!   approval timers (reminders, escalations, expiries) and dispatching the outbox (rules'
+//!   post-actions). Webhook delivery joins it with its issue; each job claims its rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so
 //!   several worker processes can share one database.
 #![forbid(unsafe_code)]
 
@@ -19,6 +19,9 @@ const EXPORTS_PER_ROUND: u64 = 4;
 
 /// Approval timers (reminders, escalations, expiries) handled per round at most.
 const TIMERS_PER_ROUND: u64 = 100;
+
+/// Outbox events whose post-actions run per round at most.
+const POST_ACTIONS_PER_ROUND: u64 = 100;
 
 /// The background worker.
 pub struct Worker {
@@ -49,7 +52,8 @@ impl Worker {
             casegate_service::audit::checkpoint_due(&self.svc, self.checkpoint_every).await?;
         let exported = casegate_service::exports::run_pending(&self.svc, EXPORTS_PER_ROUND).await?;
         let timed = casegate_service::approvals::run_timers(&self.svc, TIMERS_PER_ROUND).await?;
-        Ok(purged + signed + exported + timed)
+        let dispatched = casegate_service::dispatch::run(&self.svc, POST_ACTIONS_PER_ROUND).await?;
+        Ok(purged + signed + exported + timed + dispatched)
     }
 
     /// Polls until `cancel` fires. A failing round is logged and retried on the next tick.

@@ -1,13 +1,12 @@
 //! `/approvals` and `/transition-requests` (API.md "Approvals", docs/workflows.md).
 use crate::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody, OptJson};
+use crate::error::{ApiResult, ErrorBody, OptJson};
 use crate::rest::cases::{only, opt_str};
-use crate::rest::{Auth, flag_param, int_param};
+use crate::rest::{Auth, flag_param, int_param, unknown_param};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use casegate_domain::Error;
 use casegate_service::approvals::{self, Decided, ListQuery};
 use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -49,15 +48,7 @@ pub async fn list_approvals(
             "mine" => q.mine = flag_param("mine", &v)?,
             "limit" => limit = Some(int_param("limit", &v)?),
             "offset" => offset = Some(int_param("offset", &v)?),
-            _ => {
-                return Err(ApiError(Error::validation(
-                    k.as_str(),
-                    format!(
-                        "unknown parameter `{k}` (expected one of {})",
-                        LIST_PARAMS.join(", ")
-                    ),
-                )));
-            }
+            _ => return Err(unknown_param(&k, LIST_PARAMS)),
         }
     }
     let page = casegate_service::Page::new(limit, offset)?;

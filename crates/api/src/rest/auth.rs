@@ -52,6 +52,7 @@ impl From<&Principal> for MeView {
                 AuthMethod::ApiKey(_) => "api_key",
                 AuthMethod::Jwt(_) => "jwt",
                 AuthMethod::Session(_) => "session",
+                AuthMethod::System => "system",
             }
             .into(),
         }

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod roles;
+pub mod tasks;
 pub mod users;
 
 /// Routes that need a credential.
@@ -29,6 +30,7 @@ pub fn protected() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(cases::router())
         .merge(approvals::router())
+        .merge(tasks::router())
         .merge(roles::router())
         .merge(auth::protected_router())
 }
@@ -91,6 +93,17 @@ pub(crate) fn flag_param(k: &str, v: &str) -> ApiResult<bool> {
         "false" => Ok(false),
         _ => Err(ApiError(Error::validation(k, "must be true or false"))),
     }
+}
+
+/// A 422 naming an unknown query parameter and the known ones.
+pub(crate) fn unknown_param(k: &str, known: &[&str]) -> ApiError {
+    ApiError(Error::validation(
+        k,
+        format!(
+            "unknown parameter `{k}` (expected one of {})",
+            known.join(", ")
+        ),
+    ))
 }
 
 /// `limit` and `offset` of list endpoints (API.md "Lists").

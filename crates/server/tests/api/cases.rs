@@ -1912,7 +1912,7 @@ async fn assert_found(s: &TestServer, key: &str, query: &str, expected: &[&Strin
 }
 
 /// The id of the user `email`, looked up with an administrator key of its organisation.
-async fn user_id(s: &TestServer, admin_key: &str, email: &str) -> String {
+pub(crate) async fn user_id(s: &TestServer, admin_key: &str, email: &str) -> String {
     id_of(
         s.get(&format!("/users/{email}"), admin_key)
             .await
@@ -1921,7 +1921,7 @@ async fn user_id(s: &TestServer, admin_key: &str, email: &str) -> String {
 }
 
 /// acme's audit events of the case `id` (of `action`, unless empty).
-async fn case_events(s: &TestServer, id: &str, action: &str) -> Vec<Value> {
+pub(crate) async fn case_events(s: &TestServer, id: &str, action: &str) -> Vec<Value> {
     let mut query = format!("/audit/events?entity_type=case&entity_id={id}&limit=200");
     if !action.is_empty() {
         query.push_str(&format!("&action={action}"));

@@ -10,4 +10,5 @@ mod exports;
 mod jwt;
 mod ops;
 mod process;
+mod tasks;
 mod workflows;
