@@ -486,6 +486,11 @@ pub fn check_rules(
                             format!("{path}.event"),
                             "must be 1-64 lowercase letters, digits, `.` or `_`",
                         );
+                    } else if crate::events::EVENT_TYPES.contains(&event.as_str()) {
+                        p(
+                            format!("{path}.event"),
+                            "is a casegate event; a rule cannot emit it on casegate's behalf",
+                        );
                     }
                 }
             }

@@ -276,6 +276,8 @@ pub(crate) struct Open {
     pub(crate) now: OffsetDateTime,
     /// A post-action this command carries out: recorded in its transaction, so it runs once.
     pub(crate) run: Option<PostActionRun>,
+    /// Whether the case's pending request was superseded in this transaction already.
+    superseded: bool,
 }
 
 pub(crate) async fn open(
@@ -302,6 +304,7 @@ pub(crate) async fn open(
         ty,
         now: svc.clock.now(),
         run: None,
+        superseded: false,
     })
 }
 
@@ -377,6 +380,17 @@ fn history_entry(
 }
 
 impl Open {
+    /// Approvers signed off on the case as it was: any change supersedes their request. Done
+    /// before anything else takes the audit head, so the lock order stays case, request, audit
+    /// head on every path (the approval timer takes request, then audit head).
+    async fn supersede(&mut self, p: &Caller, case: CaseId) -> Result<()> {
+        if !self.superseded {
+            approvals::supersede(&mut *self.tx, p, case, self.now).await?;
+            self.superseded = true;
+        }
+        Ok(())
+    }
+
     /// Writes the changed case (version + 1), its audit event and outbox events; commits.
     async fn commit(
         mut self,
@@ -390,8 +404,7 @@ impl Open {
         if !store::update(&mut *self.tx, &k, self.before.version).await? {
             return Err(version_conflict(self.before.version + 1));
         }
-        // Approvers signed off on the case as it was: any change supersedes their request.
-        approvals::supersede(&mut *self.tx, p, k.id, self.now).await?;
+        self.supersede(p, k.id).await?;
         if k.fields != self.before.fields {
             let values = indexed_values(&self.ty, &k.fields);
             store::set_field_values(&mut *self.tx, p.tenant_id, &k.case_type, k.id, &values)
@@ -478,6 +491,7 @@ impl Open {
         h: HistoryEntry,
     ) -> Result<(HistoryEntry, Vec<Event>)> {
         tasks::check_leaving(&mut *self.tx, p.tenant_id, k.id, &k.status).await?;
+        self.supersede(p, k.id).await?;
         record::add_history(&mut *self.tx, p.tenant_id, &h).await?;
         k.status = h.to.clone();
         let mut events = vec![status_changed(&h)];
@@ -485,9 +499,7 @@ impl Open {
             events.push(event("case.closed", json!({ "status": h.to })));
         }
         let wf = &self.ty.workflow;
-        for t in
-            tasks::enter_status(&mut *self.tx, p.tenant_id, k.id, wf, &h.to, h.id, self.now).await?
-        {
+        for t in tasks::enter_status(&mut *self.tx, p, k.id, wf, &h.to, h.id, self.now).await? {
             events.push(event("task.created", json!({ "task": t })));
         }
         Ok((h, events))
@@ -998,10 +1010,7 @@ async fn insert_new(
     for (param, a) in alerts {
         link_alert(c, p.tenant_id, param, *a, k.id).await?;
     }
-    let last = entries.last().map(|h| h.id).unwrap_or_else(new_id);
-    for t in tasks::enter_status(c, p.tenant_id, k.id, &ty.workflow, &k.status, last, now).await? {
-        events.push(event("task.created", json!({ "task": t })));
-    }
+
     let mut changes = diff(None, &k);
     if let Value::Object(m) = &mut changes {
         m.insert(
@@ -1028,6 +1037,10 @@ async fn insert_new(
         changes,
     };
     audit::append_by(c, now, p, entry).await?;
+    let last = entries.last().map(|h| h.id).unwrap_or_else(new_id);
+    for t in tasks::enter_status(c, p, k.id, &ty.workflow, &k.status, last, now).await? {
+        events.push(event("task.created", json!({ "task": t })));
+    }
     emit(c, p.tenant_id, now, &view, events).await?;
     Ok(view)
 }

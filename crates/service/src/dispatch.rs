@@ -81,7 +81,9 @@ pub async fn run(svc: &Services, max: u64) -> Result<u64> {
         let now = svc.clock.now();
         let mut tx = svc.db.begin().await?;
         match outcome {
-            Ok(()) => outbox::done(&mut *tx, &e, now).await?,
+            Ok(()) => {
+                outbox::done(&mut *tx, &e, now).await?;
+            }
             Err(err) => {
                 tracing::warn!(event_id = %e.id, attempt = e.attempts, code = err.code.as_str(),
                     cause = err.cause.as_deref().unwrap_or(""), "post-actions failed; will retry");
@@ -196,6 +198,21 @@ async fn failed(svc: &Services, plan: &Plan, mut run: PostActionRun, err: &Error
 /// After the last attempt: every action without a run is recorded as failed.
 async fn give_up(svc: &Services, e: &OutboxEvent, err: &Error) -> Result<()> {
     let Ok(plan) = plan_of(e) else {
+        // Work that cannot even be read: say so in the trail rather than drop it quietly.
+        let mut entry = Entry::new("post_action.failed", "outbox_event", e.id);
+        entry.changes = json!({ "event_id": e.id, "event_type": e.event_type,
+                                "code": err.code.as_str(), "message": "unreadable post-actions" });
+        let mut tx = svc.db.begin().await?;
+        audit::append(
+            &mut *tx,
+            svc.clock.now(),
+            e.tenant_id,
+            &Actor::System,
+            &system(e).origin,
+            entry,
+        )
+        .await?;
+        tx.commit().await?;
         return Ok(());
     };
     let ran: Vec<i64> = outbox::runs_of(&mut *svc.db.conn().await?, e.tenant_id, e.id)
@@ -276,7 +293,9 @@ async fn one(
                 source_key: format!("{}#{}", e.id, run.idx),
             };
             let now = svc.clock.now();
-            if let Some(t) = tasks::open_generated(&mut *tx, e.tenant_id, g, now).await? {
+            if let Some(t) =
+                tasks::open_generated(&mut *tx, e.tenant_id, &sys.origin, g, now).await?
+            {
                 tasks::announce_created(&mut *tx, e.tenant_id, now, &t).await?;
             }
             tx.commit().await?;

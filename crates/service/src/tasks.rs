@@ -1,13 +1,14 @@
 //! Tasks on cases (API.md "Tasks", docs/workflows.md "Tasks"): opened by hand, by a status's
 //! `mandatory_tasks` when a case enters it, or by a `create_task` post-action. An open
 //! mandatory task blocks every requested move out of its status (422
-//! `unresolved_mandatory_tasks`); automatic moves (on assignment or escalation) wait instead.
+//! `unresolved_mandatory_tasks`); automatic moves (on assignment or escalation) are skipped
+//! instead (the case stays where it is).
 use crate::audit::{self, Entry};
 use crate::{Code, Error, Page, Result, Services, random_id, users};
 use casegate_domain::clock::{serialize_opt_wire_time, serialize_wire_time};
 use casegate_domain::ids::{CaseId, TenantId};
 use casegate_domain::lifecycle::Lifecycle;
-use casegate_domain::principal::Caller;
+use casegate_domain::principal::{Caller, Origin};
 use casegate_domain::rbac::{BUILTIN_ROLES, Permission};
 use casegate_domain::validate;
 use casegate_store::Conn;
@@ -142,11 +143,13 @@ pub(crate) struct Generated<'a> {
     pub(crate) source_key: String,
 }
 
-/// Opens a generated task in the caller's transaction (audited as the system; the caller puts
-/// `task.created` in the outbox). `None` when a task with its `source_key` exists already.
+/// Opens a generated task in the caller's transaction (audited as the system, with the
+/// caller's origin; the caller puts `task.created` in the outbox). `None` when a task with its
+/// `source_key` exists already.
 pub(crate) async fn open_generated(
     c: &mut dyn Conn,
     tenant: TenantId,
+    origin: &Origin,
     g: Generated<'_>,
     now: OffsetDateTime,
 ) -> Result<Option<TaskView>> {
@@ -164,14 +167,8 @@ pub(crate) async fn open_generated(
     t.due_at = g.due_at;
     t.source = g.source.into();
     t.source_key = Some(g.source_key);
-    match store::insert(c, &t).await {
-        Ok(()) => {}
-        Err(casegate_store::StoreError::Conflict { constraint })
-            if constraint == store::BY_SOURCE =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
+    if !store::insert(c, &t).await? {
+        return Ok(None);
     }
     let view = TaskView::from(t);
     audit::append(
@@ -179,7 +176,7 @@ pub(crate) async fn open_generated(
         now,
         tenant,
         &audit::Actor::System,
-        &Default::default(),
+        origin,
         created_entry(&view),
     )
     .await?;
@@ -204,7 +201,7 @@ fn created_entry(t: &TaskView) -> Entry {
 /// history entry id) keys them.
 pub(crate) async fn enter_status(
     c: &mut dyn Conn,
-    tenant: TenantId,
+    p: &Caller,
     case: CaseId,
     workflow: &Lifecycle,
     status: &str,
@@ -217,6 +214,7 @@ pub(crate) async fn enter_status(
     if def.mandatory_tasks.is_empty() {
         return Ok(Vec::new());
     }
+    let tenant = p.tenant_id;
     let already = store::blocking(c, tenant, case, status).await?;
     let mut opened = Vec::new();
     for (i, m) in def.mandatory_tasks.iter().enumerate() {
@@ -232,7 +230,7 @@ pub(crate) async fn enter_status(
             source: "workflow",
             source_key: format!("status:{entry}#{i:02}"),
         };
-        opened.extend(open_generated(c, tenant, g, now).await?);
+        opened.extend(open_generated(c, tenant, &p.origin, g, now).await?);
     }
     Ok(opened)
 }

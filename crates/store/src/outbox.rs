@@ -160,18 +160,26 @@ pub async fn claim(
     Ok(Some(e))
 }
 
-/// Marks a claimed event dispatched.
-pub async fn done(c: &mut dyn Conn, e: &OutboxEvent, now: OffsetDateTime) -> StoreResult<()> {
-    c.execute(
-        "UPDATE outbox SET dispatched_at = $3, next_attempt_at = NULL, last_error = NULL \
-         WHERE tenant_id = $1 AND id = $2",
-        &[e.tenant_id.into(), e.id.into(), now.into()],
-    )
-    .await
-    .map(drop)
+/// Marks a claimed event dispatched, unless another dispatcher claimed it since (its lease ran
+/// out); answers whether this claim was still the event's.
+pub async fn done(c: &mut dyn Conn, e: &OutboxEvent, now: OffsetDateTime) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "UPDATE outbox SET dispatched_at = $3, next_attempt_at = NULL, last_error = NULL \
+             WHERE tenant_id = $1 AND id = $2 AND attempts = $4",
+            &[
+                e.tenant_id.into(),
+                e.id.into(),
+                now.into(),
+                e.attempts.into(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
-/// Leaves a claimed event for another attempt at `at`, with why this one stopped.
+/// Leaves a claimed event for another attempt at `at`, with why this one stopped (unless
+/// another dispatcher claimed it since).
 pub async fn retry_at(
     c: &mut dyn Conn,
     e: &OutboxEvent,
@@ -179,8 +187,15 @@ pub async fn retry_at(
     error: &str,
 ) -> StoreResult<()> {
     c.execute(
-        "UPDATE outbox SET next_attempt_at = $3, last_error = $4 WHERE tenant_id = $1 AND id = $2",
-        &[e.tenant_id.into(), e.id.into(), at.into(), error.into()],
+        "UPDATE outbox SET next_attempt_at = $3, last_error = $4 \
+         WHERE tenant_id = $1 AND id = $2 AND attempts = $5",
+        &[
+            e.tenant_id.into(),
+            e.id.into(),
+            at.into(),
+            error.into(),
+            e.attempts.into(),
+        ],
     )
     .await
     .map(drop)

@@ -5,9 +5,6 @@ use casegate_domain::ids::{CaseId, TenantId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The index that makes a generated task's `source_key` unique in its tenant.
-pub const BY_SOURCE: &str = "tasks_by_source";
-
 /// One task as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredTask {
@@ -92,9 +89,9 @@ fn from_row(r: &Row) -> StoreResult<StoredTask> {
     })
 }
 
-/// Adds a task. A second task with the same `source_key` fails with
-/// `StoreError::Conflict { constraint: BY_SOURCE }`.
-pub async fn insert(c: &mut dyn Conn, t: &StoredTask) -> StoreResult<()> {
+/// Adds a task; `false` (and nothing written) when a task with its `source_key` exists already
+/// (`ON CONFLICT DO NOTHING`: a caught violation would abort a PostgreSQL transaction).
+pub async fn insert(c: &mut dyn Conn, t: &StoredTask) -> StoreResult<bool> {
     let args: Vec<Val> = vec![
         t.tenant_id.into(),
         t.id.into(),
@@ -118,12 +115,12 @@ pub async fn insert(c: &mut dyn Conn, t: &StoredTask) -> StoreResult<()> {
         "INSERT INTO tasks (tenant_id, id, case_id, title, description, status, mandatory, \
          blocks_status, assignee_role, assigned_to, due_at, source, source_key, created_by, \
          created_by_label, created_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         ON CONFLICT (tenant_id, source_key) WHERE source_key IS NOT NULL DO NOTHING",
         &args,
     )
     .await
-    .map(drop)
-    .map_err(|e| e.name_unique(BY_SOURCE, "tasks.source_key"))
+    .map(|n| n == 1)
 }
 
 /// One task of `tenant`.

@@ -263,6 +263,10 @@ async fn mandatory_tasks_block_leaving_a_status_until_done(b: Backend) {
             .unwrap()
             .is_empty()
     );
+    // A task naming a person is theirs (or case.edit's), not a role holder's.
+    complete(&s, legal, &id_of(&manual), json!({}))
+        .await
+        .assert_error(403, "forbidden");
     complete(&s, analyst, &id_of(&manual), json!({}))
         .await
         .assert_ok(200);
@@ -287,9 +291,17 @@ async fn mandatory_tasks_block_leaving_a_status_until_done(b: Backend) {
         get_case(&s, analyst, &other).await["pending_request"]["status"],
         "pending"
     );
-    complete(&s, analyst, &id_of(&late), json!({}))
-        .await
-        .assert_ok(200);
+    // Two people completing it at once: one does, the other is told it is done.
+    let late = id_of(&late);
+    let (x, y) = tokio::join!(
+        complete(&s, analyst, &late, json!({"note": "memo filed"})),
+        complete(&s, s.a.key("admin"), &late, json!({}))
+    );
+    let mut codes = [x.status.as_u16(), y.status.as_u16()];
+    codes.sort();
+    assert_eq!(codes, [200, 409], "{:#} {:#}", x.body, y.body);
+    let loser = if x.status.as_u16() == 409 { &x } else { &y };
+    loser.assert_error(409, "already_completed");
     assert_eq!(
         s.post(&approve, mlro, json!({})).await.assert_ok(200)["status"],
         "applied"
@@ -499,6 +511,8 @@ async fn tasks_api_refuses_bad_input_and_other_tenants(b: Backend) {
     let mut bad = kyc_type(json!([]));
     bad["workflow"]["statuses"][3]["mandatory_tasks"] = json!([{"title": "Archive"}]);
     bad["workflow"]["statuses"][1]["mandatory_tasks"][0]["assignee_role"] = json!("janitor");
+    bad["workflow"]["rules"][0]["post_actions"] =
+        json!([{"type": "emit_event", "event": "case.closed"}]);
     let r = s.put("/case-types/KYC_REVIEW", s.a.key("admin"), bad).await;
     r.assert_error(422, "invalid_workflow");
     let paths: Vec<&str> = r.body["error"]["details"]["problems"]
@@ -513,6 +527,10 @@ async fn tasks_api_refuses_bad_input_and_other_tenants(b: Backend) {
     );
     assert!(
         paths.contains(&"workflow.statuses[1].mandatory_tasks[0].assignee_role"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"workflow.rules[0].post_actions[0].event"),
         "{paths:?}"
     );
     s.stop().await;
