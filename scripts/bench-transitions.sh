@@ -39,7 +39,7 @@ SQL
 
 pgbench_run() { # tenants clients
   "$DRIVER" raw "$PG/$PGRAW" "$1" "$2" 0 >/dev/null
-  local out; out=$(pgbench -n -h 127.0.0.1 -U postgres -c "$2" -j 2 -T "$DUR" -r -P 0 -D tenants="$1" -f "$WORK/move.sql" --log --log-prefix="$WORK/pgb" "$PGRAW" 2>&1)
+  local out; out=$(pgbench -n -h 127.0.0.1 -U postgres -c "$2" -j 2 -T "$DUR" -D tenants="$1" -f "$WORK/move.sql" --log --log-prefix="$WORK/pgb" "$PGRAW" 2>&1)
   local tps; tps=$(awk '/^tps/ {print $3}' <<<"$out")
   # Per-transaction latencies (µs, third column) from the log for p50/p99.
   local p; p=$(cat "$WORK"/pgb.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f %.3f", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
