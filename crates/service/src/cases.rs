@@ -427,10 +427,7 @@ impl Open {
         entry: Entry,
         events: Vec<Event>,
     ) -> Result<CaseView> {
-        let view: CaseView = store::get(&mut *self.tx, p.tenant_id, id)
-            .await?
-            .ok_or_else(|| Error::not_found("case"))?
-            .into();
+        let view = view_of(&mut *self.tx, p.tenant_id, id).await?;
         audit::append_by(&mut *self.tx, self.now, p, entry).await?;
         emit(&mut *self.tx, p.tenant_id, self.now, &view, events).await?;
         if let Some(run) = &self.run
@@ -1026,10 +1023,7 @@ async fn insert_new(
             m.insert("alert_ids".into(), json!({ "before": [], "after": ids }));
         }
     }
-    let view: CaseView = store::get(c, p.tenant_id, k.id)
-        .await?
-        .ok_or_else(|| Error::not_found("case"))?
-        .into();
+    let view = view_of(c, p.tenant_id, k.id).await?;
     let entry = Entry {
         action: "case.created",
         entity_type: "case",

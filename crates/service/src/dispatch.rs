@@ -129,31 +129,46 @@ fn type_of(a: &PostAction) -> &'static str {
     }
 }
 
-/// Runs the actions of `e` that have no run yet. A transient failure stops here (the event is
-/// retried); any other failure is recorded against its action.
-async fn carry_out(svc: &Services, e: &OutboxEvent) -> Result<()> {
-    let plan = plan_of(e)?;
+/// The actions of `e` without a recorded run, each with the run it would record (`done`).
+async fn not_run<'p>(
+    svc: &Services,
+    e: &OutboxEvent,
+    plan: &'p Plan,
+) -> Result<Vec<(PostActionRun, &'p PostAction)>> {
     let ran: Vec<i64> = outbox::runs_of(&mut *svc.db.conn().await?, e.tenant_id, e.id)
         .await?
         .iter()
         .map(|r| r.idx)
         .collect();
+    Ok(plan
+        .post_actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (i as i64, a))
+        .filter(|(idx, _)| !ran.contains(idx))
+        .map(|(idx, a)| {
+            let run = PostActionRun {
+                tenant_id: e.tenant_id,
+                event_id: e.id,
+                idx,
+                action_type: type_of(a).into(),
+                case_id: plan.case_id,
+                outcome: "done".into(),
+                error: None,
+                ran_at: svc.clock.now(),
+            };
+            (run, a)
+        })
+        .collect())
+}
+
+/// Runs the actions of `e` that have no run yet. A transient failure stops here (the event is
+/// retried); any other failure is recorded against its action.
+async fn carry_out(svc: &Services, e: &OutboxEvent) -> Result<()> {
+    let plan = plan_of(e)?;
     let sys = system(e);
-    for (i, a) in plan.post_actions.iter().enumerate() {
-        let idx = i as i64;
-        if ran.contains(&idx) {
-            continue;
-        }
-        let run = PostActionRun {
-            tenant_id: e.tenant_id,
-            event_id: e.id,
-            idx,
-            action_type: type_of(a).into(),
-            case_id: plan.case_id,
-            outcome: "done".into(),
-            error: None,
-            ran_at: svc.clock.now(),
-        };
+    for (mut run, a) in not_run(svc, e, &plan).await? {
+        run.ran_at = svc.clock.now();
         match one(svc, &sys, e, &plan, a, run.clone()).await {
             Ok(()) => {}
             Err(err) if err.code == Code::AlreadyCompleted => {}
@@ -215,29 +230,11 @@ async fn give_up(svc: &Services, e: &OutboxEvent, err: &Error) -> Result<()> {
         tx.commit().await?;
         return Ok(());
     };
-    let ran: Vec<i64> = outbox::runs_of(&mut *svc.db.conn().await?, e.tenant_id, e.id)
-        .await?
-        .iter()
-        .map(|r| r.idx)
-        .collect();
     let last = Error::new(
         err.code,
         format!("gave up after {} attempts: {}", e.attempts, err.message),
     );
-    for (i, a) in plan.post_actions.iter().enumerate() {
-        if ran.contains(&(i as i64)) {
-            continue;
-        }
-        let run = PostActionRun {
-            tenant_id: e.tenant_id,
-            event_id: e.id,
-            idx: i as i64,
-            action_type: type_of(a).into(),
-            case_id: plan.case_id,
-            outcome: "failed".into(),
-            error: None,
-            ran_at: svc.clock.now(),
-        };
+    for (run, _) in not_run(svc, e, &plan).await? {
         failed(svc, &plan, run, &last).await?;
     }
     Ok(())

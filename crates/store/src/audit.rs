@@ -1,7 +1,7 @@
 //! The audit trail's storage: events (append-only, enforced by triggers on both backends), the
 //! per-tenant chain head that serialises appends, and signed checkpoints. Hashing and
 //! verification are pure and live in `casegate_domain::audit`.
-use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where};
+use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, page_clause};
 use casegate_domain::ids::TenantId;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -182,14 +182,8 @@ pub async fn list(
     let total = count(c, tenant, f).await?;
     let (filter, mut args) = filter_clause(tenant, f);
     let order = if f.ascending { "ASC" } else { "DESC" };
-    let n = args.len();
-    args.push(limit.into());
-    args.push(offset.into());
-    let sql = format!(
-        "SELECT {COLS} FROM audit_events WHERE {filter} ORDER BY seq {order} LIMIT ${} OFFSET ${}",
-        n + 1,
-        n + 2
-    );
+    let page = page_clause(&mut args, limit, offset);
+    let sql = format!("SELECT {COLS} FROM audit_events WHERE {filter} ORDER BY seq {order} {page}");
     let rows = c.fetch_all(&sql, &args).await?;
     Ok((
         rows.iter().map(from_row).collect::<StoreResult<_>>()?,

@@ -1,7 +1,7 @@
 //! Case rows: insert, read (with the assignee's and escalation target's emails and the linked
 //! alerts), compare-and-swap update, list and search, per-tenant reference numbers and the side
 //! table that serves equality filters on indexed custom fields.
-use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where};
+use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, page_clause};
 use casegate_domain::ids::{CaseId, TenantId};
 use serde_json::{Map, Value as Json};
 use time::OffsetDateTime;
@@ -542,15 +542,11 @@ pub async fn list(
         CaseSort::CreatedAsc => "c.created_at ASC, c.id ASC",
         CaseSort::UpdatedDesc => "c.updated_at DESC, c.id DESC",
     };
-    let n = args.len();
-    args.push(limit.into());
-    args.push(offset.into());
+    let page = page_clause(&mut args, limit, offset);
     // The page is chosen on the cases table alone (an index walk), then joined.
     let sql = format!(
-        "{} WHERE c.tenant_id = $1 AND c.id IN (SELECT c.id FROM cases c WHERE {filter} ORDER BY {order} LIMIT ${} OFFSET ${}) ORDER BY {order}",
+        "{} WHERE c.tenant_id = $1 AND c.id IN (SELECT c.id FROM cases c WHERE {filter} ORDER BY {order} {page}) ORDER BY {order}",
         select(d),
-        n + 1,
-        n + 2
     );
     let rows = c.fetch_all(&sql, &args).await?;
     Ok(CasePage {

@@ -90,6 +90,14 @@ impl Where {
     }
 }
 
+/// Binds `limit` and `offset` after `args` (a finished [`Where`]'s) and answers the matching
+/// `LIMIT $n OFFSET $m` for a page of a filtered list.
+pub fn page_clause(args: &mut Vec<Val>, limit: i64, offset: i64) -> String {
+    args.push(limit.into());
+    args.push(offset.into());
+    format!("LIMIT ${} OFFSET ${}", args.len() - 1, args.len())
+}
+
 /// Formats a time the way SQLite stores it (see [`Val`]): the wire format.
 pub use casegate_domain::clock::wire_time as sqlite_time;
 

@@ -46,5 +46,5 @@ pub mod tasks;
 pub mod tenants;
 pub mod users;
 
-pub use conn::{Conn, Database, Dialect, PoolStats, Row, Tx, Val, Where};
+pub use conn::{Conn, Database, Dialect, PoolStats, Row, Tx, Val, Where, page_clause};
 pub use error::{StoreError, StoreResult};

@@ -1,6 +1,6 @@
 //! The in-app inbox: one row per message per person. A `source_key` makes writing one
 //! idempotent (a retried post-action does not notify twice).
-use crate::{Conn, Row, StoreResult, Where};
+use crate::{Conn, Row, StoreResult, Where, page_clause};
 use casegate_domain::ids::{CaseId, TenantId, UserId};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
@@ -93,15 +93,11 @@ pub async fn list(
     offset: i64,
 ) -> StoreResult<Vec<Notification>> {
     let (clause, mut args) = filtered(tenant, user, unread_only);
-    let n = args.len();
-    args.push(limit.into());
-    args.push(offset.into());
+    let page = page_clause(&mut args, limit, offset);
     c.fetch_all(
         &format!(
             "SELECT {COLS} FROM notifications WHERE {clause} \
-             ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
+             ORDER BY created_at DESC, id DESC {page}"
         ),
         &args,
     )

@@ -2,7 +2,7 @@
 //! (`approval`, the domain's `approval::Request`) written whole under the row's `version`; the
 //! `status` column is authoritative (a case change supersedes pending requests in SQL). At most
 //! one request per case is pending: a partial unique index enforces it.
-use crate::{Conn, Dialect, Row, StoreResult, Val, Where};
+use crate::{Conn, Dialect, Row, StoreResult, Val, Where, page_clause};
 use casegate_domain::ids::{CaseId, TenantId};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
@@ -270,21 +270,14 @@ pub async fn list(
     offset: i64,
 ) -> StoreResult<Vec<StoredRequest>> {
     let (clause, mut args) = filtered(tenant, f);
-    let n = args.len();
-    args.push(limit.into());
-    args.push(offset.into());
+    let page = page_clause(&mut args, limit, offset);
     let order = if f.oldest_first {
         "requested_at, id"
     } else {
         "requested_at DESC, id DESC"
     };
     c.fetch_all(
-        &format!(
-            "SELECT {COLS} FROM transition_requests WHERE {clause} \
-             ORDER BY {order} LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        ),
+        &format!("SELECT {COLS} FROM transition_requests WHERE {clause} ORDER BY {order} {page}"),
         &args,
     )
     .await?

@@ -1,6 +1,6 @@
 //! Tasks on cases: opened by hand, by a status's `mandatory_tasks` when a case enters it, or by
 //! a `create_task` post-action. An open mandatory task blocks leaving its `blocks_status`.
-use crate::{Conn, Row, StoreResult, Val, Where};
+use crate::{Conn, Row, StoreResult, Val, Where, page_clause};
 use casegate_domain::ids::{CaseId, TenantId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -253,15 +253,11 @@ pub async fn list(
     offset: i64,
 ) -> StoreResult<Vec<StoredTask>> {
     let (clause, mut args) = filtered(tenant, f);
-    let n = args.len();
-    args.push(limit.into());
-    args.push(offset.into());
+    let page = page_clause(&mut args, limit, offset);
     c.fetch_all(
         &format!(
             "SELECT {COLS} FROM {FROM} WHERE {clause} \
-             ORDER BY t.due_at IS NULL, t.due_at, t.created_at, t.source_key, t.id LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
+             ORDER BY t.due_at IS NULL, t.due_at, t.created_at, t.source_key, t.id {page}"
         ),
         &args,
     )
