@@ -66,33 +66,40 @@ pub struct ErrorDetail {
     pub details: Value,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let e = self.0;
-        let status =
-            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+impl ErrorDetail {
+    /// What the client is told about `e` (REST body, GraphQL extensions). A 5xx error's cause
+    /// goes to the log here and nowhere else; the client gets the generic message.
+    pub fn of(e: Error) -> Self {
         let request_id = current_request_id();
-        if status.is_server_error() {
-            // The cause goes to the log only; the client gets the generic message.
+        if e.code.http_status() >= 500 {
             tracing::error!(request_id = %request_id, code = e.code.as_str(), cause = e.cause.as_deref().unwrap_or(""), "request failed");
         }
+        Self {
+            kind: e.code.kind().to_string(),
+            code: e.code.as_str().to_string(),
+            message: e.message,
+            param: e.param,
+            request_id,
+            details: e.details.unwrap_or_else(|| json!({})),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.0.code;
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
-            error: ErrorDetail {
-                kind: e.code.kind().to_string(),
-                code: e.code.as_str().to_string(),
-                message: e.message,
-                param: e.param,
-                request_id,
-                details: e.details.unwrap_or_else(|| json!({})),
-            },
+            error: ErrorDetail::of(self.0),
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        if e.code == Code::PayloadTooLarge {
+        if code == Code::PayloadTooLarge {
             // The rest of the body is not read: the connection cannot carry another request.
             resp.headers_mut()
                 .insert("connection", HeaderValue::from_static("close"));
         }
-        if e.code == Code::Unauthenticated {
+        if code == Code::Unauthenticated {
             resp.headers_mut().insert(
                 "www-authenticate",
                 HeaderValue::from_static("Bearer realm=\"casegate\""),

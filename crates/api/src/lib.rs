@@ -1,5 +1,5 @@
 //! The HTTP surface of casegate: REST under `/api/v1`, operations endpoints, OpenAPI and docs.
-//! GraphQL will sit beside `rest/` and call the same service functions.
+//! GraphQL (`graphql/`) sits beside `rest/` and calls the same service functions.
 //!
 //! # Layout
 //! - [`app`]: assembles the router and its layers; [`AppState`] is what handlers share.
@@ -9,10 +9,13 @@
 //!   shape for malformed input.
 //! - [`rate_limit`]: per-credential GCRA buckets and the `X-RateLimit-*` headers.
 //! - [`rest`]: one module per resource (`users`, `api_keys`, `auth`, `roles`).
-//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`.
+//! - [`graphql`]: `POST /graphql`, its schema, depth and complexity limits, error extensions.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/graphql/schema.graphql`,
+//!   `/docs`.
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod graphql;
 pub mod middleware;
 pub mod ops;
 pub mod rate_limit;
@@ -57,6 +60,8 @@ pub struct AppState {
     pub login_limiter: Arc<rate_limit::Limiter>,
     /// Request counters and latency histograms.
     pub metrics: Arc<middleware::RequestMetrics>,
+    /// The GraphQL schema (built once; cheap to clone).
+    pub graphql: graphql::CasegateSchema,
 }
 
 /// The OpenAPI description; paths are added by the routers.
@@ -141,6 +146,7 @@ pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
         limiter: Arc::new(rate_limit::Limiter::new(config.rate_limit_per_minute)),
         login_limiter: Arc::new(rate_limit::Limiter::new(config.login_attempts_per_minute)),
         config: Arc::new(config),
+        graphql: graphql::schema(svc.clone()),
         svc,
         metrics: Arc::default(),
     };
@@ -151,8 +157,16 @@ pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
     let panic_response = |_: Box<dyn std::any::Any + Send>| {
         ApiError(Error::internal("handler panicked")).into_response()
     };
+    // GraphQL answers behind the same authentication, tenant check and rate limit as REST.
+    let graphql = Router::new()
+        .route("/graphql", axum::routing::post(graphql::graphql))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ));
     Router::new()
         .nest("/api/v1", api)
+        .merge(graphql)
         .merge(ops::router(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -48,6 +48,7 @@ pub fn router(openapi: Arc<String>) -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
         .route("/openapi.json", get(move || openapi_json(openapi.clone())))
+        .route("/graphql/schema.graphql", get(graphql_sdl))
         .route("/docs", get(|| async { Html(DOCS_HTML) }))
         .route("/docs/rapidoc-min.js", get(rapidoc))
 }
@@ -94,6 +95,15 @@ async fn openapi_json(doc: Arc<String>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         doc.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+/// The GraphQL schema in SDL (public, like the OpenAPI document).
+async fn graphql_sdl(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        st.graphql.sdl(),
     )
         .into_response()
 }

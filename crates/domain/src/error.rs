@@ -52,6 +52,7 @@ codes! {
     RequestNotPending = "request_not_pending", 409, "conflict_error";
     AlreadyCompleted = "already_completed", 409, "conflict_error";
     PayloadTooLarge = "payload_too_large", 413, "invalid_request_error";
+    QueryTooComplex = "query_too_complex", 400, "invalid_request_error";
     ValidationFailed = "validation_failed", 422, "validation_error";
     InvalidTransition = "invalid_transition", 422, "validation_error";
     ReasonRequired = "reason_required", 422, "validation_error";

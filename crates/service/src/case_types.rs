@@ -324,6 +324,52 @@ pub async fn put(
     Ok((t, current.is_none()))
 }
 
+/// Adds `rule` (the workflow document's JSON of one rule) to the workflow of case type `key`,
+/// or replaces the rule with the same `id` (GraphQL `upsertTransitionRule`). The whole
+/// workflow is checked again and saved as the type's next version, exactly as
+/// `PUT /case-types/{key}` would (422 `invalid_workflow` listing every problem). Answers the
+/// type and the rule as saved (with its assigned id).
+pub async fn upsert_rule(
+    svc: &Services,
+    p: &Caller,
+    key: &str,
+    rule: Value,
+) -> Result<(CaseType, casegate_domain::rules::Rule)> {
+    p.require(Permission::WorkflowAdmin)?;
+    let rule: casegate_domain::rules::Rule = serde_json::from_value(rule)
+        .map_err(|e| Error::validation("rule", format!("not a valid rule: {e}")))?;
+    let current = get(svc, p, key).await?;
+    let mut workflow = current.workflow.clone();
+    let at = match workflow
+        .rules
+        .iter()
+        .position(|r| !rule.id.is_empty() && r.id == rule.id)
+    {
+        Some(i) => {
+            workflow.rules[i] = rule;
+            i
+        }
+        None => {
+            workflow.rules.push(rule);
+            workflow.rules.len() - 1
+        }
+    };
+    let input = CaseTypeInput {
+        name: current.name,
+        fields: current.fields,
+        workflow: Some(workflow),
+        expected_version: Some(current.version),
+    };
+    let (t, _) = put(svc, p, key, input).await?;
+    let saved = t
+        .workflow
+        .rules
+        .get(at)
+        .cloned()
+        .ok_or_else(|| Error::internal("the saved workflow lost the rule"))?;
+    Ok((t, saved))
+}
+
 /// 409 `version_conflict` naming the current version.
 pub fn version_conflict(current: i64) -> Error {
     Error::new(

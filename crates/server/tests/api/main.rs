@@ -7,6 +7,7 @@ mod auth;
 mod cases;
 mod common;
 mod exports;
+mod graphql;
 mod jwt;
 mod ops;
 mod process;
