@@ -8,7 +8,8 @@
 //! - [`error`]: service errors → the API.md error shape; JSON/query extractors with the same
 //!   shape for malformed input.
 //! - [`rate_limit`]: per-credential GCRA buckets and the `X-RateLimit-*` headers.
-//! - [`rest`]: one module per resource (`users`, `api_keys`, `auth`, `roles`).
+//! - [`rest`]: one module per resource (`users`, `api_keys`, `auth`, `roles`, `cases`,
+//!   `approvals`, `tasks`, `audit`, `webhooks`).
 //! - [`graphql`]: `POST /graphql`, its schema, depth and complexity limits, error extensions.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/graphql/schema.graphql`,
 //!   `/docs`.
@@ -76,6 +77,7 @@ pub struct AppState {
         (name = "cases", description = "Case types, cases, alerts, their investigation record and parties"),
         (name = "approvals", description = "Transition requests awaiting approval and the approver's inbox"),
         (name = "tasks", description = "Tasks on cases (mandatory ones block leaving a status) and each person's notifications"),
+        (name = "webhooks", description = "Signed event deliveries to the organisation's receivers, with retries and a delivery record"),
         (name = "audit", description = "The hash-chained audit trail, its verification and signed checkpoints"))
 )]
 struct ApiDoc;

@@ -83,6 +83,11 @@ async fn prometheus(State(st): State<AppState>) -> Response {
     metrics::gauge!("db_pool_connections").set(pool.size as f64);
     metrics::gauge!("db_pool_idle_connections").set(pool.idle as f64);
     metrics::gauge!("db_pool_max_connections").set(pool.max as f64);
+    if let Ok(mut c) = st.svc.db.conn().await
+        && let Ok(n) = casegate_store::webhooks::queue_depth(&mut *c).await
+    {
+        metrics::gauge!("webhook_queue_depth").set(n as f64);
+    }
     h.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

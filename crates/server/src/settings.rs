@@ -119,6 +119,10 @@ pub struct Options {
     /// Allow plain-HTTP webhooks to loopback addresses (development only).
     #[arg(long, env = "CASEGATE_ALLOW_INSECURE_WEBHOOKS", global = true, num_args = 0..=1, default_missing_value = "true")]
     pub allow_insecure_webhooks: Option<bool>,
+    /// Allow webhooks to private network addresses (RFC 1918, unique-local), for receivers
+    /// inside the operator's network; link-local and metadata addresses stay refused.
+    #[arg(long, env = "CASEGATE_ALLOW_PRIVATE_WEBHOOKS", global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_private_webhooks: Option<bool>,
     /// Largest JSON body in bytes [default: 1048576].
     #[arg(long, env = "CASEGATE_MAX_BODY_BYTES", global = true)]
     pub max_body_bytes: Option<usize>,
@@ -195,7 +199,7 @@ macro_rules! layer {
 impl Options {
     /// `self` where set, else `lower`.
     pub fn over(self, lower: Options) -> Options {
-        layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, max_body_bytes, max_attachment_bytes,
+        layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, allow_private_webhooks, max_body_bytes, max_attachment_bytes,
             rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, db_max_connections, key_env,
             session_ttl_minutes, auth_cache_ttl_secs, jwks_url, jwt_issuer, jwt_audience, jwt_tenant_claim,
             jwt_roles_claim, jwt_leeway_secs, audit_key_file, audit_checkpoint_minutes, audit_retention_days,
@@ -261,6 +265,8 @@ pub struct Settings {
     pub demo: bool,
     /// Plain-HTTP loopback webhooks allowed.
     pub allow_insecure_webhooks: bool,
+    /// Webhooks to private network addresses allowed.
+    pub allow_private_webhooks: bool,
     /// Largest JSON body.
     pub max_body_bytes: usize,
     /// Largest case attachment upload.
@@ -374,6 +380,7 @@ impl Settings {
             role: o.role.unwrap_or_default(),
             demo: o.demo.unwrap_or(false),
             allow_insecure_webhooks: o.allow_insecure_webhooks.unwrap_or(false),
+            allow_private_webhooks: o.allow_private_webhooks.unwrap_or(false),
             max_body_bytes: o.max_body_bytes.unwrap_or(1024 * 1024),
             max_attachment_bytes: o.max_attachment_bytes.unwrap_or(25 * 1024 * 1024),
             rate_limit_per_minute: o.rate_limit_per_minute.unwrap_or(600),

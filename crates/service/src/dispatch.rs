@@ -1,5 +1,6 @@
 //! The outbox dispatcher (DESIGN.md principle 3): after commit, the worker hands each event on.
-//! Events without work are marked dispatched in batches (webhook fan-out joins there). An event
+//! Every event is fanned out into webhook deliveries (`webhooks::fan_out`); events without
+//! work are marked dispatched in batches. An event
 //! carrying a rule's post-actions is claimed under a lease; each action then runs in its own
 //! transaction, which also records it in `post_action_runs` keyed by (event id, action index),
 //! so a retried event (a crash, a lost lease, a failing database) skips what already ran: at
@@ -67,8 +68,9 @@ pub async fn run(svc: &Services, max: u64) -> Result<u64> {
     if !outbox::any_due(&mut *svc.db.conn().await?, now).await? {
         return Ok(0);
     }
+    let mut handled = crate::webhooks::fan_out(svc).await?;
     let mut tx = svc.db.begin().await?;
-    let mut handled = outbox::settle_plain(&mut *tx, now, PLAIN_BATCH).await?;
+    handled += outbox::settle_plain(&mut *tx, now, PLAIN_BATCH).await?;
     tx.commit().await?;
     for _ in 0..max {
         let now = svc.clock.now();

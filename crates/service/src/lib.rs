@@ -21,6 +21,8 @@
 //! - [`dispatch`]: the outbox dispatcher, running rules' post-actions after commit (at least
 //!   once, each action once, keyed by the event id).
 //! - [`notifications`]: each person's in-app inbox.
+//! - [`webhooks`]: registrations, the fan-out of outbox events into deliveries, signed delivery
+//!   with retries and a circuit breaker, the delivery record.
 //! - [`blobs`]: the content-addressed file store under the data directory.
 #![forbid(unsafe_code)]
 
@@ -43,6 +45,7 @@ pub mod report;
 pub mod tasks;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use casegate_domain::clock::Clock;
 use casegate_store::Database;
@@ -70,6 +73,13 @@ pub struct ServiceConfig {
     /// How long audit events are kept at the least, in days (stated in exports; the trail has
     /// no deletion path at all).
     pub audit_retention_days: i64,
+    /// Plain-HTTP webhooks to loopback addresses (`--allow-insecure-webhooks`, development).
+    pub allow_insecure_webhooks: bool,
+    /// Webhooks to private (RFC 1918, unique-local, shared) addresses, for receivers inside
+    /// the operator's network. Link-local and metadata addresses stay refused.
+    pub allow_private_webhooks: bool,
+    /// How long one webhook attempt may take (10 s).
+    pub webhook_timeout: Duration,
 }
 
 /// Seven years, the default audit retention.
@@ -88,6 +98,9 @@ impl Default for ServiceConfig {
             blob_dir: std::env::temp_dir().join("casegate-blobs"),
             audit_export_max_events: 1_000_000,
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+            allow_insecure_webhooks: false,
+            allow_private_webhooks: false,
+            webhook_timeout: webhooks::TIMEOUT,
         }
     }
 }
@@ -108,6 +121,8 @@ pub struct Services {
     pub audit_signer: Arc<audit::AuditSigner>,
     /// Files too large for a row: audit exports, attachments.
     pub blobs: blobs::BlobStore,
+    /// The HTTP client of webhook deliveries (guarded resolver, no redirects, timeout).
+    pub(crate) webhook_client: reqwest::Client,
 }
 
 impl Services {
@@ -123,6 +138,7 @@ impl Services {
             audit_signer,
             blobs: blobs::BlobStore::new(&config.blob_dir),
             auth_cache: auth::AuthCache::new(config.auth_cache_ttl),
+            webhook_client: webhooks::client(&config),
             db,
             clock,
             config,
@@ -196,7 +212,9 @@ pub(crate) async fn enqueue_with(
     }
     let e = casegate_store::outbox::OutboxEvent {
         tenant_id: tenant,
-        id: uuid::Uuid::from_bytes(random_id()),
+        // Time-ordered ids: events written by one transaction keep their order behind equal
+        // `created_at` (webhooks deliver a case's events in that order).
+        id: uuid::Uuid::now_v7(),
         event_type: event_type.into(),
         created_at: now,
         data,

@@ -50,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tasks_post_actions",
         include_str!("../migrations/0006_tasks_post_actions.sql"),
     ),
+    (
+        7,
+        "webhooks",
+        include_str!("../migrations/0007_webhooks.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -18,6 +18,8 @@
 //! - [`outbox`]: domain events committed with the change they announce, the dispatcher's
 //!   claims on them and the record of post-actions run.
 //! - [`notifications`]: the in-app inbox of each person.
+//! - [`webhooks`]: registrations, deliveries fanned out from the outbox (claimed under a
+//!   lease, in order per case and registration) and every attempt.
 //! - [`conformance`]: the conformance suite; `store-sqlite` and `store-pg` run it, each test on
 //!   a fresh database.
 //!
@@ -45,6 +47,7 @@ pub mod sessions;
 pub mod tasks;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 pub use conn::{Conn, Database, Dialect, PoolStats, Row, Tx, Val, Where, page_clause};
 pub use error::{StoreError, StoreResult};

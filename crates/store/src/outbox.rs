@@ -88,7 +88,7 @@ pub async fn by_type(
 }
 
 /// Marks up to `max` undispatched events that carry no work dispatched at `now`; answers how
-/// many. (Webhook fan-out joins here when registrations exist.)
+/// many. (Webhook fan-out is tracked apart, by `fanned_out_at`: see [`to_fan_out`].)
 pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> StoreResult<u64> {
     let lock = match c.dialect() {
         Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -103,6 +103,41 @@ pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> St
         &[now.into(), max.into()],
     )
     .await
+}
+
+/// Up to `max` events not yet fanned out to webhooks, oldest first (locked with `SKIP LOCKED`
+/// on PostgreSQL so two dispatchers take different events).
+pub async fn to_fan_out(c: &mut dyn Conn, max: i64) -> StoreResult<Vec<OutboxEvent>> {
+    let lock = match c.dialect() {
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    c.fetch_all(
+        &format!(
+            "SELECT {COLS} FROM outbox WHERE fanned_out_at IS NULL \
+             ORDER BY created_at, id LIMIT $1{lock}"
+        ),
+        &[max.into()],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Marks event `id` of `tenant` fanned out at `now`.
+pub async fn fanned_out(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    c.execute(
+        "UPDATE outbox SET fanned_out_at = $3 WHERE tenant_id = $1 AND id = $2",
+        &[tenant.into(), id.into(), now.into()],
+    )
+    .await
+    .map(drop)
 }
 
 const DUE: &str = "dispatched_at IS NULL AND actions IS NOT NULL \
@@ -121,7 +156,8 @@ pub async fn any_due(c: &mut dyn Conn, now: OffsetDateTime) -> StoreResult<bool>
         return Ok(true);
     }
     Ok(c.fetch_optional(
-        "SELECT 1 AS one FROM outbox WHERE dispatched_at IS NULL AND actions IS NULL LIMIT 1",
+        "SELECT 1 AS one FROM outbox WHERE (dispatched_at IS NULL AND actions IS NULL) \
+         OR fanned_out_at IS NULL LIMIT 1",
         &[],
     )
     .await?

@@ -22,6 +22,8 @@ const TIMERS_PER_ROUND: u64 = 100;
 
 /// Outbox events whose post-actions run per round at most.
 const POST_ACTIONS_PER_ROUND: u64 = 100;
+/// Webhook deliveries sent (concurrently) per round.
+const WEBHOOKS_PER_ROUND: i64 = 32;
 
 /// The background worker.
 pub struct Worker {
@@ -53,7 +55,8 @@ impl Worker {
         let exported = casegate_service::exports::run_pending(&self.svc, EXPORTS_PER_ROUND).await?;
         let timed = casegate_service::approvals::run_timers(&self.svc, TIMERS_PER_ROUND).await?;
         let dispatched = casegate_service::dispatch::run(&self.svc, POST_ACTIONS_PER_ROUND).await?;
-        Ok(purged + signed + exported + timed + dispatched)
+        let delivered = casegate_service::webhooks::deliver(&self.svc, WEBHOOKS_PER_ROUND).await?;
+        Ok(purged + signed + exported + timed + dispatched + delivered)
     }
 
     /// Polls until `cancel` fires. A failing round is logged and retried on the next tick.

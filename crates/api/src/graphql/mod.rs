@@ -36,6 +36,8 @@ pub const MAX_DEPTH: usize = 15;
 /// cases with twenty plain fields fit, 200 cases each with their history and allowed moves
 /// do not.
 pub const MAX_COMPLEXITY: usize = 5_000;
+/// Most directives on one field (async-graphql leaves this open).
+pub const MAX_DIRECTIVES: usize = 5;
 /// The weight of a field that reads the database on its own (history, allowed moves, …).
 pub const COSTLY: usize = 20;
 
@@ -48,6 +50,7 @@ pub fn schema(svc: Arc<Services>) -> CasegateSchema {
         .data(svc)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .limit_directives(MAX_DIRECTIVES)
         .finish()
 }
 
@@ -59,24 +62,35 @@ pub async fn graphql(
 ) -> ApiResult<Response> {
     let query = req.query.clone();
     let mut resp = st.graphql.execute(req.data(p)).await;
-    for e in &mut resp.errors {
-        coded(e, &query);
+    // A document with many faults gets the first few (and is parsed again once, not per error).
+    resp.errors.truncate(MAX_ERRORS);
+    if resp.errors.iter().any(uncoded) {
+        let malformed = async_graphql::parser::parse_query(&query).is_err();
+        for e in resp.errors.iter_mut().filter(|e| uncoded(e)) {
+            coded(e, malformed);
+        }
     }
     Ok(Json(resp).into_response())
 }
 
+/// Most errors one answer lists.
+const MAX_ERRORS: usize = 20;
+
+fn uncoded(e: &ServerError) -> bool {
+    e.extensions
+        .as_ref()
+        .is_none_or(|x| x.get("code").is_none())
+}
+
 /// Gives an error raised by GraphQL itself (syntax, validation, limits) the code of API.md;
 /// errors from resolvers already carry theirs.
-fn coded(e: &mut ServerError, query: &str) {
-    if e.extensions
-        .as_ref()
-        .is_some_and(|x| x.get("code").is_some())
-    {
-        return;
-    }
-    let code = if async_graphql::parser::parse_query(query).is_err() {
+fn coded(e: &mut ServerError, malformed: bool) {
+    let code = if malformed {
         Code::MalformedRequest
-    } else if e.message == "Query is nested too deep." || e.message == "Query is too complex." {
+    } else if e.message == "Query is nested too deep."
+        || e.message == "Query is too complex."
+        || e.message.starts_with("The recursion depth of the query")
+    {
         Code::QueryTooComplex
     } else {
         Code::ValidationFailed
@@ -191,6 +205,7 @@ impl Query {
     }
 
     /// A transition request, or null when there is none in the caller's organisation.
+    #[graphql(complexity = "COSTLY + child_complexity")]
     async fn transition_request(
         &self,
         ctx: &Context<'_>,
@@ -225,6 +240,7 @@ impl Query {
     }
 
     /// The workflow of a case type, or null when the organisation has no such type.
+    #[graphql(complexity = "COSTLY + child_complexity")]
     async fn workflow(
         &self,
         ctx: &Context<'_>,
@@ -244,6 +260,7 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Opens a case in its workflow's initial status (`case.create`).
+    #[graphql(complexity = "COSTLY + child_complexity")]
     async fn create_case(
         &self,
         ctx: &Context<'_>,
@@ -257,6 +274,7 @@ impl Mutation {
 
     /// Asks to move a case (`case.transition`): applied at once, or a request opens when the
     /// rule needs approval.
+    #[graphql(complexity = "COSTLY + child_complexity")]
     async fn request_transition(
         &self,
         ctx: &Context<'_>,
@@ -288,6 +306,7 @@ impl Mutation {
 
     /// Approves the slot the caller fills in the request's current tier (`approval.decide`);
     /// the last approval needed applies the move.
+    #[graphql(complexity = "COSTLY + child_complexity")]
     async fn approve_transition(
         &self,
         ctx: &Context<'_>,
@@ -301,6 +320,7 @@ impl Mutation {
     }
 
     /// Rejects the request (`approval.decide`); one rejection vetoes it.
+    #[graphql(complexity = "COSTLY + child_complexity")]
     async fn reject_transition(
         &self,
         ctx: &Context<'_>,
@@ -315,6 +335,7 @@ impl Mutation {
 
     /// Adds a rule to a case type's workflow, or replaces the rule with the same id
     /// (`workflow.admin`); the workflow is validated as a whole and saved as a new version.
+    #[graphql(complexity = "COSTLY + child_complexity")]
     async fn upsert_transition_rule(
         &self,
         ctx: &Context<'_>,

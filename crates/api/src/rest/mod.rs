@@ -21,6 +21,7 @@ pub mod cases;
 pub mod roles;
 pub mod tasks;
 pub mod users;
+pub mod webhooks;
 
 /// Routes that need a credential.
 pub fn protected() -> OpenApiRouter<AppState> {
@@ -31,6 +32,7 @@ pub fn protected() -> OpenApiRouter<AppState> {
         .merge(cases::router())
         .merge(approvals::router())
         .merge(tasks::router())
+        .merge(webhooks::router())
         .merge(roles::router())
         .merge(auth::protected_router())
 }

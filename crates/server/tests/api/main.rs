@@ -12,4 +12,5 @@ mod jwt;
 mod ops;
 mod process;
 mod tasks;
+mod webhooks;
 mod workflows;

@@ -1,0 +1,587 @@
+//! Webhook registrations, deliveries and attempts (API.md "Webhooks"). The dispatcher fans each
+//! outbox event out into one delivery per matching registration ([`insert_delivery`], idempotent
+//! per event and registration); deliverers claim due deliveries under a lease ([`claim_due`],
+//! `SKIP LOCKED` on PostgreSQL) so that several processes never send one attempt twice, and a
+//! case's events reach each registration in order.
+use crate::{Conn, Dialect, Row, StoreResult, Val, Where, page_clause};
+use casegate_domain::ids::{TenantId, UserId};
+use serde_json::Value as Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A registration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Webhook {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Registration id.
+    pub id: Uuid,
+    /// Where deliveries go.
+    pub url: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Event names (or `*`) as a JSON array.
+    pub events: Json,
+    /// Whether deliveries are made.
+    pub active: bool,
+    /// Why it was disabled (a 410 answer).
+    pub disabled_reason: Option<String>,
+    /// The signing secret (`whsec_…`).
+    pub secret: String,
+    /// The secret replaced by the last rotation, still signing until `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    /// End of the rotation overlap.
+    pub previous_secret_until: Option<OffsetDateTime>,
+    /// Failed attempts in a row (circuit breaker).
+    pub consecutive_failures: i64,
+    /// No attempt before this time (circuit open).
+    pub circuit_open_until: Option<OffsetDateTime>,
+    /// Who registered it.
+    pub created_by: Option<UserId>,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+    /// Deleted (kept for its delivery record).
+    pub deleted_at: Option<OffsetDateTime>,
+    /// Grows by one on every change.
+    pub version: i64,
+}
+
+const HOOK_COLS: &str = "tenant_id, id, url, description, events, active, disabled_reason, secret, \
+    previous_secret, previous_secret_until, consecutive_failures, circuit_open_until, created_by, \
+    created_at, updated_at, deleted_at, version";
+
+fn hook_row(r: &Row) -> StoreResult<Webhook> {
+    Ok(Webhook {
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        id: r.uuid("id")?,
+        url: r.text("url")?,
+        description: r.opt_text("description")?,
+        events: r.json("events")?,
+        active: r.bool("active")?,
+        disabled_reason: r.opt_text("disabled_reason")?,
+        secret: r.text("secret")?,
+        previous_secret: r.opt_text("previous_secret")?,
+        previous_secret_until: r.opt_time("previous_secret_until")?,
+        consecutive_failures: r.int("consecutive_failures")?,
+        circuit_open_until: r.opt_time("circuit_open_until")?,
+        created_by: r.opt_uuid("created_by")?.map(UserId),
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+        deleted_at: r.opt_time("deleted_at")?,
+        version: r.int("version")?,
+    })
+}
+
+fn hook_vals(w: &Webhook) -> Vec<Val> {
+    vec![
+        w.tenant_id.into(),
+        w.id.into(),
+        w.url.as_str().into(),
+        w.description.clone().into(),
+        w.events.clone().into(),
+        w.active.into(),
+        w.disabled_reason.clone().into(),
+        w.secret.as_str().into(),
+        w.previous_secret.clone().into(),
+        w.previous_secret_until.into(),
+        w.consecutive_failures.into(),
+        w.circuit_open_until.into(),
+        w.created_by.into(),
+        w.created_at.into(),
+        w.updated_at.into(),
+        w.deleted_at.into(),
+        w.version.into(),
+    ]
+}
+
+/// Adds a registration.
+pub async fn insert(c: &mut dyn Conn, w: &Webhook) -> StoreResult<()> {
+    c.execute(
+        &format!(
+            "INSERT INTO webhooks ({HOOK_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14, $15, $16, $17)"
+        ),
+        &hook_vals(w),
+    )
+    .await
+    .map(drop)
+}
+
+/// Writes `w` back if its stored version is still `expected`; answers whether it did.
+pub async fn update(c: &mut dyn Conn, w: &Webhook, expected: i64) -> StoreResult<bool> {
+    let mut args = hook_vals(w);
+    args.push(expected.into());
+    let n = c
+        .execute(
+            "UPDATE webhooks SET url = $3, description = $4, events = $5, active = $6, \
+             disabled_reason = $7, secret = $8, previous_secret = $9, previous_secret_until = $10, \
+             consecutive_failures = $11, circuit_open_until = $12, created_by = $13, \
+             created_at = $14, updated_at = $15, deleted_at = $16, version = $17 \
+             WHERE tenant_id = $1 AND id = $2 AND version = $18",
+            &args,
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// A registration that is not deleted; `lock` takes its row for the transaction (PostgreSQL).
+pub async fn get(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: Uuid,
+    lock: bool,
+) -> StoreResult<Option<Webhook>> {
+    let lock = if lock && c.dialect() == Dialect::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    c.fetch_optional(
+        &format!(
+            "SELECT {HOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND id = $2 \
+             AND deleted_at IS NULL{lock}"
+        ),
+        &[tenant.into(), id.into()],
+    )
+    .await?
+    .as_ref()
+    .map(hook_row)
+    .transpose()
+}
+
+/// A page of `tenant`'s registrations, oldest first, and how many there are.
+pub async fn list(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<Webhook>, i64)> {
+    let total = c
+        .fetch_one(
+            "SELECT COUNT(*) AS n FROM webhooks WHERE tenant_id = $1 AND deleted_at IS NULL",
+            &[tenant.into()],
+        )
+        .await?
+        .int("n")?;
+    let mut args: Vec<Val> = vec![tenant.into()];
+    let page = page_clause(&mut args, limit, offset);
+    let rows = c
+        .fetch_all(
+            &format!(
+                "SELECT {HOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND deleted_at IS NULL \
+                 ORDER BY created_at, id {page}"
+            ),
+            &args,
+        )
+        .await?;
+    Ok((
+        rows.iter().map(hook_row).collect::<StoreResult<_>>()?,
+        total,
+    ))
+}
+
+/// `tenant`'s active registrations (what an event fans out to).
+pub async fn active(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<Vec<Webhook>> {
+    c.fetch_all(
+        &format!(
+            "SELECT {HOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND active \
+             AND deleted_at IS NULL ORDER BY created_at, id"
+        ),
+        &[tenant.into()],
+    )
+    .await?
+    .iter()
+    .map(hook_row)
+    .collect()
+}
+
+/// Records an attempt's outcome on the registration's circuit breaker: a success closes it, a
+/// failure counts and, from `open_after` failures in a row, opens it until `open_until(n)`.
+pub async fn record_outcome(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: Uuid,
+    success: bool,
+    open_after: i64,
+    open_until: impl Fn(i64) -> OffsetDateTime,
+) -> StoreResult<()> {
+    if success {
+        c.execute(
+            "UPDATE webhooks SET consecutive_failures = 0, circuit_open_until = NULL \
+             WHERE tenant_id = $1 AND id = $2 AND consecutive_failures <> 0",
+            &[tenant.into(), id.into()],
+        )
+        .await?;
+        return Ok(());
+    }
+    let Some(row) = c
+        .fetch_optional(
+            "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING consecutive_failures",
+            &[tenant.into(), id.into()],
+        )
+        .await?
+    else {
+        return Ok(());
+    };
+    let n = row.int("consecutive_failures")?;
+    if n >= open_after {
+        c.execute(
+            "UPDATE webhooks SET circuit_open_until = $3 WHERE tenant_id = $1 AND id = $2",
+            &[tenant.into(), id.into(), open_until(n).into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Turns a registration off (a 410 answer), keeping why.
+pub async fn disable(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: Uuid,
+    reason: &str,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    c.execute(
+        "UPDATE webhooks SET active = $3, disabled_reason = $4, updated_at = $5, \
+         version = version + 1 WHERE tenant_id = $1 AND id = $2",
+        &[
+            tenant.into(),
+            id.into(),
+            false.into(),
+            reason.into(),
+            now.into(),
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+/// `pending` (never tried or in flight), `failed` (will be retried), `succeeded`, `dead`.
+pub const STATES: &[&str] = &["pending", "succeeded", "failed", "dead"];
+
+/// One event for one registration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Delivery id (`X-Casegate-Delivery`).
+    pub id: Uuid,
+    /// The registration.
+    pub webhook_id: Uuid,
+    /// The event (`webhook-id`, the body's `id`; the same on every attempt and redelivery).
+    pub event_id: Uuid,
+    /// Event name.
+    pub event_type: String,
+    /// The exact body sent.
+    pub body: String,
+    /// The case whose events go out in order.
+    pub ordering_key: Option<String>,
+    /// See [`STATES`].
+    pub state: String,
+    /// Attempts made (counted when claimed).
+    pub attempt: i64,
+    /// When it is next due (a claim's lease while in flight; none once final).
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// HTTP status of the last attempt.
+    pub status_code: Option<i64>,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// Duration of the last attempt.
+    pub duration_ms: Option<i64>,
+    /// The delivery this one repeats (manual redelivery).
+    pub redelivery_of: Option<Uuid>,
+    /// When the event was committed (fan-out) or the redelivery asked for.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+}
+
+const DELIVERY_COLS: &str = "tenant_id, id, webhook_id, event_id, event_type, body, ordering_key, \
+    state, attempt, next_attempt_at, status_code, error, duration_ms, redelivery_of, created_at, \
+    updated_at";
+
+fn delivery_row(r: &Row) -> StoreResult<Delivery> {
+    Ok(Delivery {
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        id: r.uuid("id")?,
+        webhook_id: r.uuid("webhook_id")?,
+        event_id: r.uuid("event_id")?,
+        event_type: r.text("event_type")?,
+        body: r.text("body")?,
+        ordering_key: r.opt_text("ordering_key")?,
+        state: r.text("state")?,
+        attempt: r.int("attempt")?,
+        next_attempt_at: r.opt_time("next_attempt_at")?,
+        status_code: r.opt_int("status_code")?,
+        error: r.opt_text("error")?,
+        duration_ms: r.opt_int("duration_ms")?,
+        redelivery_of: r.opt_uuid("redelivery_of")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+/// Adds a delivery; a first delivery of an event to a registration that already has one is
+/// skipped (answers false), so fan-out can be repeated safely.
+pub async fn insert_delivery(c: &mut dyn Conn, d: &Delivery) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            &format!(
+                "INSERT INTO webhook_deliveries ({DELIVERY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, \
+                 $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 ON CONFLICT (tenant_id, webhook_id, event_id) WHERE redelivery_of IS NULL DO NOTHING"
+            ),
+            &[
+                d.tenant_id.into(),
+                d.id.into(),
+                d.webhook_id.into(),
+                d.event_id.into(),
+                d.event_type.as_str().into(),
+                d.body.as_str().into(),
+                d.ordering_key.clone().into(),
+                d.state.as_str().into(),
+                d.attempt.into(),
+                d.next_attempt_at.into(),
+                d.status_code.into(),
+                d.error.clone().into(),
+                d.duration_ms.into(),
+                d.redelivery_of.into(),
+                d.created_at.into(),
+                d.updated_at.into(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// One delivery of registration `webhook`.
+pub async fn get_delivery(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    webhook: Uuid,
+    id: Uuid,
+) -> StoreResult<Option<Delivery>> {
+    c.fetch_optional(
+        &format!(
+            "SELECT {DELIVERY_COLS} FROM webhook_deliveries \
+             WHERE tenant_id = $1 AND webhook_id = $2 AND id = $3"
+        ),
+        &[tenant.into(), webhook.into(), id.into()],
+    )
+    .await?
+    .as_ref()
+    .map(delivery_row)
+    .transpose()
+}
+
+/// A page of `webhook`'s deliveries, newest first (optionally in one state), and the total.
+pub async fn deliveries(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    webhook: Uuid,
+    state: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<Delivery>, i64)> {
+    let mut w = Where::tenant("tenant_id", tenant);
+    w.push("webhook_id = ?", [webhook.into()]);
+    if let Some(s) = state {
+        w.push("state = ?", [s.into()]);
+    }
+    let (clause, mut args) = w.finish();
+    let total = c
+        .fetch_one(
+            &format!("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE {clause}"),
+            &args,
+        )
+        .await?
+        .int("n")?;
+    let page = page_clause(&mut args, limit, offset);
+    let rows = c
+        .fetch_all(
+            &format!(
+                "SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE {clause} \
+                 ORDER BY created_at DESC, id DESC {page}"
+            ),
+            &args,
+        )
+        .await?;
+    Ok((
+        rows.iter().map(delivery_row).collect::<StoreResult<_>>()?,
+        total,
+    ))
+}
+
+/// Claims up to `max` due deliveries of active registrations whose circuit is closed, oldest
+/// due first, skipping any with an earlier unfinished delivery of the same case to the same
+/// registration: counts the attempt and hides each until `lease_until`. Commit at once, then
+/// send outside this transaction.
+pub async fn claim_due(
+    c: &mut dyn Conn,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    max: i64,
+) -> StoreResult<Vec<Delivery>> {
+    let lock = match c.dialect() {
+        Dialect::Postgres => " FOR UPDATE OF d SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let cols = DELIVERY_COLS
+        .split(", ")
+        .map(|col| format!("d.{col}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = c
+        .fetch_all(
+            &format!(
+                "SELECT {cols} FROM webhook_deliveries d JOIN webhooks w \
+                   ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
+                 WHERE d.state IN ('pending', 'failed') AND d.next_attempt_at <= $1 \
+                   AND w.active AND w.deleted_at IS NULL \
+                   AND (w.circuit_open_until IS NULL OR w.circuit_open_until <= $1) \
+                   AND (d.ordering_key IS NULL OR NOT EXISTS (\
+                     SELECT 1 FROM webhook_deliveries e WHERE e.tenant_id = d.tenant_id \
+                       AND e.webhook_id = d.webhook_id AND e.ordering_key = d.ordering_key \
+                       AND e.state IN ('pending', 'failed') AND e.redelivery_of IS NULL \
+                       AND (e.created_at < d.created_at \
+                            OR (e.created_at = d.created_at AND e.event_id < d.event_id)))) \
+                 ORDER BY d.next_attempt_at, d.created_at, d.event_id LIMIT $2{lock}"
+            ),
+            &[now.into(), max.into()],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut d = delivery_row(r)?;
+        c.execute(
+            "UPDATE webhook_deliveries SET attempt = attempt + 1, next_attempt_at = $3 \
+             WHERE tenant_id = $1 AND id = $2",
+            &[d.tenant_id.into(), d.id.into(), lease_until.into()],
+        )
+        .await?;
+        d.attempt += 1;
+        d.next_attempt_at = Some(lease_until);
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Writes the outcome of attempt `d.attempt` (state, next time, status, error, duration)
+/// unless another deliverer claimed the delivery since; answers whether it did.
+pub async fn finish(c: &mut dyn Conn, d: &Delivery, now: OffsetDateTime) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "UPDATE webhook_deliveries SET state = $3, next_attempt_at = $4, status_code = $5, \
+             error = $6, duration_ms = $7, updated_at = $8 \
+             WHERE tenant_id = $1 AND id = $2 AND attempt = $9",
+            &[
+                d.tenant_id.into(),
+                d.id.into(),
+                d.state.as_str().into(),
+                d.next_attempt_at.into(),
+                d.status_code.into(),
+                d.error.clone().into(),
+                d.duration_ms.into(),
+                now.into(),
+                d.attempt.into(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Gives up every unfinished delivery of a registration (it was deleted).
+pub async fn kill_pending(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    webhook: Uuid,
+    reason: &str,
+    now: OffsetDateTime,
+) -> StoreResult<u64> {
+    c.execute(
+        "UPDATE webhook_deliveries SET state = 'dead', next_attempt_at = NULL, error = $3, \
+         updated_at = $4 WHERE tenant_id = $1 AND webhook_id = $2 AND state IN ('pending', 'failed')",
+        &[tenant.into(), webhook.into(), reason.into(), now.into()],
+    )
+    .await
+}
+
+/// Deliveries waiting to be sent (pending or failed), across tenants: the queue depth.
+pub async fn queue_depth(c: &mut dyn Conn) -> StoreResult<i64> {
+    c.fetch_one(
+        "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE state IN ('pending', 'failed')",
+        &[],
+    )
+    .await?
+    .int("n")
+}
+
+/// One attempt at a delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// 1, 2, …
+    pub attempt: i64,
+    /// When it was sent.
+    pub started_at: OffsetDateTime,
+    /// HTTP status, when an answer came.
+    pub status_code: Option<i64>,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// What went wrong.
+    pub error: Option<String>,
+}
+
+/// Records an attempt (once: a repeated record of the same attempt is ignored).
+pub async fn record_attempt(c: &mut dyn Conn, a: &Attempt) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO webhook_attempts (tenant_id, delivery_id, attempt, started_at, status_code, \
+         duration_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (tenant_id, delivery_id, attempt) DO NOTHING",
+        &[
+            a.tenant_id.into(),
+            a.delivery_id.into(),
+            a.attempt.into(),
+            a.started_at.into(),
+            a.status_code.into(),
+            a.duration_ms.into(),
+            a.error.clone().into(),
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+/// Every attempt at a delivery, in order.
+pub async fn attempts(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    delivery: Uuid,
+) -> StoreResult<Vec<Attempt>> {
+    c.fetch_all(
+        "SELECT tenant_id, delivery_id, attempt, started_at, status_code, duration_ms, error \
+         FROM webhook_attempts WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY attempt",
+        &[tenant.into(), delivery.into()],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Attempt {
+            tenant_id: TenantId(r.uuid("tenant_id")?),
+            delivery_id: r.uuid("delivery_id")?,
+            attempt: r.int("attempt")?,
+            started_at: r.time("started_at")?,
+            status_code: r.opt_int("status_code")?,
+            duration_ms: r.int("duration_ms")?,
+            error: r.opt_text("error")?,
+        })
+    })
+    .collect()
+}
