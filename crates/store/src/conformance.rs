@@ -1228,6 +1228,20 @@ pub async fn outbox_claims_are_leased_and_each_post_action_runs_once(db: Arc<dyn
     assert!(outbox::done(&mut *tx, &again, now).await.unwrap());
     tx.commit().await.unwrap();
     let mut c = db.conn().await.unwrap();
+    // The post-actions are done; the webhook fan-out of every event is still due.
+    assert!(
+        outbox::any_due(&mut *c, now + Duration::hours(1))
+            .await
+            .unwrap()
+    );
+    let fan = outbox::to_fan_out(&mut *c, 100).await.unwrap();
+    assert!(fan.len() >= 2, "every event awaits fan-out");
+    for e in &fan {
+        outbox::fanned_out(&mut *c, e.tenant_id, e.id, now)
+            .await
+            .unwrap();
+    }
+    assert!(outbox::to_fan_out(&mut *c, 100).await.unwrap().is_empty());
     assert!(
         !outbox::any_due(&mut *c, now + Duration::hours(1))
             .await
