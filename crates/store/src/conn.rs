@@ -15,6 +15,17 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The row-locking clause `clause` (`" FOR UPDATE"`, `" FOR UPDATE SKIP LOCKED"`, …) on
+    /// PostgreSQL; nothing on SQLite, whose one writer at a time already serialises claims.
+    pub fn row_lock(self, clause: &'static str) -> &'static str {
+        match self {
+            Dialect::Postgres => clause,
+            Dialect::Sqlite => "",
+        }
+    }
+}
+
 /// A typed SQL parameter or column value. Nulls are typed (`Text(None)`) because PostgreSQL
 /// needs a type for every parameter.
 ///

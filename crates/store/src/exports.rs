@@ -1,6 +1,6 @@
 //! Audit exports: the request row, the worker's claim (a lease, so a crashed worker's export
 //! is picked up again) and the outcome. The file is kept in the blob store by its SHA-256.
-use crate::{Conn, Dialect, Row, StoreResult, Val};
+use crate::{Conn, Row, StoreResult, Val};
 use casegate_domain::export::{ExportFormat, ExportStatus};
 use casegate_domain::ids::TenantId;
 use time::OffsetDateTime;
@@ -164,10 +164,7 @@ pub async fn claim_next(
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
 ) -> StoreResult<Option<StoredExport>> {
-    let lock = match c.dialect() {
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
+    let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
     let pick = format!(
         "SELECT tenant_id, id FROM audit_exports \
          WHERE status = 'queued' OR (status = 'running' AND lease_until < $1) \

@@ -3,7 +3,7 @@
 //! an event carrying `actions` (a rule's post-actions) is claimed under a lease, its actions run
 //! each in a transaction of its own that also writes a [`PostActionRun`] (so a retried event
 //! skips what already ran), and it is then marked dispatched.
-use crate::{Conn, Dialect, Row, StoreResult};
+use crate::{Conn, Row, StoreResult};
 use casegate_domain::ids::TenantId;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -90,10 +90,7 @@ pub async fn by_type(
 /// Marks up to `max` undispatched events that carry no work dispatched at `now`; answers how
 /// many. (Webhook fan-out is tracked apart, by `fanned_out_at`: see [`to_fan_out`].)
 pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> StoreResult<u64> {
-    let lock = match c.dialect() {
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
+    let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
     c.execute(
         &format!(
             "UPDATE outbox SET dispatched_at = $1 WHERE (tenant_id, id) IN (\
@@ -108,10 +105,7 @@ pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> St
 /// Up to `max` events not yet fanned out to webhooks, oldest first (locked with `SKIP LOCKED`
 /// on PostgreSQL so two dispatchers take different events).
 pub async fn to_fan_out(c: &mut dyn Conn, max: i64) -> StoreResult<Vec<OutboxEvent>> {
-    let lock = match c.dialect() {
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
+    let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
     c.fetch_all(
         &format!(
             "SELECT {COLS} FROM outbox WHERE fanned_out_at IS NULL \
@@ -172,10 +166,7 @@ pub async fn claim(
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
 ) -> StoreResult<Option<OutboxEvent>> {
-    let lock = match c.dialect() {
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
+    let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
     let Some(found) = c
         .fetch_optional(
             &format!("SELECT {COLS} FROM outbox WHERE {DUE} ORDER BY created_at, id LIMIT 1{lock}"),

@@ -2,7 +2,7 @@
 //! (`approval`, the domain's `approval::Request`) written whole under the row's `version`; the
 //! `status` column is authoritative (a case change supersedes pending requests in SQL). At most
 //! one request per case is pending: a partial unique index enforces it.
-use crate::{Conn, Dialect, Row, StoreResult, Val, Where, page_clause};
+use crate::{Conn, Row, StoreResult, Val, Where, page_clause};
 use casegate_domain::ids::{CaseId, TenantId};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
@@ -168,10 +168,7 @@ pub async fn lock(
     tenant: TenantId,
     id: Uuid,
 ) -> StoreResult<Option<StoredRequest>> {
-    let lock = match c.dialect() {
-        Dialect::Postgres => " FOR UPDATE",
-        Dialect::Sqlite => "",
-    };
+    let lock = c.dialect().row_lock(" FOR UPDATE");
     one(c, tenant, id, lock).await
 }
 
@@ -293,10 +290,7 @@ pub async fn claim_due(
     c: &mut dyn Conn,
     now: OffsetDateTime,
 ) -> StoreResult<Option<StoredRequest>> {
-    let lock = match c.dialect() {
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
+    let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
     c.fetch_optional(
         &format!(
             "SELECT {COLS} FROM transition_requests \

@@ -3,7 +3,7 @@
 //! per event and registration); deliverers claim due deliveries under a lease ([`claim_due`],
 //! `SKIP LOCKED` on PostgreSQL) so that several processes never send one attempt twice, and a
 //! case's events reach each registration in order.
-use crate::{Conn, Dialect, Row, StoreResult, Val, Where, page_clause};
+use crate::{Conn, Row, StoreResult, Val, Where, page_clause};
 use casegate_domain::ids::{TenantId, UserId};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
@@ -133,8 +133,8 @@ pub async fn get(
     id: Uuid,
     lock: bool,
 ) -> StoreResult<Option<Webhook>> {
-    let lock = if lock && c.dialect() == Dialect::Postgres {
-        " FOR UPDATE"
+    let lock = if lock {
+        c.dialect().row_lock(" FOR UPDATE")
     } else {
         ""
     };
@@ -426,10 +426,7 @@ pub async fn claim_due(
     lease_until: OffsetDateTime,
     max: i64,
 ) -> StoreResult<Vec<Delivery>> {
-    let lock = match c.dialect() {
-        Dialect::Postgres => " FOR UPDATE OF d SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
+    let lock = c.dialect().row_lock(" FOR UPDATE OF d SKIP LOCKED");
     let cols = DELIVERY_COLS
         .split(", ")
         .map(|col| format!("d.{col}"))

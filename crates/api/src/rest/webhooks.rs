@@ -13,6 +13,9 @@ use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// What a registration body may carry.
+const FIELDS: &[&str] = &["url", "events", "description", "active"];
+
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -57,6 +60,7 @@ pub async fn create_webhook(
     Auth(p): Auth,
     ApiJson(b): ApiJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<webhooks::WithSecret>)> {
+    only(&b, FIELDS)?;
     let w = webhooks::create(&st.svc, &p, b).await?;
     Ok((StatusCode::CREATED, Json(w)))
 }
@@ -101,6 +105,7 @@ pub async fn update_webhook(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<webhooks::WebhookView>> {
+    only(&b, FIELDS)?;
     Ok(Json(webhooks::update(&st.svc, &p, &id, b).await?))
 }
 
