@@ -107,7 +107,8 @@ async fn load(url: &str, n: i64, noise_tenants: i64, noise_cases: i64) {
         db.clone(),
         Arc::new(casegate_domain::clock::SystemClock),
         Arc::new(casegate_service::audit::AuditSigner::generate()),
-    );
+    )
+    .expect("services");
     let demo = casegate_service::demo::ensure(&svc, "demo")
         .await
         .expect("demo tenant");

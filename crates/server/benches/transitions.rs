@@ -51,7 +51,8 @@ async fn tenants(url: &str, n: usize) {
         db,
         Arc::new(casegate_domain::clock::SystemClock),
         Arc::new(casegate_service::audit::AuditSigner::generate()),
-    );
+    )
+    .expect("services");
     let mut keys = Map::new();
     for i in 0..n {
         let slug = format!("bench-{i}");

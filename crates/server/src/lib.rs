@@ -50,13 +50,14 @@ pub fn audit_signer(s: &Settings) -> anyhow::Result<Arc<casegate_service::audit:
     Ok(Arc::new(signer))
 }
 
-/// The service layer over `db`, with the given clock and audit signing key.
+/// The service layer over `db`, with the given clock and audit signing key; the secrets-at-rest
+/// key file is read (created on first start).
 pub fn services(
     s: &Settings,
     db: Arc<dyn Database>,
     clock: Arc<dyn Clock>,
     signer: Arc<casegate_service::audit::AuditSigner>,
-) -> Arc<Services> {
+) -> anyhow::Result<Arc<Services>> {
     let config = ServiceConfig {
         key_env: s.key_env.clone(),
         session_ttl: time::Duration::minutes(s.session_ttl_minutes),
@@ -76,8 +77,14 @@ pub fn services(
         allow_insecure_webhooks: s.allow_insecure_webhooks,
         allow_private_webhooks: s.allow_private_webhooks,
         webhook_timeout: casegate_service::webhooks::TIMEOUT,
+        smtp: s.smtp.clone(),
+        secrets_key: casegate_service::secrets::SecretKey::load_or_create(
+            &s.secrets_key_file,
+            "secrets key",
+        )
+        .with_context(|| format!("secrets key {}", s.secrets_key_file.display()))?,
     };
-    Services::new(db, clock, config, signer)
+    Ok(Services::new(db, clock, config, signer))
 }
 
 /// The HTTP application for these settings.
@@ -110,6 +117,7 @@ pub async fn serve(
         let w = casegate_worker::Worker::new(
             svc.clone(),
             Duration::from_millis(s.worker_tick_ms),
+            Duration::from_millis(s.delivery_tick_ms),
             time::Duration::minutes(s.audit_checkpoint_minutes),
         );
         tokio::spawn(w.run(shutdown.child_token()))

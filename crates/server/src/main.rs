@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let db = open_database(&settings).await?;
     let signer = audit_signer(&settings)?;
-    let svc = services(&settings, db, Arc::new(SystemClock), signer);
+    let svc = services(&settings, db, Arc::new(SystemClock), signer)?;
     let base_url = format!("http://{}", settings.listen);
     match cli.command {
         Command::Migrate => {

@@ -141,6 +141,18 @@ pub struct Options {
     /// How often timers and the outbox are polled, in milliseconds [default: 1000].
     #[arg(long, env = "CASEGATE_WORKER_TICK_MS", global = true)]
     pub worker_tick_ms: Option<u64>,
+    /// How often the outbox is dispatched and webhooks delivered, in milliseconds (the bound
+    /// on commit-to-delivery latency when idle) [default: 100].
+    #[arg(long, env = "CASEGATE_DELIVERY_TICK_MS", global = true)]
+    pub delivery_tick_ms: Option<u64>,
+    /// SMTP relay for e-mail copies of notifications: `smtp://host:port`,
+    /// `smtp://user:password@host:587?tls=required` or `smtps://host:465` [default: none, no
+    /// e-mail].
+    #[arg(long, env = "CASEGATE_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<Redacted>,
+    /// The `From` address of notification e-mails [default: casegate@localhost].
+    #[arg(long, env = "CASEGATE_SMTP_FROM", global = true)]
+    pub smtp_from: Option<String>,
     /// Database connection pool size [default: 16].
     #[arg(long, env = "CASEGATE_DB_MAX_CONNECTIONS", global = true)]
     pub db_max_connections: Option<u32>,
@@ -174,6 +186,10 @@ pub struct Options {
     /// Ed25519 key file signing audit checkpoints and exports [default: <data dir>/audit-signing.key].
     #[arg(long, env = "CASEGATE_AUDIT_KEY_FILE", global = true)]
     pub audit_key_file: Option<PathBuf>,
+    /// Key sealing secrets at rest (webhook signing secrets), created on first start
+    /// [default: <data dir>/secrets.key]. Every process sharing a database needs the same file.
+    #[arg(long, env = "CASEGATE_SECRETS_KEY_FILE", global = true)]
+    pub secrets_key_file: Option<PathBuf>,
     /// Minutes between automatic audit checkpoints of a tenant whose chain moved [default: 60].
     #[arg(long, env = "CASEGATE_AUDIT_CHECKPOINT_MINUTES", global = true)]
     pub audit_checkpoint_minutes: Option<i64>,
@@ -200,9 +216,9 @@ impl Options {
     /// `self` where set, else `lower`.
     pub fn over(self, lower: Options) -> Options {
         layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, allow_private_webhooks, max_body_bytes, max_attachment_bytes,
-            rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, db_max_connections, key_env,
+            rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, delivery_tick_ms, smtp_url, smtp_from, db_max_connections, key_env,
             session_ttl_minutes, auth_cache_ttl_secs, jwks_url, jwt_issuer, jwt_audience, jwt_tenant_claim,
-            jwt_roles_claim, jwt_leeway_secs, audit_key_file, audit_checkpoint_minutes, audit_retention_days,
+            jwt_roles_claim, jwt_leeway_secs, audit_key_file, secrets_key_file, audit_checkpoint_minutes, audit_retention_days,
             audit_export_max_events, log_format)
     }
 
@@ -279,6 +295,10 @@ pub struct Settings {
     pub request_timeout_secs: u64,
     /// Worker poll interval.
     pub worker_tick_ms: u64,
+    /// Outbox and webhook poll interval.
+    pub delivery_tick_ms: u64,
+    /// SMTP, when configured.
+    pub smtp: Option<casegate_service::mail::SmtpConfig>,
     /// Pool size.
     pub db_max_connections: u32,
     /// API-key environment.
@@ -291,6 +311,8 @@ pub struct Settings {
     pub jwt: Option<JwtSettings>,
     /// Audit signing key file.
     pub audit_key_file: PathBuf,
+    /// Secrets-at-rest key file.
+    pub secrets_key_file: PathBuf,
     /// Minutes between automatic checkpoints.
     pub audit_checkpoint_minutes: i64,
     /// Minimum audit retention, in days.
@@ -357,6 +379,9 @@ impl Settings {
         if !matches!(log_format.as_str(), "json" | "text") {
             bail!("log_format must be json or text");
         }
+        let secrets_key_file = o
+            .secrets_key_file
+            .unwrap_or_else(|| data_dir.join("secrets.key"));
         let audit_key_file = o
             .audit_key_file
             .unwrap_or_else(|| data_dir.join("audit-signing.key"));
@@ -373,6 +398,15 @@ impl Settings {
         if audit_export_max_events < 1 {
             bail!("audit_export_max_events must be positive");
         }
+        let smtp = o.smtp_url.map(|u| casegate_service::mail::SmtpConfig {
+            url: u.0,
+            from: o.smtp_from.unwrap_or_else(|| "casegate@localhost".into()),
+        });
+        if let Some(cfg) = &smtp
+            && let Err(e) = casegate_service::mail::check(cfg)
+        {
+            bail!("{}: {}", e.param.as_deref().unwrap_or("smtp"), e.message);
+        }
         Ok(Settings {
             listen: o.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             data_dir,
@@ -387,12 +421,15 @@ impl Settings {
             login_attempts_per_minute: o.login_attempts_per_minute.unwrap_or(20),
             request_timeout_secs: o.request_timeout_secs.unwrap_or(30).max(1),
             worker_tick_ms: o.worker_tick_ms.unwrap_or(1000).max(10),
+            delivery_tick_ms: o.delivery_tick_ms.unwrap_or(100).max(10),
+            smtp,
             db_max_connections: o.db_max_connections.unwrap_or(16).max(1),
             key_env,
             session_ttl_minutes: o.session_ttl_minutes.unwrap_or(480).max(1),
             auth_cache_ttl_secs: o.auth_cache_ttl_secs.unwrap_or(10),
             jwt,
             audit_key_file,
+            secrets_key_file,
             audit_checkpoint_minutes: o.audit_checkpoint_minutes.unwrap_or(60).max(1),
             audit_retention_days,
             audit_export_max_events,
@@ -477,6 +514,31 @@ mod tests {
                 .unwrap()
                 .audit_retention_days,
             3650
+        );
+    }
+
+    #[test]
+    fn smtp_settings_are_checked_and_the_url_never_shown() {
+        let with = |url: &str| {
+            Settings::resolve(Options {
+                smtp_url: Some(Redacted(url.into())),
+                ..Options::default()
+            })
+        };
+        let Err(e) = with("gopher://mailer:hunter2@relay") else {
+            panic!("a gopher URL is refused")
+        };
+        assert!(e.to_string().contains("smtp_url"), "{e}");
+        assert!(!format!("{e:#}").contains("hunter2"));
+        let ok = with("smtp://mailer:hunter2@relay:587?tls=required").expect("valid");
+        let smtp = ok.smtp.expect("configured");
+        assert_eq!(smtp.from, "casegate@localhost");
+        assert!(!format!("{smtp:?}").contains("hunter2"));
+        assert!(
+            Settings::resolve(Options::default())
+                .unwrap()
+                .smtp
+                .is_none()
         );
     }
 }

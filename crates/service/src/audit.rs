@@ -119,30 +119,9 @@ impl AuditSigner {
     }
     /// Loads the key file (base64 of the 32 secret bytes), creating it with mode 0600 if absent.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        if path.exists() {
-            let text = std::fs::read_to_string(path)?;
-            let raw = b64
-                .decode(text.trim())
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-            let secret: [u8; 32] = raw.try_into().map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "audit key must be 32 bytes",
-                )
-            })?;
-            return Ok(Self::from_bytes(secret));
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let secret: [u8; 32] = rand::random();
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        std::io::Write::write_all(&mut opts.open(path)?, b64.encode(secret).as_bytes())?;
-        Ok(Self::from_bytes(secret))
+        Ok(Self::from_bytes(
+            crate::secrets::SecretKey::load_or_create(path, "audit key")?.0,
+        ))
     }
     /// The secret half, for signing inside this crate.
     pub(crate) fn key(&self) -> &SigningKey {

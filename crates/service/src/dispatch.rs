@@ -13,12 +13,11 @@
 use crate::audit::{self, Actor, Entry};
 use crate::notifications::{self, Message};
 use crate::tasks::{self, Generated};
-use crate::{Code, Error, Result, Services, cases, users};
-use casegate_domain::ids::{CaseId, TenantId, UserId};
+use crate::{Code, Error, Result, Services, cases};
+use casegate_domain::ids::{CaseId, TenantId};
 use casegate_domain::principal::{Caller, Origin, Principal};
 use casegate_domain::rules::{PostAction, parse_duration};
 use casegate_store::outbox::{self, OutboxEvent, PostActionRun};
-use casegate_store::users as user_store;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -309,21 +308,7 @@ async fn one(
             if !outbox::record_run(&mut *tx, &run).await? {
                 return Ok(());
             }
-            let mut readers: Vec<UserId> =
-                user_store::active_with_roles(&mut *tx, e.tenant_id, roles)
-                    .await?
-                    .into_iter()
-                    .map(|u| u.id)
-                    .collect();
-            for n in named {
-                // A named person who left is skipped; the run fails only if nobody is left.
-                if let Ok(u) = users::resolve(&mut *tx, e.tenant_id, n).await
-                    && u.active
-                    && !readers.contains(&u.id)
-                {
-                    readers.push(u.id);
-                }
-            }
+            let readers = notifications::holders(&mut *tx, e.tenant_id, roles, named).await?;
             if readers.is_empty() {
                 return Err(Error::validation(
                     "users",

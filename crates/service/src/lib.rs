@@ -20,10 +20,13 @@
 //! - [`tasks`]: tasks on cases, mandatory ones blocking a status.
 //! - [`dispatch`]: the outbox dispatcher, running rules' post-actions after commit (at least
 //!   once, each action once, keyed by the event id).
-//! - [`notifications`]: each person's in-app inbox.
+//! - [`notifications`]: each person's in-app inbox, fed by the events people must hear of.
+//! - [`mail`]: e-mail copies of notifications over SMTP, sent by the worker after commit.
 //! - [`webhooks`]: registrations, the fan-out of outbox events into deliveries, signed delivery
 //!   with retries and a circuit breaker, the delivery record.
 //! - [`blobs`]: the content-addressed file store under the data directory.
+//! - [`secrets`]: secrets at rest (webhook signing secrets) sealed with AES-256-GCM under a key
+//!   kept outside the database.
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
@@ -39,9 +42,11 @@ pub mod demo;
 pub mod dispatch;
 pub mod exports;
 pub mod jwt;
+pub mod mail;
 pub mod notifications;
 pub mod password;
 pub mod report;
+pub mod secrets;
 pub mod tasks;
 pub mod tenants;
 pub mod users;
@@ -80,6 +85,10 @@ pub struct ServiceConfig {
     pub allow_private_webhooks: bool,
     /// How long one webhook attempt may take (10 s).
     pub webhook_timeout: Duration,
+    /// SMTP for e-mail copies of notifications (none: in-app only).
+    pub smtp: Option<mail::SmtpConfig>,
+    /// The key sealing secrets at rest (default: random, for tests).
+    pub secrets_key: secrets::SecretKey,
 }
 
 /// Seven years, the default audit retention.
@@ -101,6 +110,8 @@ impl Default for ServiceConfig {
             allow_insecure_webhooks: false,
             allow_private_webhooks: false,
             webhook_timeout: webhooks::TIMEOUT,
+            smtp: None,
+            secrets_key: secrets::SecretKey::default(),
         }
     }
 }
@@ -123,6 +134,10 @@ pub struct Services {
     pub blobs: blobs::BlobStore,
     /// The HTTP client of webhook deliveries (guarded resolver, no redirects, timeout).
     pub(crate) webhook_client: reqwest::Client,
+    /// The SMTP transport when e-mail is configured (its settings were checked at start-up).
+    pub(crate) mailer: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
+    /// Seals and opens secrets at rest.
+    pub(crate) secrets: secrets::SecretBox,
 }
 
 impl Services {
@@ -139,6 +154,8 @@ impl Services {
             blobs: blobs::BlobStore::new(&config.blob_dir),
             auth_cache: auth::AuthCache::new(config.auth_cache_ttl),
             webhook_client: webhooks::client(&config),
+            mailer: config.smtp.as_ref().and_then(|c| mail::transport(c).ok()),
+            secrets: secrets::SecretBox::new(&config.secrets_key),
             db,
             clock,
             config,
@@ -210,11 +227,13 @@ pub(crate) async fn enqueue_with(
     if let (serde_json::Value::Object(d), serde_json::Value::Object(x)) = (&mut data, extra) {
         d.extend(x);
     }
+    // Time-ordered ids: events written by one transaction keep their order behind equal
+    // `created_at` (webhooks deliver a case's events in that order).
+    let id = uuid::Uuid::now_v7();
+    notifications::of_event(c, tenant, now, id, event_type, &data).await?;
     let e = casegate_store::outbox::OutboxEvent {
         tenant_id: tenant,
-        // Time-ordered ids: events written by one transaction keep their order behind equal
-        // `created_at` (webhooks deliver a case's events in that order).
-        id: uuid::Uuid::now_v7(),
+        id,
         event_type: event_type.into(),
         created_at: now,
         data,

@@ -344,6 +344,11 @@ pub fn client(cfg: &ServiceConfig) -> reqwest::Client {
 // ---------------------------------------------------------------------------------------------
 // Signatures.
 
+/// The row a webhook's sealed secrets are bound to.
+fn sealed_for(tenant: TenantId, id: Uuid) -> String {
+    format!("webhook:{tenant}:{id}")
+}
+
 /// A new secret: `whsec_` + base64 of 32 random bytes.
 fn new_secret() -> String {
     let bytes: [u8; 32] = rand::random();
@@ -551,15 +556,16 @@ pub async fn create(svc: &Services, p: &Caller, body: Map<String, Value>) -> Res
     let active = bool_of(body.get("active"), "active", true)?;
     let now = svc.clock.now();
     let secret = new_secret();
+    let id = Uuid::now_v7();
     let w = Webhook {
         tenant_id: p.tenant_id,
-        id: Uuid::now_v7(),
+        id,
         url: url.to_string(),
         description,
         events,
         active,
         disabled_reason: None,
-        secret: secret.clone(),
+        secret: svc.secrets.seal(&secret, &sealed_for(p.tenant_id, id)),
         previous_secret: None,
         previous_secret_until: None,
         consecutive_failures: 0,
@@ -714,9 +720,10 @@ pub async fn rotate_secret(
     let before = load(&mut *tx, p, id, true).await?;
     let mut w = before.clone();
     let secret = new_secret();
+    // Both stay sealed: the previous one as it was stored, the new one sealed now.
     w.previous_secret = (hours > 0).then(|| before.secret.clone());
     w.previous_secret_until = (hours > 0).then(|| now + Duration::hours(hours));
-    w.secret = secret.clone();
+    w.secret = svc.secrets.seal(&secret, &sealed_for(w.tenant_id, w.id));
     save(&mut *tx, &mut w, now).await?;
     let entry = Entry::new("webhook.secret_rotated", "webhook", w.id).change(
         "previous_secret_until",
@@ -866,12 +873,27 @@ struct Sent {
 
 async fn send(svc: &Services, d: &Delivery, w: &Webhook) -> Sent {
     let now = svc.clock.now();
-    let mut secrets = vec![w.secret.as_str()];
+    let context = sealed_for(w.tenant_id, w.id);
+    let mut sealed = vec![w.secret.as_str()];
     if let (Some(prev), Some(until)) = (&w.previous_secret, w.previous_secret_until)
         && until > now
     {
-        secrets.push(prev);
+        sealed.push(prev);
     }
+    let mut secrets = Vec::with_capacity(sealed.len());
+    for s in sealed {
+        match svc.secrets.open(s, &context) {
+            Ok(plain) => secrets.push(plain),
+            Err(e) => {
+                return Sent {
+                    status: None,
+                    duration_ms: 0,
+                    error: Some(e.message),
+                };
+            }
+        }
+    }
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     // The signature time is the wall clock's: receivers compare it with theirs to refuse
     // replays, whatever clock drives casegate's business times.
     let ts = OffsetDateTime::now_utc().unix_timestamp();

@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../migrations/0007_webhooks.sql"),
     ),
+    (
+        8,
+        "notification_email",
+        include_str!("../migrations/0008_notification_email.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

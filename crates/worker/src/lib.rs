@@ -1,11 +1,13 @@
-//! Background work of `casegate serve --role worker|all`. It polls every `worker_tick` and
-//! stops cleanly when its cancellation token fires (SIGTERM).
+//! Background work of `casegate serve --role worker|all`. It polls every `worker_tick`, the
+//! outbox and webhook deliveries every (shorter) `delivery_tick`, and stops cleanly when its
+//! cancellation token fires (SIGTERM).
 //!
 //! # Layout
 //! - [`Worker`]: the loop and its jobs. Today: purging expired sessions, signing audit
 //!   checkpoints for tenants whose chain moved, producing queued audit exports, firing due
-//!   approval timers (reminders, escalations, expiries) and dispatching the outbox (rules'
-//!   post-actions). Webhook delivery joins it with its issue; each job claims its rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so
+//!   approval timers (reminders, escalations, expiries) and e-mailing notifications; on the
+//!   delivery lane, dispatching the outbox (rules' post-actions, webhook fan-out) and delivering
+//!   webhooks. Each job claims its rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so
 //!   several worker processes can share one database.
 #![forbid(unsafe_code)]
 
@@ -24,6 +26,8 @@ const TIMERS_PER_ROUND: u64 = 100;
 const POST_ACTIONS_PER_ROUND: u64 = 100;
 /// Webhook deliveries sent (concurrently) per round.
 const WEBHOOKS_PER_ROUND: i64 = 32;
+/// Notification e-mails sent per round.
+const EMAILS_PER_ROUND: i64 = casegate_service::mail::BATCH;
 
 /// The background worker.
 pub struct Worker {
@@ -31,22 +35,43 @@ pub struct Worker {
     svc: Arc<Services>,
     /// How often to poll (`CASEGATE_WORKER_TICK_MS`).
     tick: Duration,
+    /// How often to dispatch the outbox and deliver webhooks (`CASEGATE_DELIVERY_TICK_MS`).
+    delivery_tick: Duration,
     /// Minimum time between two automatic audit checkpoints of one tenant.
     checkpoint_every: time::Duration,
 }
 
 impl Worker {
-    /// A worker polling every `tick`.
-    pub fn new(svc: Arc<Services>, tick: Duration, checkpoint_every: time::Duration) -> Self {
+    /// A worker polling every `tick`, and the outbox every `delivery_tick`.
+    pub fn new(
+        svc: Arc<Services>,
+        tick: Duration,
+        delivery_tick: Duration,
+        checkpoint_every: time::Duration,
+    ) -> Self {
         Self {
             svc,
             tick,
+            delivery_tick,
             checkpoint_every,
         }
     }
 
     /// Runs one round of every job; returns how many items were processed.
     pub async fn run_once(&self) -> casegate_service::Result<u64> {
+        let housekept = self.housekeeping().await?;
+        Ok(housekept + self.deliveries().await?)
+    }
+
+    /// The delivery lane: the outbox's post-actions and fan-out, then webhook deliveries.
+    pub async fn deliveries(&self) -> casegate_service::Result<u64> {
+        let dispatched = casegate_service::dispatch::run(&self.svc, POST_ACTIONS_PER_ROUND).await?;
+        let delivered = casegate_service::webhooks::deliver(&self.svc, WEBHOOKS_PER_ROUND).await?;
+        Ok(dispatched + delivered)
+    }
+
+    /// Everything else, each `tick`.
+    async fn housekeeping(&self) -> casegate_service::Result<u64> {
         let mut c = self.svc.db.conn().await?;
         let purged = casegate_store::sessions::purge_expired(&mut *c, self.svc.clock.now()).await?;
         drop(c);
@@ -54,25 +79,45 @@ impl Worker {
             casegate_service::audit::checkpoint_due(&self.svc, self.checkpoint_every).await?;
         let exported = casegate_service::exports::run_pending(&self.svc, EXPORTS_PER_ROUND).await?;
         let timed = casegate_service::approvals::run_timers(&self.svc, TIMERS_PER_ROUND).await?;
-        let dispatched = casegate_service::dispatch::run(&self.svc, POST_ACTIONS_PER_ROUND).await?;
-        let delivered = casegate_service::webhooks::deliver(&self.svc, WEBHOOKS_PER_ROUND).await?;
-        Ok(purged + signed + exported + timed + dispatched + delivered)
+        let mailed = casegate_service::mail::send_due(&self.svc, EMAILS_PER_ROUND).await?;
+        Ok(purged + signed + exported + timed + mailed)
     }
 
-    /// Polls until `cancel` fires. A failing round is logged and retried on the next tick.
+    /// Polls until `cancel` fires. A failing round is logged and retried on the next tick. The
+    /// delivery lane goes round again at once while it finds work (a backlog drains at full
+    /// speed, for at most one `tick` before the other jobs get their turn), and polls every
+    /// `delivery_tick` when idle.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut interval = tokio::time::interval(self.tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut slow = tokio::time::interval(self.tick);
+        slow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut fast = tokio::time::interval(self.delivery_tick);
+        fast.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = interval.tick() => {
-                    if let Err(e) = self.run_once().await {
-                        tracing::warn!(code = e.code.as_str(), cause = e.cause.as_deref().unwrap_or(""), "worker round failed");
+                _ = slow.tick() => report(self.housekeeping().await),
+                _ = fast.tick() => {
+                    // Bounded by `tick`, so the other jobs still run under a steady load.
+                    let started = tokio::time::Instant::now();
+                    let mut busy = true;
+                    while busy && !cancel.is_cancelled() && started.elapsed() < self.tick {
+                        let r = self.deliveries().await;
+                        busy = matches!(r, Ok(n) if n > 0);
+                        report(r);
                     }
                 }
             }
         }
         tracing::info!("worker stopped");
+    }
+}
+
+fn report(r: casegate_service::Result<u64>) {
+    if let Err(e) = r {
+        tracing::warn!(
+            code = e.code.as_str(),
+            cause = e.cause.as_deref().unwrap_or(""),
+            "worker round failed"
+        );
     }
 }

@@ -42,7 +42,7 @@ fn hv_fraud(tiers: Option<Value>) -> Value {
 }
 
 /// Installs `CARD_FRAUD` and opens a case in `review`; answers its id.
-async fn case_in_review(s: &TestServer, tiers: Option<Value>) -> String {
+pub(crate) async fn case_in_review(s: &TestServer, tiers: Option<Value>) -> String {
     let put = s
         .put("/case-types/CARD_FRAUD", s.a.key("admin"), hv_fraud(tiers))
         .await;
@@ -62,7 +62,7 @@ async fn case_in_review(s: &TestServer, tiers: Option<Value>) -> String {
 }
 
 /// Asks to close case `id` as `key`; answers the pending request.
-async fn ask_to_close(s: &TestServer, key: &str, id: &str) -> Value {
+pub(crate) async fn ask_to_close(s: &TestServer, key: &str, id: &str) -> Value {
     let r = transition(
         s,
         key,
@@ -75,7 +75,7 @@ async fn ask_to_close(s: &TestServer, key: &str, id: &str) -> Value {
     r.body["request"].clone()
 }
 
-async fn decide(
+pub(crate) async fn decide(
     s: &TestServer,
     key: &str,
     request: &str,
@@ -96,7 +96,8 @@ async fn inbox(s: &TestServer, key: &str) -> Vec<String> {
         .collect()
 }
 
-async fn timers(s: &TestServer) -> u64 {
+pub(crate) async fn timers(s: &TestServer) -> u64 {
+    s.settled().await;
     casegate_service::approvals::run_timers(&s.svc, 100)
         .await
         .expect("approval timers")

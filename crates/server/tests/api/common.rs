@@ -161,6 +161,21 @@ impl Resp {
 }
 
 impl TestServer {
+    /// Waits until every pooled connection is back in the pool. A command that failed drops its
+    /// transaction, and the pool sends the rollback from a background task after the answer has
+    /// gone out; until then the failed command's row locks stand, and a worker step claiming
+    /// with `SKIP LOCKED` would pass those rows by. Tests that run a worker step right after a
+    /// refused command wait for this first (a condition, polled, not a timed sleep).
+    pub async fn settled(&self) {
+        for _ in 0..5_000 {
+            let p = self.svc.db.pool_stats();
+            if p.idle >= p.size {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         if path.starts_with('/')
             && !path.starts_with("/api/")

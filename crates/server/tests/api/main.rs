@@ -9,6 +9,7 @@ mod common;
 mod exports;
 mod graphql;
 mod jwt;
+mod notifications;
 mod ops;
 mod process;
 mod tasks;

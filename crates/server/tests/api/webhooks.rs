@@ -470,6 +470,22 @@ async fn rotated_secrets_overlap_and_redelivery_repeats_the_event(b: Backend) {
         .await;
     let new = r.assert_ok(200)["secret"].as_str().unwrap().to_string();
     assert_ne!(new, old);
+    // Both secrets are stored sealed: the database alone does not give them away.
+    let mut c = s.svc.db.conn().await.unwrap();
+    let row = c
+        .fetch_one(
+            "SELECT secret, previous_secret FROM webhooks WHERE id = $1",
+            &[id.parse::<uuid::Uuid>().unwrap().into()],
+        )
+        .await
+        .unwrap();
+    for col in ["secret", "previous_secret"] {
+        let stored = row.text(col).unwrap();
+        assert!(stored.starts_with("enc:v1:"), "{col}: {stored}");
+        assert!(!stored.contains(&old) && !stored.contains(&new));
+        assert!(!stored.contains(old.trim_start_matches("whsec_")));
+    }
+    drop(c);
     s.post(
         &format!("/webhooks/{id}/rotate-secret"),
         admin,
