@@ -87,6 +87,9 @@ async fn prometheus(State(st): State<AppState>) -> Response {
         && let Ok(n) = casegate_store::webhooks::queue_depth(&mut *c).await
     {
         metrics::gauge!("webhook_queue_depth").set(n as f64);
+        if let Ok(n) = casegate_store::notifications::emails_pending(&mut *c).await {
+            metrics::gauge!("notification_email_queue_depth").set(n as f64);
+        }
     }
     h.run_upkeep();
     (

@@ -113,6 +113,10 @@ pub async fn serve(
     casegate_service::case_types::ensure_builtins_everywhere(&svc)
         .await
         .map_err(|e| anyhow::anyhow!("seeding built-in case types: {e}"))?;
+    // Webhook secrets stored before they were sealed at rest are sealed now (idempotent).
+    casegate_service::webhooks::seal_stored(&svc)
+        .await
+        .map_err(|e| anyhow::anyhow!("sealing stored webhook secrets: {e}"))?;
     let worker = (s.role != Role::Api).then(|| {
         let w = casegate_worker::Worker::new(
             svc.clone(),

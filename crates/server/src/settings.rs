@@ -138,7 +138,8 @@ pub struct Options {
     /// Seconds before a request is abandoned with 503 [default: 30].
     #[arg(long, env = "CASEGATE_REQUEST_TIMEOUT_SECS", global = true)]
     pub request_timeout_secs: Option<u64>,
-    /// How often timers and the outbox are polled, in milliseconds [default: 1000].
+    /// How often timers, exports, checkpoints and e-mail are polled, in milliseconds
+    /// [default: 1000].
     #[arg(long, env = "CASEGATE_WORKER_TICK_MS", global = true)]
     pub worker_tick_ms: Option<u64>,
     /// How often the outbox is dispatched and webhooks delivered, in milliseconds (the bound

@@ -308,7 +308,11 @@ async fn one(
             if !outbox::record_run(&mut *tx, &run).await? {
                 return Ok(());
             }
-            let readers = notifications::holders(&mut *tx, e.tenant_id, roles, named).await?;
+            let readers: Vec<_> = notifications::holders(&mut *tx, e.tenant_id, roles, named)
+                .await?
+                .into_iter()
+                .map(|u| u.id)
+                .collect();
             if readers.is_empty() {
                 return Err(Error::validation(
                     "users",

@@ -229,11 +229,9 @@ pub(crate) async fn enqueue_with(
     }
     // Time-ordered ids: events written by one transaction keep their order behind equal
     // `created_at` (webhooks deliver a case's events in that order).
-    let id = uuid::Uuid::now_v7();
-    notifications::of_event(c, tenant, now, id, event_type, &data).await?;
     let e = casegate_store::outbox::OutboxEvent {
         tenant_id: tenant,
-        id,
+        id: uuid::Uuid::now_v7(),
         event_type: event_type.into(),
         created_at: now,
         data,

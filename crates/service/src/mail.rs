@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 
 /// How long a claimed copy is hidden from other senders (well over a batch's send time).
 pub const LEASE: time::Duration = time::Duration::minutes(5);
-/// Copies claimed per batch.
-pub const BATCH: i64 = 20;
+/// Copies claimed per batch: [`BATCH`] × [`SEND_LIMIT`] stays under [`LEASE`], so a batch
+/// sent to a slow relay never outlives its claim.
+pub const BATCH: i64 = 10;
+/// The most one copy may take to send, all SMTP exchanges included.
+pub const SEND_LIMIT: Duration = Duration::from_secs(25);
 /// Attempts before giving up on a copy.
 pub const MAX_ATTEMPTS: i64 = 6;
 /// A copy not sent this long after its notification was written is not sent at all.
@@ -110,9 +113,15 @@ pub async fn send_due(svc: &Services, max: i64) -> Result<u64> {
         let started = Instant::now();
         let outcome = match message(&svc.config, &job) {
             Err(why) => EmailOutcome::Failed(why),
-            Ok(m) => match mailer.send(m).await {
-                Ok(_) => EmailOutcome::Sent,
-                Err(e) => judge(&e, job.attempts, now),
+            Ok(_) if !job.to_active => EmailOutcome::Failed("the reader is disabled".into()),
+            Ok(m) => match tokio::time::timeout(SEND_LIMIT, mailer.send(m)).await {
+                Ok(Ok(_)) => EmailOutcome::Sent,
+                Ok(Err(e)) => judge(&e, job.attempts, svc.clock.now()),
+                Err(_) => retry_or_give_up(
+                    "the SMTP exchange took too long".into(),
+                    job.attempts,
+                    svc.clock.now(),
+                ),
             },
         };
         let label = match &outcome {
@@ -142,10 +151,23 @@ fn judge(
     attempts: i64,
     now: time::OffsetDateTime,
 ) -> EmailOutcome {
-    // The SMTP reply (code and text) or the kind of failure; lettre's errors carry no address
-    // or credential.
-    let why = e.to_string().chars().take(500).collect::<String>();
-    if e.is_permanent() || attempts >= MAX_ATTEMPTS {
+    // The reply code or the kind of failure only: a server's reply text often repeats the
+    // address (`550 5.1.1 <someone@bank>: unknown`), which must stay out of logs and the row.
+    let why = match e.status() {
+        Some(code) => format!("the SMTP server answered {code}"),
+        None if e.is_timeout() => "the SMTP server timed out".into(),
+        None => "the SMTP server could not be reached or broke off".into(),
+    };
+    if e.is_permanent() {
+        EmailOutcome::Failed(why)
+    } else {
+        retry_or_give_up(why, attempts, now)
+    }
+}
+
+/// A transient failure: try again after the backoff, or give up after [`MAX_ATTEMPTS`].
+fn retry_or_give_up(why: String, attempts: i64, now: time::OffsetDateTime) -> EmailOutcome {
+    if attempts >= MAX_ATTEMPTS {
         EmailOutcome::Failed(why)
     } else {
         EmailOutcome::Retry(now + backoff(attempts), why)

@@ -1,17 +1,19 @@
 //! Each person's in-app inbox (`GET /notifications`, `POST /notifications/{id}/read`), and the
 //! e-mail copy of each message ([`crate::mail`] sends it after commit).
 //!
-//! Messages are written in the transaction of what they report, so a person hears of exactly
-//! what was committed, once: [`of_event`] turns the outbox events people must hear of
-//! (approvals asked, reminded, escalated and decided, assignments, tasks) into messages for
-//! the people concerned, and `notify` post-actions write theirs from the dispatcher.
+//! Messages come from the outbox, after commit, so a person hears of exactly what was
+//! committed, once: the dispatcher's fan-out turns the events people must hear of (approvals
+//! asked, reminded, escalated and decided, assignments, tasks) into messages for the people
+//! concerned ([`of_event`]), and `notify` post-actions write theirs.
 use crate::{Error, Page, Result, Services, random_id};
+use casegate_domain::approval::{Approver, Request, RequestStatus};
 use casegate_domain::clock::{serialize_opt_wire_time, serialize_wire_time};
 use casegate_domain::ids::{CaseId, TenantId, UserId};
 use casegate_domain::principal::Caller;
 use casegate_store::Conn;
 use casegate_store::notifications::{self as store, Notification};
-use casegate_store::users as user_store;
+use casegate_store::outbox::OutboxEvent;
+use casegate_store::users::{self as user_store, User};
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -99,17 +101,13 @@ pub(crate) async fn send(
     Ok(added)
 }
 
-/// Writes the messages that the outbox event `event_type` (id `event_id`, payload `data`)
-/// owes people, in the transaction that commits the event; keyed by the event id, so a
-/// message is never written twice. Events nobody needs to hear of cost nothing.
-pub(crate) async fn of_event(
-    c: &mut dyn Conn,
-    tenant: TenantId,
-    now: OffsetDateTime,
-    event_id: Uuid,
-    event_type: &str,
-    data: &Value,
-) -> Result<()> {
+/// Writes the messages that the outbox event `e` owes people. The dispatcher calls this when
+/// it fans the event out, after the command committed (DESIGN.md principle 3: off the
+/// command's hot path and its locks), in the fan-out transaction; messages are keyed by the
+/// event id, so a repeated fan-out writes nothing twice. Events nobody needs to hear of cost
+/// nothing. Readers are active users of the tenant only.
+pub(crate) async fn of_event(c: &mut dyn Conn, e: &OutboxEvent) -> Result<()> {
+    let (tenant, data) = (e.tenant_id, &e.data);
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let req = &data["request"];
     let step = format!("{} → {}", text(&req["from"]), text(&req["to"]));
@@ -118,50 +116,46 @@ pub(crate) async fn of_event(
         None => String::new(),
     };
     let tier = text(&data["tier"]);
-    let requester: Option<UserId> = req["requested_by_id"].as_str().and_then(|u| u.parse().ok());
-    let (readers, message, case_id) = match event_type {
-        "approval.requested" | "approval.reminder" => {
-            let mut readers =
-                holders(c, tenant, &names(&data["roles"]), &names(&data["users"])).await?;
-            // Separation of duties: the requester cannot approve, so is not asked.
-            if req["separation_of_duties"] != Value::Bool(false) {
-                readers.retain(|u| Some(*u) != requester);
-            }
-            let lead = if event_type == "approval.reminder" {
-                "Reminder: your approval is still awaited"
+    let (readers, message, case_id) = match e.event_type.as_str() {
+        kind @ ("approval.requested" | "approval.reminder" | "approval.escalated") => {
+            let (roles, users) = if kind == "approval.escalated" {
+                (names(&data["role"]), names(&data["user"]))
             } else {
-                "Your approval is requested"
+                (names(&data["roles"]), names(&data["users"]))
+            };
+            let candidates = holders(c, tenant, &roles, &users).await?;
+            let lead = match kind {
+                "approval.requested" => "Your approval is requested: ".to_string(),
+                "approval.reminder" => "Reminder: your approval is still awaited: ".into(),
+                _ => "Escalated to you: approval of ".into(),
+            };
+            let tail = if kind == "approval.escalated" {
+                " missed its deadline"
+            } else {
+                ""
             };
             (
-                readers,
-                format!("{lead}: {step} (tier {tier}){due}"),
+                awaited(req, candidates),
+                format!("{lead}{step} (tier {tier}){tail}{due}"),
                 &req["case_id"],
             )
         }
-        "approval.escalated" => (
-            holders(c, tenant, &names(&data["role"]), &names(&data["user"])).await?,
-            format!("Escalated to you: approval of {step} (tier {tier}) missed its deadline{due}"),
-            &req["case_id"],
-        ),
-        "transition.approved" | "transition.rejected" | "transition.expired" => {
-            let outcome = match event_type {
+        kind @ ("transition.approved" | "transition.rejected" | "transition.expired") => {
+            let outcome = match kind {
                 "transition.approved" => "was approved and applied",
                 "transition.rejected" => "was rejected",
                 _ => "expired without a decision",
             };
             (
-                requester.into_iter().collect(),
+                holders(c, tenant, &[], &names(&req["requested_by_id"])).await?,
                 format!("Your request {step} {outcome}"),
                 &req["case_id"],
             )
         }
         "case.assigned" => {
             let k = &data["case"];
-            let to = data["assignment"]["to_id"]
-                .as_str()
-                .and_then(|u| u.parse().ok());
             (
-                to.map(UserId).into_iter().collect(),
+                holders(c, tenant, &[], &names(&data["assignment"]["to_id"])).await?,
                 format!(
                     "Case {} was assigned to you: {}",
                     text(&k["reference"]),
@@ -172,8 +166,8 @@ pub(crate) async fn of_event(
         }
         "task.created" => {
             let t = &data["task"];
-            let readers = match t["assigned_to_id"].as_str().and_then(|u| u.parse().ok()) {
-                Some(u) => vec![UserId(u)],
+            let readers = match t["assigned_to_id"].as_str() {
+                Some(_) => holders(c, tenant, &[], &names(&t["assigned_to_id"])).await?,
                 None => holders(c, tenant, &names(&t["assignee_role"]), &[]).await?,
             };
             (
@@ -187,15 +181,47 @@ pub(crate) async fn of_event(
     if readers.is_empty() {
         return Ok(());
     }
+    let ids: Vec<UserId> = readers.iter().map(|u| u.id).collect();
     let m = Message {
-        kind: event_type,
+        kind: &e.event_type,
         message: &message,
         case_id: case_id.as_str().and_then(|c| c.parse().ok()).map(CaseId),
-        data: json!({ "event_id": event_id, "request_id": req.get("id"), "tier": data.get("tier") }),
-        source_key: event_id.to_string(),
+        data: json!({ "event_id": e.id, "request_id": req.get("id"), "tier": data.get("tier") }),
+        source_key: e.id.to_string(),
     };
-    send(c, tenant, &readers, &m, now).await?;
+    send(c, tenant, &ids, &m, e.created_at).await?;
     Ok(())
+}
+
+/// Of `candidates`, those the request `req` (its API view) awaits on its current tier, by the
+/// same rule the approval gate applies (separation of duties: not the requester, not someone
+/// who filled another slot). A view that cannot be read awaits nobody.
+fn awaited(req: &Value, candidates: Vec<User>) -> Vec<User> {
+    let Some(r) = request_of(req) else {
+        return Vec::new();
+    };
+    candidates
+        .into_iter()
+        .filter(|u| {
+            r.awaits(&Approver {
+                id: u.id.0,
+                email: Some(u.email.clone()),
+                label: u.email.clone(),
+                roles: u.roles.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The approval state of a request's API view.
+fn request_of(v: &Value) -> Option<Request> {
+    Some(Request {
+        status: RequestStatus::parse(v["status"].as_str()?)?,
+        current_tier: v["current_tier"].as_u64()? as usize,
+        tiers: serde_json::from_value(v["tiers"].clone()).ok()?,
+        separation_of_duties: v["separation_of_duties"].as_bool()?,
+        requested_by: v["requested_by_id"].as_str()?.parse().ok()?,
+    })
 }
 
 /// The strings of a JSON string or list of strings (anything else: none).
@@ -217,18 +243,14 @@ pub(crate) async fn holders(
     tenant: TenantId,
     roles: &[String],
     users: &[String],
-) -> Result<Vec<UserId>> {
-    let mut found: Vec<UserId> = user_store::active_with_roles(c, tenant, roles)
-        .await?
-        .into_iter()
-        .map(|u| u.id)
-        .collect();
+) -> Result<Vec<User>> {
+    let mut found = user_store::active_with_roles(c, tenant, roles).await?;
     for n in users {
         if let Ok(u) = crate::users::resolve(c, tenant, n).await
             && u.active
-            && !found.contains(&u.id)
+            && !found.iter().any(|f| f.id == u.id)
         {
-            found.push(u.id);
+            found.push(u);
         }
     }
     Ok(found)

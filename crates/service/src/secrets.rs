@@ -36,28 +36,44 @@ impl Default for SecretKey {
 
 impl SecretKey {
     /// Loads a key file (base64 of 32 bytes), creating it with mode 0600 when absent. `what`
-    /// names the key in errors.
+    /// names the key in errors. Two processes starting at once on one data directory end up
+    /// with the same key: the new key is written whole to a private file and then linked into
+    /// place, which fails if another process got there first (its key is read instead).
     pub fn load_or_create(path: &Path, what: &str) -> std::io::Result<Self> {
         let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
-        if path.exists() {
+        let read = || -> std::io::Result<Self> {
             let raw = B64
                 .decode(std::fs::read_to_string(path)?.trim())
                 .map_err(|e| invalid(format!("{what} is not base64: {e}")))?;
             let bytes: [u8; 32] = raw
                 .try_into()
                 .map_err(|_| invalid(format!("{what} must be 32 bytes")))?;
-            return Ok(Self(bytes));
+            Ok(Self(bytes))
+        };
+        if path.exists() {
+            return read();
         }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let key = Self::default();
+        let tmp = path.with_extension(format!(
+            "new.{}.{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        std::io::Write::write_all(&mut opts.open(path)?, B64.encode(key.0).as_bytes())?;
-        Ok(key)
+        std::io::Write::write_all(&mut opts.open(&tmp)?, B64.encode(key.0).as_bytes())?;
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -89,6 +105,11 @@ impl SecretBox {
         let mut out = nonce.to_vec();
         out.extend(ct);
         format!("{PREFIX}{}", B64.encode(out))
+    }
+
+    /// Whether `stored` is sealed (not a value stored before sealing existed).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(PREFIX)
     }
 
     /// The secret of a stored form made by [`SecretBox::seal`] with the same `context` (or a
@@ -159,9 +180,22 @@ mod tests {
     fn key_files_are_created_once_and_read_back() {
         let dir = std::env::temp_dir().join(format!("casegate-secrets-{}", rand::random::<u64>()));
         let path = dir.join("secrets.key");
-        let k1 = SecretKey::load_or_create(&path, "secrets key").unwrap();
-        let k2 = SecretKey::load_or_create(&path, "secrets key").unwrap();
-        assert_eq!(k1.0, k2.0);
+        // Racing first starts agree on one key.
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || SecretKey::load_or_create(&p, "secrets key").unwrap().0)
+            })
+            .collect();
+        let keys: Vec<[u8; 32]> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(keys.iter().all(|k| *k == keys[0]));
+        let again = SecretKey::load_or_create(&path, "secrets key").unwrap();
+        assert_eq!(again.0, keys[0]);
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary files left"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

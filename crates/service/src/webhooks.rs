@@ -10,6 +10,7 @@
 //! runs out. Every attempt of an event carries the same event id (`webhook-id`), so receivers
 //! can drop duplicates.
 use crate::audit::{self, Entry};
+use crate::secrets::SecretBox;
 use crate::{Code, Error, Page, Result, ServiceConfig, Services};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -343,6 +344,28 @@ pub fn client(cfg: &ServiceConfig) -> reqwest::Client {
 
 // ---------------------------------------------------------------------------------------------
 // Signatures.
+
+/// Seals the secrets stored as issued before sealing existed (run at start-up; nothing to do
+/// once every row is sealed). Answers how many registrations it sealed.
+pub async fn seal_stored(svc: &Services) -> Result<u64> {
+    let mut tx = svc.db.begin().await?;
+    let mut sealed = 0;
+    for w in store::unsealed(&mut *tx).await? {
+        let context = sealed_for(w.tenant_id, w.id);
+        let seal = |s: &str| {
+            if SecretBox::is_sealed(s) {
+                s.to_string()
+            } else {
+                svc.secrets.seal(s, &context)
+            }
+        };
+        let previous = w.previous_secret.as_deref().map(seal);
+        sealed +=
+            u64::from(store::reseal(&mut *tx, &w, &seal(&w.secret), previous.as_deref()).await?);
+    }
+    tx.commit().await?;
+    Ok(sealed)
+}
 
 /// The row a webhook's sealed secrets are bound to.
 fn sealed_for(tenant: TenantId, id: Uuid) -> String {
@@ -835,8 +858,9 @@ fn wants(w: &Webhook, event_type: &str) -> bool {
         .is_some_and(|a| a.iter().any(|e| e == "*" || e == event_type))
 }
 
-/// Fans committed events out into deliveries, one transaction per batch; answers how many
-/// events it handled. Part of the dispatcher's round.
+/// Fans committed events out into deliveries and into the notifications people are owed
+/// ([`crate::notifications::of_event`]), one transaction per batch; answers how many events it
+/// handled. Part of the dispatcher's round.
 pub async fn fan_out(svc: &Services) -> Result<u64> {
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
@@ -858,6 +882,7 @@ pub async fn fan_out(svc: &Services) -> Result<u64> {
                 store::insert_delivery(&mut *tx, &new_delivery(w, e, now)).await?;
             }
         }
+        crate::notifications::of_event(&mut *tx, e).await?;
         outbox::fanned_out(&mut *tx, e.tenant_id, e.id, now).await?;
     }
     tx.commit().await?;

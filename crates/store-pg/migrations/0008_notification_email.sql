@@ -1,9 +1,10 @@
 -- E-mail copies of in-app notifications (issue: webhooks and notifications). The notification
 -- row is the durable record; the worker's mailer sends the copy after commit, at least once,
 -- with retries, and records the outcome on the row.
---   email_state: NULL (no copy: the reader has no address), 'pending', 'sent', 'failed' (gave
---   up or the server refused the address for good), 'expired' (still unsent a day after the
---   notification was written, e.g. SMTP was configured later: old news is not mailed).
+--   email_state: 'pending'; 'sent'; 'failed' (gave up, the server refused the address for
+--   good, or the reader was disabled); 'expired' (still unsent a day after the notification
+--   was written, e.g. SMTP was configured later: old news is not mailed); NULL for
+--   notifications written before this migration (no copy).
 ALTER TABLE notifications ADD COLUMN email_state text
     CHECK (email_state IN ('pending', 'sent', 'failed', 'expired'));
 ALTER TABLE notifications ADD COLUMN email_attempts integer NOT NULL DEFAULT 0;

@@ -164,6 +164,8 @@ pub struct EmailJob {
     pub to_email: String,
     /// The reader's name.
     pub to_name: String,
+    /// Whether the reader is still active (a disabled reader is not mailed).
+    pub to_active: bool,
     /// Attempts including this claim (the claim's token: see [`email_outcome`]).
     pub attempts: i64,
 }
@@ -209,7 +211,7 @@ pub async fn claim_emails(
     let rows = c
         .fetch_all(
             &format!(
-                "SELECT {cols}n.email_attempts, u.email AS to_email, u.name AS to_name \
+                "SELECT {cols}n.email_attempts, u.email AS to_email, u.name AS to_name, u.active AS to_active \
                  FROM notifications n \
                  JOIN users u ON u.tenant_id = n.tenant_id AND u.id = n.user_id \
                  WHERE n.email_state = 'pending' AND n.email_next_at <= $1 \
@@ -230,6 +232,7 @@ pub async fn claim_emails(
         jobs.push(EmailJob {
             to_email: r.text("to_email")?,
             to_name: r.text("to_name")?,
+            to_active: r.bool("to_active")?,
             attempts: r.int("email_attempts")? + 1,
             notification: n,
         });

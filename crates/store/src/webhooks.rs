@@ -126,6 +126,46 @@ pub async fn update(c: &mut dyn Conn, w: &Webhook, expected: i64) -> StoreResult
     Ok(n == 1)
 }
 
+/// Registrations of every tenant whose secrets are stored as issued, from before secrets were
+/// sealed (`enc:v1:` prefix), deleted ones included.
+pub async fn unsealed(c: &mut dyn Conn) -> StoreResult<Vec<Webhook>> {
+    c.fetch_all(
+        &format!(
+            "SELECT {HOOK_COLS} FROM webhooks WHERE secret NOT LIKE 'enc:v1:%' \
+             OR (previous_secret IS NOT NULL AND previous_secret NOT LIKE 'enc:v1:%')"
+        ),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(hook_row)
+    .collect()
+}
+
+/// Replaces the stored secrets of `w` with `secret` and `previous`, if they are still the ones
+/// read (`w`'s); answers whether they were.
+pub async fn reseal(
+    c: &mut dyn Conn,
+    w: &Webhook,
+    secret: &str,
+    previous: Option<&str>,
+) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "UPDATE webhooks SET secret = $3, previous_secret = $4 \
+             WHERE tenant_id = $1 AND id = $2 AND secret = $5",
+            &[
+                w.tenant_id.into(),
+                w.id.into(),
+                secret.into(),
+                previous.into(),
+                w.secret.as_str().into(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// A registration that is not deleted; `lock` takes its row for the transaction (PostgreSQL).
 pub async fn get(
     c: &mut dyn Conn,

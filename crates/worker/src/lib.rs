@@ -84,30 +84,38 @@ impl Worker {
     }
 
     /// Polls until `cancel` fires. A failing round is logged and retried on the next tick. The
-    /// delivery lane goes round again at once while it finds work (a backlog drains at full
-    /// speed, for at most one `tick` before the other jobs get their turn), and polls every
-    /// `delivery_tick` when idle.
+    /// two lanes run concurrently, so a slow housekeeping job (an export, a slow SMTP relay)
+    /// never holds up deliveries. The delivery lane goes round again at once while it finds
+    /// work (a backlog drains at full speed) and polls every `delivery_tick` when idle.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut slow = tokio::time::interval(self.tick);
-        slow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut fast = tokio::time::interval(self.delivery_tick);
-        fast.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = slow.tick() => report(self.housekeeping().await),
-                _ = fast.tick() => {
-                    // Bounded by `tick`, so the other jobs still run under a steady load.
-                    let started = tokio::time::Instant::now();
-                    let mut busy = true;
-                    while busy && !cancel.is_cancelled() && started.elapsed() < self.tick {
-                        let r = self.deliveries().await;
-                        busy = matches!(r, Ok(n) if n > 0);
-                        report(r);
+        let housekeeping = async {
+            let mut slow = tokio::time::interval(self.tick);
+            slow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = slow.tick() => report(self.housekeeping().await),
+                }
+            }
+        };
+        let deliveries = async {
+            let mut fast = tokio::time::interval(self.delivery_tick);
+            fast.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = fast.tick() => {
+                        let mut busy = true;
+                        while busy && !cancel.is_cancelled() {
+                            let r = self.deliveries().await;
+                            busy = matches!(r, Ok(n) if n > 0);
+                            report(r);
+                        }
                     }
                 }
             }
-        }
+        };
+        tokio::join!(housekeeping, deliveries);
         tracing::info!("worker stopped");
     }
 }

@@ -174,6 +174,7 @@ impl TestServer {
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
+        panic!("pooled connections were not returned within 5 s");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,6 +1,6 @@
 //! People hear of what concerns them (docs/notifications.md): approval requests, reminders,
-//! escalations and outcomes, assignments and tasks reach the right inboxes once, in the
-//! transaction that committed them; e-mail copies reach a real SMTP server (a sink started by
+//! escalations and outcomes, assignments and tasks reach the right inboxes once, from the
+//! outbox after commit; e-mail copies reach a real SMTP server (a sink started by
 //! the test), transient refusals are retried, permanent ones given up, stale copies expired.
 use crate::approvals::{ask_to_close, case_in_review, decide, timers};
 use crate::both_backends;
@@ -18,8 +18,16 @@ both_backends!(
     email_copies_are_sent_retried_given_up_and_expired,
 );
 
-/// The caller's notifications, newest first.
+/// The dispatcher's fan-out, which writes the notifications of committed events.
+async fn fan_out(s: &TestServer) {
+    casegate_service::dispatch::run(&s.svc, 100)
+        .await
+        .expect("dispatch");
+}
+
+/// The caller's notifications, newest first (after the fan-out of what has committed).
 async fn notes(s: &TestServer, key: &str) -> Vec<Value> {
+    fan_out(s).await;
     s.get("/notifications?limit=200", key).await.assert_ok(200)["notifications"]
         .as_array()
         .unwrap()
@@ -140,13 +148,36 @@ async fn approvals_assignments_and_tasks_reach_the_people_concerned_once(b: Back
     assert_eq!(for_role.len(), 1);
     assert_eq!(for_role[0]["message"], "New task: Sign off the exit");
 
-    // Nothing reached the other tenant, and nothing was written twice.
+    // Separation of duties: a requester who holds the approving role is not asked to approve
+    // their own request, nor told of its escalation as an approver.
+    let id3 = case_in_review(&s, None).await;
+    let rid3 = id_of(&ask_to_close(&s, compliance, &id3).await);
+    let about = |n: &Vec<Value>| -> usize {
+        n.iter()
+            .filter(|x| x["data"]["request_id"] == rid3.as_str())
+            .count()
+    };
+    assert_eq!(about(&notes(&s, compliance).await), 0);
+    s.clock.advance(Duration::days(2));
+    assert_eq!(timers(&s).await, 1);
+    assert_eq!(about(&notes(&s, compliance).await), 0);
+    assert_eq!(about(&of_kind(&s, mlro, "approval.escalated").await), 1);
+
+    // Nothing reached the other tenant.
     assert!(notes(&s, s.b.key("admin")).await.is_empty());
     assert!(notes(&s, s.b.key("compliance_officer")).await.is_empty());
+
+    // A repeated fan-out (a dispatcher that died before committing) writes nothing twice.
     let before = notes(&s, compliance).await.len();
-    casegate_service::dispatch::run(&s.svc, 100).await.unwrap();
-    assert_eq!(timers(&s).await, 0);
+    let mut c = s.svc.db.conn().await.unwrap();
+    let reset = c
+        .execute("UPDATE outbox SET fanned_out_at = NULL", &[])
+        .await
+        .unwrap();
+    assert!(reset > 10, "{reset}");
+    drop(c);
     assert_eq!(notes(&s, compliance).await.len(), before);
+    assert_eq!(of_kind(&s, senior, "case.assigned").await.len(), 1);
     s.stop().await;
 }
 
@@ -269,6 +300,7 @@ async fn assign_one(s: &TestServer) -> String {
     )
     .await
     .assert_ok(200);
+    fan_out(s).await;
     c["reference"].as_str().unwrap().to_string()
 }
 
@@ -286,7 +318,7 @@ async fn email_copies_are_sent_retried_given_up_and_expired(b: Backend) {
         }),
         ..ServiceConfig::default()
     };
-    let s = start_with(b, settings(), config).await;
+    let s = start_with(b, settings(), config.clone()).await;
     let send = || mail::send_due(&s.svc, 20);
 
     // Sent once, to the reader, with the message as subject; the inbox shows it sent.
@@ -347,6 +379,39 @@ async fn email_copies_are_sent_retried_given_up_and_expired(b: Backend) {
     assert_eq!(send().await.unwrap(), 0);
     assert_eq!(newest_state(&s).await, "expired");
     assert_eq!(sink.mails().len(), 2);
+
+    // A reader disabled after the notification is not mailed.
+    sink.set(Answer::Accept);
+    assign_one(&s).await;
+    let senior = s
+        .get("/users/senior.analyst@acme.example", s.a.key("admin"))
+        .await;
+    let senior_id = id_of(senior.assert_ok(200));
+    s.call(
+        reqwest::Method::PATCH,
+        &format!("/users/{senior_id}"),
+        Some(s.a.key("admin")),
+        Some(json!({"active": false})),
+    )
+    .await
+    .assert_ok(200);
+    assert_eq!(send().await.unwrap(), 1);
+    assert_eq!(sink.mails().len(), 2);
+    let mut c = s.svc.db.conn().await.unwrap();
+    let row = c
+        .fetch_one(
+            "SELECT email_state, email_error FROM notifications \
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.text("email_state").unwrap(), "failed");
+    assert_eq!(row.text("email_error").unwrap(), "the reader is disabled");
+    drop(c);
+    s.stop().await;
+    let s = start_with(b, settings(), config.clone()).await;
+    let send = || mail::send_due(&s.svc, 20);
 
     // Six transient failures in a row give up.
     sink.set(Answer::Busy);

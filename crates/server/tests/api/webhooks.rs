@@ -485,6 +485,37 @@ async fn rotated_secrets_overlap_and_redelivery_repeats_the_event(b: Backend) {
         assert!(!stored.contains(&old) && !stored.contains(&new));
         assert!(!stored.contains(old.trim_start_matches("whsec_")));
     }
+    // Secrets stored as issued (before sealing existed) are sealed at start-up, and still sign.
+    let hook_id: casegate_store::Val = id.parse::<uuid::Uuid>().unwrap().into();
+    c.execute(
+        "UPDATE webhooks SET secret = $2, previous_secret = $3 WHERE id = $1",
+        &[hook_id.clone(), new.as_str().into(), old.as_str().into()],
+    )
+    .await
+    .unwrap();
+    drop(c);
+    assert_eq!(
+        casegate_service::webhooks::seal_stored(&s.svc)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        casegate_service::webhooks::seal_stored(&s.svc)
+            .await
+            .unwrap(),
+        0
+    );
+    let mut c = s.svc.db.conn().await.unwrap();
+    let row = c
+        .fetch_one(
+            "SELECT secret, previous_secret FROM webhooks WHERE id = $1",
+            &[hook_id],
+        )
+        .await
+        .unwrap();
+    assert!(row.text("secret").unwrap().starts_with("enc:v1:"));
+    assert!(row.text("previous_secret").unwrap().starts_with("enc:v1:"));
     drop(c);
     s.post(
         &format!("/webhooks/{id}/rotate-secret"),
