@@ -1016,16 +1016,38 @@ pub async fn deliver(svc: &Services, max: i64) -> Result<u64> {
     drop(c);
     let sent = futures_util::future::join_all(work.iter().map(|(d, w)| send(svc, d, w))).await;
     let n = work.len() as u64;
-    for ((d, w), s) in work.into_iter().zip(sent) {
-        record(svc, d, &w, s).await?;
+    // One transaction records the whole round (one write turn on SQLite, one commit on
+    // PostgreSQL), registrations in id order so that two deliverers lock them in one order.
+    let mut done: Vec<_> = work.into_iter().zip(sent).collect();
+    done.sort_by_key(|((d, _), _)| (d.tenant_id.0, d.webhook_id));
+    let now = svc.clock.now();
+    let mut tx = svc.db.begin().await?;
+    let mut tallies = Vec::with_capacity(done.len());
+    for ((d, w), s) in done {
+        tallies.extend(record(&mut *tx, now, d, &w, s).await?);
+    }
+    tx.commit().await?;
+    for (outcome, secs, waited) in tallies {
+        metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("webhook_attempt_duration_seconds").record(secs);
+        if let Some(w) = waited {
+            metrics::histogram!("webhook_commit_to_delivery_seconds").record(w);
+        }
     }
     Ok(n)
 }
 
-/// Writes what attempt `d.attempt` came to: the attempt row, the delivery's new state, the
-/// circuit breaker, and on a 410 the registration turned off.
-async fn record(svc: &Services, mut d: Delivery, w: &Webhook, s: Sent) -> Result<()> {
-    let now = svc.clock.now();
+/// Writes what attempt `d.attempt` came to in `tx`: the attempt row, the delivery's new state,
+/// the circuit breaker, and on a 410 the registration turned off. Answers what to count once
+/// committed (outcome, attempt seconds, commit-to-delivery seconds of a success), or nothing
+/// when another deliverer took the delivery meanwhile.
+async fn record(
+    tx: &mut dyn Conn,
+    now: OffsetDateTime,
+    mut d: Delivery,
+    w: &Webhook,
+    s: Sent,
+) -> Result<Option<(String, f64, Option<f64>)>> {
     let ok = s.status.is_some_and(|c| (200..300).contains(&c));
     let gone = s.status == Some(410);
     d.status_code = s.status.map(i64::from);
@@ -1039,9 +1061,8 @@ async fn record(svc: &Services, mut d: Delivery, w: &Webhook, s: Sent) -> Result
         ("failed".into(), Some(now + backoff(d.attempt)))
     };
     let outcome = d.state.clone();
-    let mut tx = svc.db.begin().await?;
     store::record_attempt(
-        &mut *tx,
+        tx,
         &Attempt {
             tenant_id: d.tenant_id,
             delivery_id: d.id,
@@ -1053,34 +1074,20 @@ async fn record(svc: &Services, mut d: Delivery, w: &Webhook, s: Sent) -> Result
         },
     )
     .await?;
-    if !store::finish(&mut *tx, &d, now).await? {
+    if !store::finish(tx, &d, now).await? {
         // The lease ran out and another deliverer took the delivery: its outcome counts.
-        tx.commit().await?;
-        return Ok(());
+        return Ok(None);
     }
     if gone {
-        store::disable(
-            &mut *tx,
-            d.tenant_id,
-            w.id,
-            "the endpoint answered 410 Gone",
-            now,
-        )
-        .await?;
+        store::disable(tx, d.tenant_id, w.id, "the endpoint answered 410 Gone", now).await?;
     } else {
-        store::record_outcome(&mut *tx, d.tenant_id, w.id, ok, CIRCUIT_AFTER, |n| {
+        store::record_outcome(tx, d.tenant_id, w.id, ok, CIRCUIT_AFTER, |n| {
             now + circuit_for(n)
         })
         .await?;
     }
-    tx.commit().await?;
-    metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(1);
-    metrics::histogram!("webhook_attempt_duration_seconds").record(s.duration_ms as f64 / 1000.0);
-    if ok {
-        let waited = (now - d.created_at).as_seconds_f64().max(0.0);
-        metrics::histogram!("webhook_commit_to_delivery_seconds").record(waited);
-    }
-    Ok(())
+    let waited = ok.then(|| (now - d.created_at).as_seconds_f64().max(0.0));
+    Ok(Some((outcome, s.duration_ms as f64 / 1000.0, waited)))
 }
 
 #[cfg(test)]

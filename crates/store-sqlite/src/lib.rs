@@ -208,7 +208,12 @@ impl Conn for PooledConn {
 }
 
 /// A write transaction opened with `BEGIN IMMEDIATE`.
-struct SqliteTx(Transaction<'static, Sqlite>);
+/// A write transaction, holding the process's writer turn until it commits or is dropped
+/// (after the transaction, so the turn passes only once the write lock is released).
+struct SqliteTx(
+    Transaction<'static, Sqlite>,
+    #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit,
+);
 
 #[async_trait]
 impl Conn for SqliteTx {
@@ -239,6 +244,12 @@ pub struct SqliteDb {
     pool: SqlitePool,
     /// Configured maximum pool size, reported in `/metrics`.
     max: u32,
+    /// One writer at a time in this process, in arrival order. SQLite has one writer anyway;
+    /// without this queue, writers that find the lock taken poll it through the busy handler,
+    /// whose growing sleeps collapse throughput under concurrent writes (measured: 32
+    /// concurrent case creations ran at 36/s). Other processes on the same file still queue
+    /// through the busy timeout.
+    writer: Arc<tokio::sync::Semaphore>,
 }
 
 /// The database file a `sqlite:` URL names (`sqlite://path/to/file.db` or `sqlite:file.db`).
@@ -275,7 +286,11 @@ impl SqliteDb {
             .connect_with(opts)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool, max })
+        Ok(Self {
+            pool,
+            max,
+            writer: Arc::new(tokio::sync::Semaphore::new(1)),
+        })
     }
 }
 
@@ -290,12 +305,23 @@ impl Database for SqliteDb {
         )))
     }
     async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-        Ok(Box::new(SqliteTx(
-            self.pool
-                .begin_with("BEGIN IMMEDIATE")
+        // As long as the busy timeout: a task that opened a second write transaction while
+        // holding one fails as it would without the queue, instead of waiting forever.
+        let turn =
+            tokio::time::timeout(Duration::from_secs(10), self.writer.clone().acquire_owned())
                 .await
-                .map_err(map_err)?,
-        )))
+                .map_err(|_| {
+                    StoreError::Unavailable(
+                        "the database is busy: no write turn within 10 s".into(),
+                    )
+                })?
+                .map_err(|_| StoreError::Other("the database is closed".into()))?;
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        Ok(Box::new(SqliteTx(tx, turn)))
     }
     async fn migrate(&self) -> StoreResult<()> {
         migrator()
