@@ -76,7 +76,7 @@ pub fn services(
         audit_retention_days: s.audit_retention_days,
         allow_insecure_webhooks: s.allow_insecure_webhooks,
         allow_private_webhooks: s.allow_private_webhooks,
-        webhook_timeout: casegate_service::webhooks::TIMEOUT,
+        webhook_timeout: Duration::from_secs(s.webhook_timeout_secs),
         smtp: s.smtp.clone(),
         secrets_key: casegate_service::secrets::SecretKey::load_or_create(
             &s.secrets_key_file,

@@ -123,6 +123,10 @@ pub struct Options {
     /// inside the operator's network; link-local and metadata addresses stay refused.
     #[arg(long, env = "CASEGATE_ALLOW_PRIVATE_WEBHOOKS", global = true, num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_webhooks: Option<bool>,
+    /// Seconds one webhook attempt may take, 1-30 [default: 10]; a deliverer that dies leaves
+    /// its deliveries to others after six times this.
+    #[arg(long, env = "CASEGATE_WEBHOOK_TIMEOUT_SECS", global = true)]
+    pub webhook_timeout_secs: Option<u64>,
     /// Largest JSON body in bytes [default: 1048576].
     #[arg(long, env = "CASEGATE_MAX_BODY_BYTES", global = true)]
     pub max_body_bytes: Option<usize>,
@@ -216,7 +220,7 @@ macro_rules! layer {
 impl Options {
     /// `self` where set, else `lower`.
     pub fn over(self, lower: Options) -> Options {
-        layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, allow_private_webhooks, max_body_bytes, max_attachment_bytes,
+        layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, allow_private_webhooks, webhook_timeout_secs, max_body_bytes, max_attachment_bytes,
             rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, delivery_tick_ms, smtp_url, smtp_from, db_max_connections, key_env,
             session_ttl_minutes, auth_cache_ttl_secs, jwks_url, jwt_issuer, jwt_audience, jwt_tenant_claim,
             jwt_roles_claim, jwt_leeway_secs, audit_key_file, secrets_key_file, audit_checkpoint_minutes, audit_retention_days,
@@ -284,6 +288,8 @@ pub struct Settings {
     pub allow_insecure_webhooks: bool,
     /// Webhooks to private network addresses allowed.
     pub allow_private_webhooks: bool,
+    /// Seconds one webhook attempt may take.
+    pub webhook_timeout_secs: u64,
     /// Largest JSON body.
     pub max_body_bytes: usize,
     /// Largest case attachment upload.
@@ -416,6 +422,7 @@ impl Settings {
             demo: o.demo.unwrap_or(false),
             allow_insecure_webhooks: o.allow_insecure_webhooks.unwrap_or(false),
             allow_private_webhooks: o.allow_private_webhooks.unwrap_or(false),
+            webhook_timeout_secs: o.webhook_timeout_secs.unwrap_or(10).clamp(1, 30),
             max_body_bytes: o.max_body_bytes.unwrap_or(1024 * 1024),
             max_attachment_bytes: o.max_attachment_bytes.unwrap_or(25 * 1024 * 1024),
             rate_limit_per_minute: o.rate_limit_per_minute.unwrap_or(600),

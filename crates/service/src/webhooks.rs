@@ -37,8 +37,11 @@ use uuid::Uuid;
 pub const MAX_ATTEMPTS: i64 = 10;
 /// How long one attempt may take by default (`ServiceConfig::webhook_timeout`).
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long a claimed delivery is hidden from other deliverers (well over [`TIMEOUT`]).
-const LEASE: Duration = Duration::seconds(60);
+/// How long a claimed delivery is hidden from other deliverers: six attempt timeouts (60 s at
+/// the default), well over the time a round of concurrent attempts can take.
+fn lease(cfg: &ServiceConfig) -> Duration {
+    Duration::seconds(6 * cfg.webhook_timeout.as_secs().max(1) as i64)
+}
 /// Waits after attempts 1..9: one minute growing to a day, about 47 hours in all.
 const BACKOFF_SECS: [i64; 9] = [
     60,
@@ -1000,7 +1003,7 @@ fn circuit_for(failures: i64) -> Duration {
 pub async fn deliver(svc: &Services, max: i64) -> Result<u64> {
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let claimed = store::claim_due(&mut *tx, now, now + LEASE, max).await?;
+    let claimed = store::claim_due(&mut *tx, now, now + lease(&svc.config), max).await?;
     tx.commit().await?;
     if claimed.is_empty() {
         return Ok(0);

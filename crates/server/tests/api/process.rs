@@ -203,3 +203,257 @@ fn audit_verify_command_names_the_first_broken_seq() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// What the crash test's receiver saw: `(event id, case id)` of every `case.created` that
+/// arrived, and of every one it answered 204.
+#[derive(Default)]
+struct Received {
+    hold: std::sync::atomic::AtomicBool,
+    arrived: std::sync::Mutex<Vec<(String, String)>>,
+    acked: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+/// A receiver that, while `hold` is set, takes requests and never answers (the server is
+/// killed with them in flight), and otherwise answers 204.
+async fn crash_receiver(seen: std::sync::Arc<Received>) -> String {
+    use axum::extract::State;
+    use std::sync::atomic::Ordering;
+    async fn hook(
+        State(seen): State<std::sync::Arc<Received>>,
+        body: String,
+    ) -> axum::http::StatusCode {
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        if v["type"] != "case.created" {
+            return axum::http::StatusCode::NO_CONTENT;
+        }
+        let key = (
+            v["id"].as_str().unwrap_or_default().to_string(),
+            v["data"]["case"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        seen.arrived.lock().unwrap().push(key.clone());
+        if seen.hold.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        seen.acked.lock().unwrap().push(key);
+        axum::http::StatusCode::NO_CONTENT
+    }
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(seen);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// Polls `cond` every 20 ms for up to `secs` seconds (a condition, not a timed sleep).
+async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 50 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
+/// `casegate serve` on `url` with short webhook timeouts, waited for until ready.
+async fn serve_until_ready(dir: &std::path::Path, url: &str, port: u16) -> std::process::Child {
+    let mut child = casegate()
+        .args([
+            "serve",
+            "--allow-insecure-webhooks",
+            "--webhook-timeout-secs",
+            "1",
+        ])
+        .args([
+            "--delivery-tick-ms",
+            "50",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--database-url", url])
+        .env("CASEGATE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    for _ in 0..500 {
+        if let Ok(r) = http.get(&ready).send().await
+            && r.status() == 200
+        {
+            return child;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("casegate serve did not become ready");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Issue "webhooks and notifications": a server killed (`kill -9`) with deliveries in flight
+/// and events not yet fanned out loses none of them. After a restart on the same database
+/// every committed event reaches the receiver; an event seen twice carries the same id.
+fn killed_server_loses_no_committed_event(postgres: bool) {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::atomic::Ordering;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = temp_dir();
+    let (pg_name, url) = if postgres {
+        let (name, url) = rt.block_on(casegate_store_pg::testing::create_database());
+        (Some(name), url)
+    } else {
+        (
+            None,
+            format!("sqlite://{}", dir.join("casegate.db").display()),
+        )
+    };
+    let out = casegate()
+        .args(["demo", "--json", "--data-dir"])
+        .arg(&dir)
+        .args(["--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let demo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = demo["api_keys"]["admin"].as_str().unwrap().to_string();
+    rt.block_on(async {
+        let seen = std::sync::Arc::new(Received::default());
+        seen.hold.store(true, Ordering::SeqCst);
+        let hook = crash_receiver(seen.clone()).await;
+        let port = free_port();
+        let mut first = serve_until_ready(&dir, &url, port).await;
+        let http = reqwest::Client::new();
+        let api = format!("http://127.0.0.1:{port}/api/v1");
+        let r = http
+            .post(format!("{api}/webhooks"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"url": hook, "events": ["case.created"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let webhook: Value = r.json().await.unwrap();
+        // Cases are created one after another until the server dies; the first deliveries are
+        // held in flight by the receiver, and the server is killed outright the moment one
+        // arrives: some events are mid-delivery, some not yet fanned out, some requests cut.
+        let created = {
+            let (http, api, key) = (http.clone(), api.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut cases = BTreeSet::new();
+                for i in 0..500 {
+                    let r = http
+                        .post(format!("{api}/cases"))
+                        .bearer_auth(&key)
+                        .json(&serde_json::json!({"case_type": "FRAUD", "title": format!("Crash test {i}")}))
+                        .send()
+                        .await;
+                    let Ok(r) = r else { break };
+                    if r.status() != 201 {
+                        break;
+                    }
+                    let Ok(c) = r.json::<Value>().await else { break };
+                    cases.insert(c["id"].as_str().unwrap().to_string());
+                }
+                cases
+            })
+        };
+        assert!(
+            eventually(30, || !seen.arrived.lock().unwrap().is_empty()).await,
+            "deliveries started"
+        );
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let cases = created.await.unwrap();
+        assert!(!cases.is_empty());
+        assert!(seen.acked.lock().unwrap().is_empty(), "nothing was answered");
+        let in_flight = seen.arrived.lock().unwrap().len();
+
+        // Restarted on the same database, with the receiver answering: everything arrives.
+        seen.hold.store(false, Ordering::SeqCst);
+        let port = free_port();
+        let mut second = serve_until_ready(&dir, &url, port).await;
+        let all = eventually(60, || {
+            let acked = seen.acked.lock().unwrap();
+            cases.iter().all(|c| acked.iter().any(|(_, k)| k == c))
+        })
+        .await;
+        let acked = seen.acked.lock().unwrap().clone();
+        let arrived = seen.arrived.lock().unwrap().clone();
+        assert!(all, "every committed event delivered: {} of {}", acked.len(), cases.len());
+        // One event id per case, however often it arrived. (A case whose creation answer was
+        // cut by the kill may have committed too: it is delivered as well.)
+        let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (event, case) in arrived.iter().chain(acked.iter()) {
+            ids.entry(case.clone()).or_default().insert(event.clone());
+        }
+        assert!(ids.len() >= cases.len() && ids.len() <= cases.len() + 1);
+        assert!(ids.values().all(|e| e.len() == 1), "{ids:?}");
+        // The deliveries killed in flight were sent again, after their lease.
+        assert!(in_flight >= 1);
+        for (_, case) in &arrived[..in_flight] {
+            assert!(acked.iter().any(|(_, k)| k == case), "in-flight {case} resent");
+        }
+        // The deliveries record their success once the round's answers are in.
+        let succeeded = format!(
+            "http://127.0.0.1:{port}/api/v1/webhooks/{}/deliveries?state=succeeded&limit=100",
+            webhook["id"].as_str().unwrap()
+        );
+        let mut total = Value::Null;
+        for _ in 0..500 {
+            let list: Value = http
+                .get(&succeeded)
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            total = list["total"].clone();
+            if total == ids.len() + 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(total, ids.len() + 1, "every case.created and the ping succeeded");
+        Command::new("kill")
+            .args(["-TERM", &second.id().to_string()])
+            .status()
+            .unwrap();
+        second.wait().unwrap();
+        if let Some(name) = pg_name {
+            casegate_store_pg::testing::drop_database(name).await;
+        }
+    });
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn killed_server_loses_no_committed_event_sqlite() {
+    killed_server_loses_no_committed_event(false);
+}
+
+#[test]
+fn killed_server_loses_no_committed_event_postgres() {
+    killed_server_loses_no_committed_event(true);
+}
