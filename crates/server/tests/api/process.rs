@@ -13,23 +13,26 @@ fn temp_dir() -> std::path::PathBuf {
     d
 }
 
+/// `casegate demo --json --data-dir <dir> <extra>`: its one JSON object.
+fn demo_json(dir: &std::path::Path, extra: &[&str]) -> Value {
+    let out = casegate()
+        .args(["demo", "--json", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout).expect("stdout is one JSON object")
+}
+
 #[test]
 fn demo_is_idempotent_and_prints_only_json() {
     let dir = temp_dir();
-    let run = || {
-        let out = casegate()
-            .args(["demo", "--json", "--data-dir"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).expect("stdout is one JSON object")
-    };
-    let (first, second) = (run(), run());
+    let (first, second) = (demo_json(&dir, &[]), demo_json(&dir, &[]));
     assert_eq!(first["tenant_id"], second["tenant_id"]);
     assert_eq!(first["tenant_slug"], "demo");
     let roles = [
@@ -323,18 +326,7 @@ fn killed_server_loses_no_committed_event(postgres: bool) {
             format!("sqlite://{}", dir.join("casegate.db").display()),
         )
     };
-    let out = casegate()
-        .args(["demo", "--json", "--data-dir"])
-        .arg(&dir)
-        .args(["--database-url", &url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let demo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let demo = demo_json(&dir, &["--database-url", &url]);
     let key = demo["api_keys"]["admin"].as_str().unwrap().to_string();
     rt.block_on(async {
         let seen = std::sync::Arc::new(Received::default());
