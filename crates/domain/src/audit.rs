@@ -108,6 +108,9 @@ fn record_agrees(
     seq: i64,
     prev_hex: &[u8; 64],
 ) -> Option<bool> {
+    if canonical_agrees(bytes, e, tenant_id, seq, prev_hex) {
+        return Some(true);
+    }
     if let Ok(v) = serde_json::from_slice::<RecordView<'_>>(bytes) {
         return Some(v.agrees(e, tenant_id, seq, prev_hex));
     }
@@ -128,6 +131,127 @@ fn record_agrees(
         prev_hash: &r.prev_hash,
     };
     Some(v.agrees(e, tenant_id, seq, prev_hex))
+}
+
+/// The fast path of the record/column check, for records as casegate seals them: RFC 8785
+/// output, an object whose 13 members come in key order with no whitespace. It walks the
+/// top-level members without building or unescaping anything and compares the raw bytes of
+/// each checked value with the column it must equal. It answers `true` only when every member
+/// is where it belongs and every compared value is byte-equal; anything else (an escape inside
+/// a compared string, an unknown or missing member, an unexpected byte) answers `false`, and
+/// the caller then decides with the full serde parse. So it can speed up a verdict of
+/// "agrees" but never change one.
+///
+/// Written by hand because a JSON parser, however fast, validates and decodes the whole
+/// record, `changes` included, which costs as much as the SHA-256 itself (docs/benchmarks.md,
+/// "Audit trail"); the hash already proves the bytes are the ones sealed, so the check only
+/// needs to find the top-level members.
+fn canonical_agrees(
+    b: &[u8],
+    e: &StoredEvent<'_>,
+    tenant_id: &str,
+    seq: i64,
+    prev_hex: &[u8; 64],
+) -> bool {
+    /// The members of a sealed record, in RFC 8785 (key) order, with what each must equal.
+    enum Want<'a> {
+        Str(&'a [u8]),
+        OptStr(Option<&'a str>),
+        Int(i64),
+        Any,
+    }
+    let members: [(&[u8], Want<'_>); 13] = [
+        (b"action", Want::Str(e.action.as_bytes())),
+        (b"actor", Want::Str(e.actor.as_bytes())),
+        (b"actor_id", Want::OptStr(e.actor_id)),
+        (b"actor_ip", Want::Any),
+        (b"changes", Want::Any),
+        (b"entity_id", Want::OptStr(e.entity_id)),
+        (b"entity_type", Want::Str(e.entity_type.as_bytes())),
+        (b"event_id", Want::Str(e.event_id.as_bytes())),
+        (b"occurred_at", Want::Str(e.occurred_at.as_bytes())),
+        (b"prev_hash", Want::Str(prev_hex)),
+        (b"request_id", Want::Any),
+        (b"seq", Want::Int(seq)),
+        (b"tenant_id", Want::Str(tenant_id.as_bytes())),
+    ];
+    let mut i = 0;
+    for (n, (key, want)) in members.iter().enumerate() {
+        // `{"key":` for the first member, `,"key":` after.
+        let open = if n == 0 { b'{' } else { b',' };
+        if b.get(i) != Some(&open) || b.get(i + 1) != Some(&b'"') {
+            return false;
+        }
+        i += 2;
+        if b.get(i..i + key.len()) != Some(*key)
+            || b.get(i + key.len()..i + key.len() + 2) != Some(b"\":")
+        {
+            return false;
+        }
+        i += key.len() + 2;
+        let Some(end) = value_end(b, i) else {
+            return false;
+        };
+        let raw = &b[i..end];
+        // Byte-equal and free of escapes: an escaped string is never taken as equal here.
+        let string_is = |s: &[u8]| {
+            raw.len() == s.len() + 2
+                && raw[0] == b'"'
+                && &raw[1..raw.len() - 1] == s
+                && !s.contains(&b'\\')
+        };
+        let ok = match want {
+            Want::Str(s) => string_is(s),
+            Want::OptStr(None) => raw == b"null",
+            Want::OptStr(Some(s)) => string_is(s.as_bytes()),
+            Want::Int(v) => raw == v.to_string().as_bytes(),
+            Want::Any => true,
+        };
+        if !ok {
+            return false;
+        }
+        i = end;
+    }
+    i + 1 == b.len() && b[i] == b'}'
+}
+
+/// Where the JSON value starting at `b[i]` ends (one past its last byte): strings to their
+/// closing quote (escapes skipped), objects and arrays to their matching bracket, anything
+/// else to the next `,`, `}` or `]`. `None` when it runs off the end. A string whose compared
+/// bytes hold an escape never equals the column, so the caller falls back to the full parse.
+fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match *b.get(i)? {
+            b'"' => {
+                i += 1;
+                loop {
+                    match *b.get(i)? {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+                i += 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' | b']' if depth > 0 => {
+                depth -= 1;
+                i += 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b',' | b'}' | b']' if depth == 0 => return Some(i),
+            _ => i += 1,
+        }
+    }
 }
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -557,7 +681,82 @@ mod tests {
         )
     }
 
+    /// The full parse's verdict on a record and its columns (the reference for the fast path).
+    fn parsed_agrees(
+        bytes: &[u8],
+        e: &StoredEvent<'_>,
+        tenant: &str,
+        seq: i64,
+        prev: &[u8; 64],
+    ) -> Option<bool> {
+        serde_json::from_slice::<AuditRecord>(bytes).ok().map(|r| {
+            r.seq == seq
+                && r.tenant_id == tenant
+                && r.prev_hash.as_bytes() == prev
+                && r.event_id == e.event_id
+                && r.actor == e.actor
+                && r.actor_id.as_deref() == e.actor_id
+                && r.action == e.action
+                && r.entity_type == e.entity_type
+                && r.entity_id.as_deref() == e.entity_id
+                && r.occurred_at == e.occurred_at
+        })
+    }
+
     proptest! {
+        /// The hand-written fast path says "agrees" only when the full parse does, for any
+        /// field contents (quotes, backslashes, control characters, non-ASCII) and any columns,
+        /// and it does say so for every sealed record whose compared fields need no escape.
+        #[test]
+        fn the_fast_check_never_disagrees_with_the_parser(
+            actor in "[a-z\\\\\"\u{1}é€ ]{0,12}",
+            column_actor in "[a-z\\\\\"\u{1}é€ ]{0,12}",
+            entity in proptest::option::of("[a-z0-9\\\\\"\u{7f}]{0,8}"),
+            column_entity in proptest::option::of("[a-z0-9\\\\\"\u{7f}]{0,8}"),
+            changes in arb_changes(),
+            seq in 1i64..1_000_000,
+            same in any::<bool>(),
+        ) {
+            let prev = [7u8; 32];
+            let mut r = record("t", seq, &prev, "case.updated", changes[0].clone());
+            r.actor = actor.clone();
+            r.entity_id = entity.clone();
+            r.actor_ip = Some("203.0.113.7".into());
+            let (bytes, _) = seal(&r, &prev);
+            let (col_actor, col_entity) = if same {
+                (actor.clone(), entity.clone())
+            } else {
+                (column_actor, column_entity)
+            };
+            let e = StoredEvent {
+                seq,
+                record: &bytes,
+                hash: "",
+                event_id: &r.event_id,
+                actor: &col_actor,
+                actor_id: r.actor_id.as_deref(),
+                action: &r.action,
+                entity_type: &r.entity_type,
+                entity_id: col_entity.as_deref(),
+                occurred_at: &r.occurred_at,
+            };
+            let prev_hex = hex64(&prev);
+            let fast = canonical_agrees(&bytes, &e, "t", seq, &prev_hex);
+            let parsed = parsed_agrees(&bytes, &e, "t", seq, &prev_hex);
+            if fast {
+                prop_assert_eq!(parsed, Some(true));
+            }
+            let plain = |s: &str| !s.chars().any(|c| c == '"' || c == '\\' || c < ' ');
+            if same && plain(&actor) && entity.as_deref().is_none_or(plain) {
+                prop_assert!(fast, "{}", String::from_utf8_lossy(&bytes));
+            }
+            prop_assert_eq!(record_agrees(&bytes, &e, "t", seq, &prev_hex), parsed);
+            // A wrong seq, tenant or previous hash is never taken for agreement.
+            prop_assert!(!canonical_agrees(&bytes, &e, "t", seq + 1, &prev_hex));
+            prop_assert!(!canonical_agrees(&bytes, &e, "u", seq, &prev_hex));
+            prop_assert!(!canonical_agrees(&bytes, &e, "t", seq, &hex64(&[8u8; 32])));
+        }
+
         #[test]
         fn intact_chains_verify(changes in arb_changes()) {
             let events = chain("t", &changes);
