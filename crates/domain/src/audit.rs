@@ -385,6 +385,24 @@ pub struct StoredEvent<'a> {
     pub occurred_at: &'a str,
 }
 
+impl<'a> StoredEvent<'a> {
+    /// The stored event whose indexed columns are those of `r` (exports, tests, benchmarks).
+    pub fn of(r: &'a AuditRecord, record: &'a [u8], hash: &'a str) -> Self {
+        Self {
+            seq: r.seq,
+            record,
+            hash,
+            event_id: &r.event_id,
+            actor: &r.actor,
+            actor_id: r.actor_id.as_deref(),
+            action: &r.action,
+            entity_type: &r.entity_type,
+            entity_id: r.entity_id.as_deref(),
+            occurred_at: &r.occurred_at,
+        }
+    }
+}
+
 /// The result of verifying one tenant's chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verification {
@@ -580,18 +598,7 @@ mod tests {
     ) -> Verification {
         let mut v = ChainVerifier::new(tenant, cps, key);
         for (bytes, h, r) in events {
-            let e = StoredEvent {
-                seq: r.seq,
-                record: bytes,
-                hash: h,
-                event_id: &r.event_id,
-                actor: &r.actor,
-                actor_id: r.actor_id.as_deref(),
-                action: &r.action,
-                entity_type: &r.entity_type,
-                entity_id: r.entity_id.as_deref(),
-                occurred_at: &r.occurred_at,
-            };
+            let e = StoredEvent::of(r, bytes, h);
             if !v.push(&e) {
                 break;
             }

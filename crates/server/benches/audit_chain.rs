@@ -103,19 +103,7 @@ fn pure(n: i64) {
     let t = Instant::now();
     let mut v = ChainVerifier::new(&tenant, &[], None);
     for e in &events {
-        let r = &e.record;
-        let ok = v.push(&StoredEvent {
-            seq: r.seq,
-            record: &e.bytes,
-            hash: &e.hash,
-            event_id: &r.event_id,
-            actor: &r.actor,
-            actor_id: r.actor_id.as_deref(),
-            action: &r.action,
-            entity_type: &r.entity_type,
-            entity_id: r.entity_id.as_deref(),
-            occurred_at: &r.occurred_at,
-        });
+        let ok = v.push(&StoredEvent::of(&e.record, &e.bytes, &e.hash));
         assert!(ok);
     }
     let verdict = v.finish();
@@ -140,18 +128,7 @@ fn pure(n: i64) {
             .collect();
         let t = Instant::now();
         for (bytes, hash, r) in &rows {
-            let ok = v.push(&StoredEvent {
-                seq: r.seq,
-                record: bytes,
-                hash,
-                event_id: &r.event_id,
-                actor: &r.actor,
-                actor_id: r.actor_id.as_deref(),
-                action: &r.action,
-                entity_type: &r.entity_type,
-                entity_id: r.entity_id.as_deref(),
-                occurred_at: &r.occurred_at,
-            });
+            let ok = v.push(&StoredEvent::of(r, bytes, hash));
             assert!(ok);
         }
         spent += t.elapsed().as_secs_f64();
