@@ -290,14 +290,27 @@ pub async fn list(svc: &Services, p: &Caller, unread_only: bool, page: Page) -> 
 }
 
 /// `POST /notifications/{id}/read`: marks one of the caller's messages read (again: no change).
-/// Someone else's answers 404.
+/// Someone else's answers 404. The first read is audited (`notification.read`): that an approver
+/// had seen a request is part of the record.
 pub async fn mark_read(svc: &Services, p: &Caller, id: &str) -> Result<NotificationView> {
     let id = id
         .parse::<Uuid>()
         .map_err(|_| Error::not_found("notification"))?;
-    let mut c = svc.db.conn().await?;
-    store::mark_read(&mut *c, p.tenant_id, p.user_id, id, svc.clock.now())
+    let now = svc.clock.now();
+    let mut tx = svc.db.begin().await?;
+    let n = store::mark_read(&mut *tx, p.tenant_id, p.user_id, id, now)
         .await?
-        .map(Into::into)
-        .ok_or_else(|| Error::not_found("notification"))
+        .ok_or_else(|| Error::not_found("notification"))?;
+    if n.read_at == Some(now) {
+        let entry = crate::audit::Entry::new("notification.read", "notification", n.id)
+            .change(
+                "read_at",
+                Value::Null,
+                casegate_domain::clock::wire_time(now),
+            )
+            .change("kind", Value::Null, n.kind.as_str());
+        crate::audit::append_by(&mut *tx, now, p, entry).await?;
+    }
+    tx.commit().await?;
+    Ok(n.into())
 }

@@ -18,7 +18,7 @@ both_backends!(
 
 /// `CARD_FRAUD`: open → review → closed, closing through two sequential tiers (compliance, then
 /// legal). `tiers` replaces the closing rule's tiers when given.
-fn hv_fraud(tiers: Option<Value>) -> Value {
+pub(crate) fn hv_fraud(tiers: Option<Value>) -> Value {
     let tiers = tiers.unwrap_or_else(|| {
         json!([
             {"name": "Compliance", "slots": [{"role": "compliance_officer"}], "quorum": "all",

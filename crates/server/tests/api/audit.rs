@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 both_backends!(
     every_command_leaves_its_event,
+    every_mutating_endpoint_leaves_its_event,
     the_chain_recomputes_from_the_api_and_checkpoints_verify,
     tampering_of_each_kind_is_detected,
     audit_is_confined_and_its_input_checked,
@@ -525,5 +526,460 @@ async fn the_worker_checkpoints_moved_chains_once_per_interval(b: Backend) {
     assert_eq!(cps.as_array().unwrap().len(), 2);
     assert_eq!(cps[1]["seq"], head);
     assert_eq!(verdict(&s, s.a.key("auditor")).await["valid"], true);
+    s.stop().await;
+}
+
+/// Mutating endpoints whose events `every_command_leaves_its_event` checks in detail.
+const CHECKED_ABOVE: &[&str] = &[
+    "POST /users",
+    "PATCH /users/{id}",
+    "PUT /users/{id}/roles",
+    "POST /api-keys",
+    "DELETE /api-keys/{id}",
+    "POST /auth/login",
+    "POST /auth/logout",
+];
+
+/// Mutating endpoints that write no audit event, and why.
+const NOT_AUDITED: &[(&str, &str)] = &[(
+    "POST /audit/checkpoints",
+    "a checkpoint is itself an append-only, signed record of the chain; an event for it would \
+     move the head it vouches for",
+)];
+
+/// Sends `method path` (the documented `route`) with a fresh request id and answers the body;
+/// asserts the status and that the trail holds an `action` event carrying that request id.
+#[allow(clippy::too_many_arguments)]
+async fn audited(
+    s: &TestServer,
+    covered: &mut std::collections::BTreeSet<String>,
+    method: Method,
+    route: &str,
+    path: &str,
+    key: &str,
+    body: Value,
+    status: u16,
+    action: &str,
+) -> Value {
+    let rid = format!("rid-{}", uuid::Uuid::new_v4().simple());
+    let r = call_with_id(s, method.clone(), path, key, body, &rid).await;
+    assert_eq!(r.status.as_u16(), status, "{method} {route}: {:#}", r.body);
+    let answer = r.body.clone();
+    let found = events(s, s.a.key("auditor"), &format!("action={action}")).await;
+    assert!(
+        found.iter().any(|e| e["request_id"] == rid.as_str()),
+        "{method} {route}: no {action} event with request id {rid}: {found:#?}"
+    );
+    covered.insert(format!("{method} {route}"));
+    answer
+}
+
+/// Every state-changing endpoint of the API leaves its audit event, with the request's id; the
+/// list of endpoints is the OpenAPI document's, so a new endpoint without a check fails here.
+async fn every_mutating_endpoint_leaves_its_event(b: Backend) {
+    use crate::approvals::{ask_to_close, case_in_review, hv_fraud};
+    let s = crate::webhooks::server(b).await;
+    let mut covered = std::collections::BTreeSet::new();
+    let c = &mut covered;
+    let (admin, analyst, senior) = (
+        s.a.key("admin"),
+        s.a.key("analyst"),
+        s.a.key("senior_analyst"),
+    );
+    let compliance = s.a.key("compliance_officer");
+    let p = Method::POST;
+
+    // Case types and cases.
+    audited(
+        &s,
+        c,
+        Method::PUT,
+        "/case-types/{key}",
+        "/case-types/AUDITED",
+        admin,
+        hv_fraud(None),
+        201,
+        "case_type.created",
+    )
+    .await;
+    let k = audited(
+        &s,
+        c,
+        p.clone(),
+        "/cases",
+        "/cases",
+        analyst,
+        json!({"case_type": "AML_INV", "title": "Structuring at branch 12"}),
+        201,
+        "case.created",
+    )
+    .await;
+    let id = k["id"].as_str().unwrap().to_string();
+    let at = |tail: &str| format!("/cases/{id}{tail}");
+    audited(
+        &s,
+        c,
+        Method::PATCH,
+        "/cases/{id}",
+        &at(""),
+        analyst,
+        json!({"title": "Structuring at branch 12 and 14"}),
+        200,
+        "case.updated",
+    )
+    .await;
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/cases/{id}/assign",
+        &at("/assign"),
+        analyst,
+        json!({"assigned_to": "senior.analyst@acme.example"}),
+        200,
+        "case.assigned",
+    )
+    .await;
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/cases/{id}/comments",
+        &at("/comments"),
+        analyst,
+        json!({"content": "Cash deposits just under 10k"}),
+        201,
+        "case.commented",
+    )
+    .await;
+    audited(&s, c, p.clone(), "/cases/{id}/attachments", &at("/attachments"), analyst,
+        json!({"name": "statement.pdf", "type": "application/pdf", "url": "https://files.example/statement.pdf"}), 201, "case.attachment_added").await;
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/cases/{id}/relations",
+        &at("/relations"),
+        analyst,
+        json!({"party": {"kind": "person", "name": "Jane Roe"}, "relation": "subject"}),
+        201,
+        "case.related",
+    )
+    .await;
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/parties",
+        "/parties",
+        analyst,
+        json!({"kind": "organisation", "name": "Roe Trading Ltd"}),
+        201,
+        "party.created",
+    )
+    .await;
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/cases/{id}/escalate",
+        &at("/escalate"),
+        analyst,
+        json!({"reason": "Possible sanctions exposure", "escalated_to": "mlro@acme.example"}),
+        200,
+        "case.escalated",
+    )
+    .await;
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/cases/{id}/status",
+        &at("/status"),
+        analyst,
+        json!({"status": "determination"}),
+        200,
+        "case.status_changed",
+    )
+    .await;
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/cases/{id}/disposition",
+        &at("/disposition"),
+        analyst,
+        json!({"disposition": "TRUE_POSITIVE", "reason": "Confirmed structuring"}),
+        200,
+        "case.disposed",
+    )
+    .await;
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/cases/{id}/override",
+        &at("/override"),
+        senior,
+        json!({"original_decision": "TRUE_POSITIVE", "new_decision": "FALSE_POSITIVE",
+               "reason": "Payroll payments", "approved_by": "mlro@acme.example"}),
+        201,
+        "case.decision_overridden",
+    )
+    .await;
+    crate::cases::transition(
+        &s,
+        compliance,
+        &id,
+        "closed",
+        Some("No suspicious activity"),
+    )
+    .await
+    .assert_ok(200);
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/cases/{id}/reopen",
+        &at("/reopen"),
+        analyst,
+        json!({"reason": "New evidence"}),
+        200,
+        "case.reopened",
+    )
+    .await;
+
+    // Alerts.
+    let alert = crate::cases::create_case(&s, analyst,
+        json!({"case_type": "ALERT", "title": "Rapid movement of funds", "subject_id": "CUST-0042"})).await;
+    let a = alert["id"].as_str().unwrap();
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/alerts/{id}/disposition",
+        &format!("/alerts/{a}/disposition"),
+        analyst,
+        json!({"disposition": "true_positive", "escalate_to_case": true, "reason": "Mule pattern"}),
+        200,
+        "case.disposed",
+    )
+    .await;
+
+    // Moves and approval gates.
+    let gated = case_in_review(&s, None).await;
+    let r = audited(
+        &s,
+        c,
+        p.clone(),
+        "/cases/{id}/transitions",
+        &format!("/cases/{gated}/transitions"),
+        analyst,
+        json!({"to": "closed", "reason": "Funds recovered"}),
+        202,
+        "transition_request.created",
+    )
+    .await;
+    let rid = r["request"]["id"].as_str().unwrap();
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/transition-requests/{id}/cancel",
+        &format!("/transition-requests/{rid}/cancel"),
+        analyst,
+        json!({}),
+        200,
+        "transition_request.cancelled",
+    )
+    .await;
+    let rid = ask_to_close(&s, analyst, &gated).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/transition-requests/{id}/reject",
+        &format!("/transition-requests/{rid}/reject"),
+        compliance,
+        json!({"comment": "Evidence incomplete"}),
+        200,
+        "transition_request.decided",
+    )
+    .await;
+    let rid = ask_to_close(&s, analyst, &gated).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/transition-requests/{id}/approve",
+        &format!("/transition-requests/{rid}/approve"),
+        compliance,
+        json!({}),
+        200,
+        "transition_request.decided",
+    )
+    .await;
+
+    // Tasks and notifications.
+    let t = audited(
+        &s,
+        c,
+        p.clone(),
+        "/tasks",
+        "/tasks",
+        analyst,
+        json!({"case_id": id, "title": "Request statements"}),
+        201,
+        "task.created",
+    )
+    .await;
+    let t = t["id"].as_str().unwrap();
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/tasks/{id}/complete",
+        &format!("/tasks/{t}/complete"),
+        analyst,
+        json!({}),
+        200,
+        "task.completed",
+    )
+    .await;
+    casegate_service::dispatch::run(&s.svc, 100).await.unwrap();
+    let inbox = s.get("/notifications", senior).await;
+    let n = inbox.assert_ok(200)["notifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/notifications/{id}/read",
+        &format!("/notifications/{n}/read"),
+        senior,
+        json!({}),
+        200,
+        "notification.read",
+    )
+    .await;
+
+    // Webhooks.
+    let (_rx, url) = crate::webhooks::receiver().await;
+    let w = audited(
+        &s,
+        c,
+        p.clone(),
+        "/webhooks",
+        "/webhooks",
+        admin,
+        json!({"url": url, "events": ["*"]}),
+        201,
+        "webhook.created",
+    )
+    .await;
+    let w = w["id"].as_str().unwrap().to_string();
+    audited(
+        &s,
+        c,
+        Method::PATCH,
+        "/webhooks/{id}",
+        &format!("/webhooks/{w}"),
+        admin,
+        json!({"description": "SIEM"}),
+        200,
+        "webhook.updated",
+    )
+    .await;
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/webhooks/{id}/rotate-secret",
+        &format!("/webhooks/{w}/rotate-secret"),
+        admin,
+        json!({}),
+        200,
+        "webhook.secret_rotated",
+    )
+    .await;
+    crate::webhooks::pump(&s).await;
+    let list = s.get(&format!("/webhooks/{w}/deliveries"), admin).await;
+    let d = list.assert_ok(200)["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+        &format!("/webhooks/{w}/deliveries/{d}/redeliver"),
+        admin,
+        json!({}),
+        202,
+        "webhook.redelivered",
+    )
+    .await;
+    audited(
+        &s,
+        c,
+        Method::DELETE,
+        "/webhooks/{id}",
+        &format!("/webhooks/{w}"),
+        admin,
+        json!({}),
+        204,
+        "webhook.deleted",
+    )
+    .await;
+
+    // Audit exports.
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/audit/exports",
+        "/audit/exports",
+        s.a.key("auditor"),
+        json!({"format": "json", "from": "2026-03-01T00:00:00Z", "to": "2026-03-03T00:00:00Z"}),
+        202,
+        "audit_export.requested",
+    )
+    .await;
+
+    // Every mutating operation of the OpenAPI document is accounted for.
+    let doc = s.call(Method::GET, "/openapi.json", None, None).await;
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc.assert_ok(200)["paths"].as_object().unwrap() {
+        for method in ["post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.insert(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    let accounted: std::collections::BTreeSet<String> = covered
+        .iter()
+        .cloned()
+        .chain(CHECKED_ABOVE.iter().map(|o| o.to_string()))
+        .chain(NOT_AUDITED.iter().map(|(o, _)| o.to_string()))
+        .collect();
+    let missing: Vec<_> = documented.difference(&accounted).collect();
+    assert!(
+        missing.is_empty(),
+        "mutating endpoints without an audit check: {missing:?}"
+    );
+    let stale: Vec<_> = accounted.difference(&documented).collect();
+    assert!(
+        stale.is_empty(),
+        "checked routes the API does not document: {stale:?}"
+    );
     s.stop().await;
 }

@@ -34,7 +34,7 @@ struct Received {
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     seen: Arc<Mutex<Vec<Received>>>,
     /// Statuses to answer, in order; 200 once empty. 0 means "close without answering".
     script: Arc<Mutex<VecDeque<u16>>>,
@@ -72,7 +72,7 @@ async fn hook(State(rx): State<Receiver>, headers: HeaderMap, body: String) -> S
 }
 
 /// Starts a receiver; answers its URL.
-async fn receiver() -> (Receiver, String) {
+pub(crate) async fn receiver() -> (Receiver, String) {
     let rx = Receiver::default();
     let app = axum::Router::new()
         .route("/hook", post(hook))
@@ -96,7 +96,7 @@ async fn slammer() -> String {
 }
 
 /// A server allowed to reach loopback receivers over plain HTTP, with a short attempt timeout.
-async fn server(b: Backend) -> TestServer {
+pub(crate) async fn server(b: Backend) -> TestServer {
     let mut settings = settings();
     settings.allow_insecure_webhooks = true;
     let config = ServiceConfig {
@@ -108,7 +108,7 @@ async fn server(b: Backend) -> TestServer {
 }
 
 /// The worker's webhook work: fan out committed events, then send what is due.
-async fn pump(s: &TestServer) -> u64 {
+pub(crate) async fn pump(s: &TestServer) -> u64 {
     casegate_service::dispatch::run(&s.svc, 100)
         .await
         .expect("dispatch");
