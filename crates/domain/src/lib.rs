@@ -20,6 +20,8 @@
 //!   stack).
 //! - [`approval`]: the approval state machine of a transition request (tiers, quorum, veto,
 //!   separation of duties, deadlines, reminders, escalation).
+//! - [`sar`]: suspicious activity reports: filing types and the filing deadline of
+//!   31 CFR 1020.320, with its warning dates.
 //! - [`error`]: the one error type with stable snake_case codes (the `code` of API.md).
 //!
 //! Nothing here does I/O: no tokio, axum or sqlx (`cargo tree -p casegate-domain -i sqlx` is
@@ -41,6 +43,7 @@ pub mod lifecycle;
 pub mod principal;
 pub mod rbac;
 pub mod rules;
+pub mod sar;
 pub mod validate;
 
 pub use error::{Code, Error, Result};
