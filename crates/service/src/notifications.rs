@@ -298,10 +298,10 @@ pub async fn mark_read(svc: &Services, p: &Caller, id: &str) -> Result<Notificat
         .map_err(|_| Error::not_found("notification"))?;
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let n = store::mark_read(&mut *tx, p.tenant_id, p.user_id, id, now)
+    let (n, first) = store::mark_read(&mut *tx, p.tenant_id, p.user_id, id, now)
         .await?
         .ok_or_else(|| Error::not_found("notification"))?;
-    if n.read_at == Some(now) {
+    if first {
         let entry = crate::audit::Entry::new("notification.read", "notification", n.id)
             .change(
                 "read_at",

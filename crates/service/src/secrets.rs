@@ -66,13 +66,29 @@ impl SecretKey {
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        std::io::Write::write_all(&mut opts.open(&tmp)?, B64.encode(key.0).as_bytes())?;
+        let mut f = opts.open(&tmp)?;
+        std::io::Write::write_all(&mut f, B64.encode(key.0).as_bytes())?;
+        // On disk before it is in place: a key lost to a power cut would strand every secret
+        // sealed under it.
+        f.sync_all()?;
+        drop(f);
         let linked = std::fs::hard_link(&tmp, path);
         let _ = std::fs::remove_file(&tmp);
         match linked {
-            Ok(()) => Ok(key),
+            Ok(()) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(key)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(),
-            Err(e) => Err(e),
+            // A filesystem without hard links: create the file in place (no race protection).
+            Err(_) => {
+                let mut f = opts.open(path)?;
+                std::io::Write::write_all(&mut f, B64.encode(key.0).as_bytes())?;
+                f.sync_all()?;
+                Ok(key)
+            }
         }
     }
 }

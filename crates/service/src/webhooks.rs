@@ -893,6 +893,7 @@ pub async fn fan_out(svc: &Services) -> Result<u64> {
 }
 
 /// What one attempt came to.
+#[derive(Clone)]
 struct Sent {
     status: Option<u16>,
     duration_ms: i64,
@@ -1020,16 +1021,33 @@ pub async fn deliver(svc: &Services, max: i64) -> Result<u64> {
     let sent = futures_util::future::join_all(work.iter().map(|(d, w)| send(svc, d, w))).await;
     let n = work.len() as u64;
     // One transaction records the whole round (one write turn on SQLite, one commit on
-    // PostgreSQL), registrations in id order so that two deliverers lock them in one order.
+    // PostgreSQL). It locks the round's registrations first, in id order, as `delete` does
+    // before touching deliveries, so deliverers and deletions take locks in one order. Should
+    // it fail, each delivery is recorded on its own, so one bad row costs one outcome, not
+    // the round's.
     let mut done: Vec<_> = work.into_iter().zip(sent).collect();
-    done.sort_by_key(|((d, _), _)| (d.tenant_id.0, d.webhook_id));
+    done.sort_by_key(|((d, _), _)| (d.tenant_id.0, d.webhook_id, d.id));
     let now = svc.clock.now();
-    let mut tx = svc.db.begin().await?;
-    let mut tallies = Vec::with_capacity(done.len());
-    for ((d, w), s) in done {
-        tallies.extend(record(&mut *tx, now, d, &w, s).await?);
-    }
-    tx.commit().await?;
+    let tallies = match record_round(svc, now, &done).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(
+                code = e.code.as_str(),
+                cause = e.cause.as_deref().unwrap_or(""),
+                "recording a delivery round failed; recording its deliveries one by one"
+            );
+            let mut t = Vec::with_capacity(done.len());
+            for one in done.chunks(1) {
+                match record_round(svc, now, one).await {
+                    Ok(x) => t.extend(x),
+                    Err(e) => tracing::warn!(delivery_id = %one[0].0.0.id,
+                        code = e.code.as_str(), "a delivery's outcome could not be recorded; \
+                        it is sent again after its lease"),
+                }
+            }
+            t
+        }
+    };
     for (outcome, secs, waited) in tallies {
         metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(1);
         metrics::histogram!("webhook_attempt_duration_seconds").record(secs);
@@ -1038,6 +1056,30 @@ pub async fn deliver(svc: &Services, max: i64) -> Result<u64> {
         }
     }
     Ok(n)
+}
+
+/// Records the outcomes of `done` (sorted by registration) in one transaction; answers what
+/// to count.
+async fn record_round(
+    svc: &Services,
+    now: OffsetDateTime,
+    done: &[((Delivery, Webhook), Sent)],
+) -> Result<Vec<(String, f64, Option<f64>)>> {
+    let mut tx = svc.db.begin().await?;
+    let mut hooks: Vec<(TenantId, Uuid)> = done
+        .iter()
+        .map(|((d, _), _)| (d.tenant_id, d.webhook_id))
+        .collect();
+    hooks.dedup();
+    for (tenant, id) in hooks {
+        store::lock(&mut *tx, tenant, id).await?;
+    }
+    let mut tallies = Vec::with_capacity(done.len());
+    for ((d, w), s) in done {
+        tallies.extend(record(&mut *tx, now, d.clone(), w, s.clone()).await?);
+    }
+    tx.commit().await?;
+    Ok(tallies)
 }
 
 /// Writes what attempt `d.attempt` came to in `tx`: the attempt row, the delivery's new state,

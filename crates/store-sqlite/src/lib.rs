@@ -207,9 +207,11 @@ impl Conn for PooledConn {
     }
 }
 
-/// A write transaction opened with `BEGIN IMMEDIATE`.
-/// A write transaction, holding the process's writer turn until it commits or is dropped
-/// (after the transaction, so the turn passes only once the write lock is released).
+/// A write transaction opened with `BEGIN IMMEDIATE`, holding the process's writer turn until
+/// it commits or is dropped. (A transaction dropped without commit has its rollback sent when
+/// the connection goes back to the pool, so the next writer may briefly meet the lock and wait
+/// in the busy handler; writes made outside transactions, through `conn()`, also bypass the
+/// queue and do the same.)
 struct SqliteTx(
     Transaction<'static, Sqlite>,
     #[allow(dead_code)] tokio::sync::OwnedSemaphorePermit,

@@ -134,24 +134,37 @@ pub async fn count(
 }
 
 /// Marks `user`'s notification `id` read (once: an earlier read time is kept). Answers the
-/// notification, or none when it is not theirs.
+/// notification and whether this call read it first, or none when it is not theirs.
 pub async fn mark_read(
     c: &mut dyn Conn,
     tenant: TenantId,
     user: UserId,
     id: Uuid,
     now: OffsetDateTime,
-) -> StoreResult<Option<Notification>> {
+) -> StoreResult<Option<(Notification, bool)>> {
+    let args = [tenant.into(), user.into(), id.into(), now.into()];
+    if let Some(r) = c
+        .fetch_optional(
+            &format!(
+                "UPDATE notifications SET read_at = $4 \
+                 WHERE tenant_id = $1 AND user_id = $2 AND id = $3 AND read_at IS NULL \
+                 RETURNING {COLS}"
+            ),
+            &args,
+        )
+        .await?
+    {
+        return Ok(Some((from_row(&r)?, true)));
+    }
     c.fetch_optional(
         &format!(
-            "UPDATE notifications SET read_at = COALESCE(read_at, $4) \
-             WHERE tenant_id = $1 AND user_id = $2 AND id = $3 RETURNING {COLS}"
+            "SELECT {COLS} FROM notifications WHERE tenant_id = $1 AND user_id = $2 AND id = $3"
         ),
-        &[tenant.into(), user.into(), id.into(), now.into()],
+        &args[..3],
     )
     .await?
     .as_ref()
-    .map(from_row)
+    .map(|r| Ok((from_row(r)?, false)))
     .transpose()
 }
 

@@ -126,6 +126,18 @@ pub async fn update(c: &mut dyn Conn, w: &Webhook, expected: i64) -> StoreResult
     Ok(n == 1)
 }
 
+/// Takes the row lock of registration `id` for the transaction (PostgreSQL; SQLite's one
+/// writer already holds everything), deleted or not.
+pub async fn lock(c: &mut dyn Conn, tenant: TenantId, id: Uuid) -> StoreResult<()> {
+    let lock = c.dialect().row_lock(" FOR NO KEY UPDATE");
+    c.fetch_optional(
+        &format!("SELECT id FROM webhooks WHERE tenant_id = $1 AND id = $2{lock}"),
+        &[tenant.into(), id.into()],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Registrations of every tenant whose secrets are stored as issued, from before secrets were
 /// sealed (`enc:v1:` prefix), deleted ones included.
 pub async fn unsealed(c: &mut dyn Conn) -> StoreResult<Vec<Webhook>> {

@@ -270,7 +270,7 @@ async fn serve_until_ready(dir: &std::path::Path, url: &str, port: u16) -> std::
             "serve",
             "--allow-insecure-webhooks",
             "--webhook-timeout-secs",
-            "1",
+            "3",
         ])
         .args([
             "--delivery-tick-ms",
