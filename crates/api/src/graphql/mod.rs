@@ -212,7 +212,7 @@ impl Query {
         id: ID,
     ) -> async_graphql::Result<Option<TransitionRequest>> {
         match approvals::get(services(ctx), caller(ctx)?, &id).await {
-            Ok(r) => Ok(Some(TransitionRequest(r))),
+            Ok(r) => Ok(Some(r.into())),
             Err(e) if e.code == Code::NotFound => Ok(None),
             Err(e) => Err(gql(e)),
         }
@@ -236,7 +236,11 @@ impl Query {
         let found = approvals::list(services(ctx), caller(ctx)?, q, page)
             .await
             .map_err(gql)?;
-        Ok(found.requests.into_iter().map(TransitionRequest).collect())
+        Ok(found
+            .requests
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// The workflow of a case type, or null when the organisation has no such type.
@@ -299,7 +303,7 @@ impl Mutation {
                 applied: false,
                 case: cases::get(svc, p, &case_id).await.map_err(gql)?.into(),
                 history_entry: None,
-                request: Some(TransitionRequest(*r)),
+                request: Some((*r).into()),
             },
         })
     }
@@ -316,7 +320,7 @@ impl Mutation {
         let d = approvals::approve(services(ctx), caller(ctx)?, &request_id, comment.as_deref())
             .await
             .map_err(gql)?;
-        Ok(TransitionRequest(d.request))
+        Ok(TransitionRequest(d.request, d.applied.map(|(_, h)| h)))
     }
 
     /// Rejects the request (`approval.decide`); one rejection vetoes it.
@@ -330,7 +334,7 @@ impl Mutation {
         let d = approvals::reject(services(ctx), caller(ctx)?, &request_id, Some(&comment))
             .await
             .map_err(gql)?;
-        Ok(TransitionRequest(d.request))
+        Ok(d.request.into())
     }
 
     /// Adds a rule to a case type's workflow, or replaces the rule with the same id

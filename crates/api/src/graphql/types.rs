@@ -164,7 +164,7 @@ impl Case {
                     .map_err(gql)?,
             ),
         };
-        Ok(d.pending_request.clone().map(TransitionRequest))
+        Ok(d.pending_request.clone().map(Into::into))
     }
 }
 
@@ -264,6 +264,10 @@ impl HistoryEntry {
     async fn actor(&self) -> &str {
         &self.0.actor
     }
+    /// Their user id (null for the system).
+    async fn actor_id(&self) -> Option<ID> {
+        self.0.actor_id.map(id)
+    }
     async fn reason(&self) -> Option<&str> {
         self.0.reason.as_deref()
     }
@@ -298,11 +302,23 @@ pub struct HistoryApproval {
     pub comment: Option<String>,
 }
 
-/// A move waiting for (or done with) approval (API.md "Transition request").
-pub struct TransitionRequest(pub RequestView);
+/// A move waiting for (or done with) approval (API.md "Transition request"), with the status
+/// history entry of the move when the decision that returned it applied the move.
+pub struct TransitionRequest(pub RequestView, pub Option<HistoryView>);
+
+impl From<RequestView> for TransitionRequest {
+    fn from(r: RequestView) -> Self {
+        Self(r, None)
+    }
+}
 
 #[Object]
 impl TransitionRequest {
+    /// The move this decision applied (the last approval needed), as recorded in the case's
+    /// status history; null when the answer applied nothing.
+    async fn applied_entry(&self) -> Option<HistoryEntry> {
+        self.1.clone().map(HistoryEntry)
+    }
     async fn id(&self) -> ID {
         id(self.0.id)
     }

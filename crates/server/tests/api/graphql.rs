@@ -66,7 +66,8 @@ const MOVE: &str = "mutation($id: ID!, $to: String!, $reason: String) {
 }";
 
 const APPROVE: &str = "mutation($id: ID!, $comment: String) {
-    approveTransition(requestId: $id, comment: $comment) { id status currentTier effectiveAt }
+    approveTransition(requestId: $id, comment: $comment) { id status currentTier effectiveAt
+        appliedEntry { to requestId actorId approvals { tier } } case { status } }
 }";
 
 const REJECT: &str = "mutation($id: ID!, $comment: String!) {
@@ -153,6 +154,10 @@ async fn the_seed_scenario_runs_through_graphql(b: Backend) {
     .await;
     assert_eq!(a["approveTransition"]["status"], "pending");
     assert_eq!(a["approveTransition"]["currentTier"], 1);
+    assert!(
+        a["approveTransition"]["appliedEntry"].is_null(),
+        "nothing applied yet"
+    );
     fails(&s, co, APPROVE, vars.clone(), "duplicate_approver").await;
     assert_eq!(
         get_case(&s, analyst, &id).await["status"],
@@ -168,6 +173,13 @@ async fn the_seed_scenario_runs_through_graphql(b: Backend) {
     .await;
     assert_eq!(a["approveTransition"]["status"], "applied");
     assert!(a["approveTransition"]["effectiveAt"].is_string());
+    // The last approval answers the move it applied, as the status history records it.
+    let applied = &a["approveTransition"]["appliedEntry"];
+    assert_eq!(applied["to"], "closed", "{a:#}");
+    assert_eq!(applied["requestId"], rid.as_str());
+    assert!(applied["actorId"].is_string());
+    assert_eq!(applied["approvals"].as_array().unwrap().len(), 2);
+    assert_eq!(a["approveTransition"]["case"]["status"], "closed");
     // Deciding a decided request is refused with REST's code.
     fails(&s, legal, APPROVE, vars, "request_not_pending").await;
 
@@ -177,7 +189,7 @@ async fn the_seed_scenario_runs_through_graphql(b: Backend) {
         analyst,
         "query($id: ID!) {
             case(id: $id) { status pendingRequest { id } allowedTransitions { to } }
-            statusHistory(caseId: $id) { from to ruleId requestId actor
+            statusHistory(caseId: $id) { from to ruleId requestId actor actorId
                 approvals { approver tier decision comment } }
         }",
         json!({"id": id}),
@@ -189,6 +201,8 @@ async fn the_seed_scenario_runs_through_graphql(b: Backend) {
     assert_eq!(last["to"], "closed");
     assert_eq!(last["requestId"], rid.as_str());
     assert_eq!(last["actor"], "analyst@acme.example");
+    let analyst_id = s.get("/me", analyst).await.assert_ok(200)["user_id"].clone();
+    assert_eq!(last["actorId"], analyst_id, "{last:#}");
     let approvals: Vec<(&str, &str)> = last["approvals"]
         .as_array()
         .unwrap()
