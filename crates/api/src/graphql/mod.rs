@@ -236,11 +236,7 @@ impl Query {
         let found = approvals::list(services(ctx), caller(ctx)?, q, page)
             .await
             .map_err(gql)?;
-        Ok(found
-            .requests
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(found.requests.into_iter().map(Into::into).collect())
     }
 
     /// The workflow of a case type, or null when the organisation has no such type.
