@@ -68,7 +68,8 @@ macro_rules! conformance_suite {
             case_record_rows_are_append_only,
             one_pending_request_per_case_and_claims_never_overlap,
             tasks_block_their_status_and_generated_ones_are_unique,
-            outbox_claims_are_leased_and_each_post_action_runs_once
+            outbox_claims_are_leased_and_each_post_action_runs_once,
+            notification_emails_are_claimed_once_under_a_lease
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -1246,5 +1247,128 @@ pub async fn outbox_claims_are_leased_and_each_post_action_runs_once(db: Arc<dyn
         !outbox::any_due(&mut *c, now + Duration::hours(1))
             .await
             .unwrap()
+    );
+}
+
+/// The mailer's store: due copies are claimed oldest first under a lease (a rival passes held
+/// rows by on PostgreSQL), hidden until the lease ends, claimed again after it with the stale
+/// claim unable to record its outcome; stale copies expire; a sent copy is never claimed again.
+pub async fn notification_emails_are_claimed_once_under_a_lease(db: Arc<dyn Database>) {
+    use crate::notifications::{self as n, EmailOutcome, Notification};
+    let (t, u) = setup(&*db, "bank").await;
+    let note = |at: OffsetDateTime, key: &str| Notification {
+        tenant_id: t.id,
+        id: Uuid::new_v4(),
+        user_id: u.id,
+        kind: "case.assigned".into(),
+        message: "Case CASE-2026-000001 was assigned to you".into(),
+        case_id: None,
+        data: json!({}),
+        source_key: key.into(),
+        created_at: at,
+        read_at: None,
+        email_state: Some("pending".into()),
+        emailed_at: None,
+    };
+    let (a, b, c) = (
+        note(T0, "a"),
+        note(T0 + Duration::seconds(1), "b"),
+        note(T0 + Duration::seconds(2), "c"),
+    );
+    let mut conn = db.conn().await.unwrap();
+    for x in [&a, &b, &c] {
+        assert!(n::insert(&mut *conn, x).await.unwrap());
+    }
+    assert!(
+        !n::insert(&mut *conn, &a).await.unwrap(),
+        "once per source key"
+    );
+    drop(conn);
+    let now = T0 + Duration::minutes(1);
+    let lease = now + Duration::minutes(5);
+    let mut holder = db.begin().await.unwrap();
+    let first = n::claim_emails(&mut *holder, now, lease, 2).await.unwrap();
+    let ids: Vec<Uuid> = first.iter().map(|j| j.notification.id).collect();
+    assert_eq!(ids, [a.id, b.id], "oldest due first");
+    assert_eq!(first[0].to_email, "ana@bank.example");
+    assert!(first[0].to_active && first[0].attempts == 1);
+    if db.dialect() == crate::Dialect::Postgres {
+        let mut rival = db.begin().await.unwrap();
+        let next = n::claim_emails(&mut *rival, now, lease, 10).await.unwrap();
+        let ids: Vec<Uuid> = next.iter().map(|j| j.notification.id).collect();
+        assert_eq!(ids, [c.id], "held copies are passed by");
+        drop(rival);
+    }
+    holder.commit().await.unwrap();
+    // Leased: only the third is due now.
+    let mut tx = db.begin().await.unwrap();
+    let rest = n::claim_emails(&mut *tx, now, lease, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    tx.commit().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    assert!(
+        n::email_outcome(&mut *conn, &rest[0], &EmailOutcome::Sent, now)
+            .await
+            .unwrap()
+    );
+    // After the lease, `a` and `b` come back with a new attempt; the first claim is stale.
+    let later = lease + Duration::seconds(1);
+    let mut tx = db.begin().await.unwrap();
+    let again = n::claim_emails(&mut *tx, later, later + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(again.len(), 2, "the sent copy is not claimed again");
+    // Equal lease ends: which of the two comes first is the id's business.
+    let job = |id: Uuid| again.iter().find(|j| j.notification.id == id).unwrap();
+    let (ja, jb) = (job(a.id), job(b.id));
+    assert_eq!((ja.attempts, jb.attempts), (2, 2));
+    let stale = first.iter().find(|j| j.notification.id == a.id).unwrap();
+    assert!(
+        !n::email_outcome(&mut *conn, stale, &EmailOutcome::Sent, later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        n::email_outcome(&mut *conn, ja, &EmailOutcome::Failed("550".into()), later)
+            .await
+            .unwrap()
+    );
+    // `b` is retried later, then expires once it is a day old.
+    let retry_at = later + Duration::minutes(1);
+    assert!(
+        n::email_outcome(
+            &mut *conn,
+            jb,
+            &EmailOutcome::Retry(retry_at, "421".into()),
+            later
+        )
+        .await
+        .unwrap()
+    );
+    assert!(!n::email_due_before(&mut *conn, later).await.unwrap());
+    assert!(n::email_due_before(&mut *conn, retry_at).await.unwrap());
+    let day_on = T0 + Duration::days(1) + Duration::seconds(2);
+    assert_eq!(
+        n::expire_emails(&mut *conn, day_on, day_on - Duration::days(1), "stale")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(n::emails_pending(&mut *conn).await.unwrap(), 0);
+    let states: Vec<Option<String>> = n::list(&mut *conn, t.id, u.id, false, 10, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.email_state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            Some("sent".into()),
+            Some("expired".into()),
+            Some("failed".into())
+        ],
+        "newest first: c sent, b expired, a failed"
     );
 }
