@@ -77,6 +77,7 @@ pub struct AppState {
         (name = "cases", description = "Case types, cases, alerts, their investigation record and parties"),
         (name = "approvals", description = "Transition requests awaiting approval and the approver's inbox"),
         (name = "tasks", description = "Tasks on cases (mandatory ones block leaving a status) and each person's notifications"),
+        (name = "sars", description = "Suspicious activity reports: content, deadline, review and approval, filing documents checked against the regulator's schema, submission and acknowledgement"),
         (name = "webhooks", description = "Signed event deliveries to the organisation's receivers, with retries and a delivery record"),
         (name = "audit", description = "The hash-chained audit trail, its verification and signed checkpoints"))
 )]

@@ -42,6 +42,7 @@ codes! {
     NotAnEligibleApprover = "not_an_eligible_approver", 403, "permission_error";
     DuplicateApprover = "duplicate_approver", 403, "permission_error";
     RoleNotPermitted = "role_not_permitted", 403, "permission_error";
+    StatusReserved = "status_reserved", 403, "permission_error";
     NotFound = "not_found", 404, "not_found_error";
     MethodNotAllowed = "method_not_allowed", 405, "invalid_request_error";
     AlreadyExists = "already_exists", 409, "conflict_error";
@@ -61,6 +62,8 @@ codes! {
     TransitionDenied = "transition_denied", 422, "validation_error";
     PreconditionFailed = "precondition_failed", 422, "validation_error";
     UnresolvedMandatoryTasks = "unresolved_mandatory_tasks", 422, "validation_error";
+    SarLocked = "sar_locked", 422, "validation_error";
+    DocumentInvalid = "document_invalid", 422, "validation_error";
     RateLimited = "rate_limited", 429, "rate_limit_error";
     Internal = "internal", 500, "api_error";
     Unavailable = "unavailable", 503, "api_error";

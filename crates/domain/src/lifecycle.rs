@@ -46,6 +46,11 @@ pub struct StatusDef {
     /// done (422 `unresolved_mandatory_tasks`).
     #[serde(default)]
     pub mandatory_tasks: Vec<MandatoryTask>,
+    /// Entered only by casegate itself (a SAR's `filed`, set on a confirmed submission): a move
+    /// asked for by anyone answers 403 `status_reserved`, and a reserved terminal status is
+    /// never reopened.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reserved: bool,
 }
 
 /// A task a status demands before a case may leave it.
@@ -201,6 +206,7 @@ impl Lifecycle {
                     category: *c,
                     locked_fields: Vec::new(),
                     mandatory_tasks: Vec::new(),
+                    reserved: false,
                 })
                 .collect(),
             initial_status: initial.into(),
@@ -433,7 +439,7 @@ impl Lifecycle {
     fn rule_targets(&self, from: &str, a: &Asking) -> Vec<&Rule> {
         self.statuses
             .iter()
-            .filter(|s| s.key != from)
+            .filter(|s| s.key != from && !s.reserved)
             .filter_map(|s| self.winner(from, &s.key, a))
             .filter(|r| r.effect == Effect::Allow)
             .collect()
@@ -491,6 +497,15 @@ impl Lifecycle {
         reason: Option<&str>,
         a: &Asking,
     ) -> Result<Decision> {
+        if self.status(to).is_some_and(|s| s.reserved) {
+            return Err(Error::new(
+                Code::StatusReserved,
+                format!(
+                    "`{to}` is set only by casegate itself (for a SAR: on a confirmed submission)"
+                ),
+            )
+            .with_param("to"));
+        }
         if self.rules.is_empty() {
             let m = self.fixed_move(from, to, reason)?;
             return Ok(Decision {
@@ -603,6 +618,13 @@ impl Lifecycle {
             return Err(Error::new(
                 Code::InvalidTransition,
                 format!("`{from}` is not terminal: only a closed case can be reopened"),
+            )
+            .with_details(json!({ "allowed": [] })));
+        }
+        if self.status(from).is_some_and(|s| s.reserved) {
+            return Err(Error::new(
+                Code::InvalidTransition,
+                format!("`{from}` was set by casegate itself and is final: it cannot be reopened"),
             )
             .with_details(json!({ "allowed": [] })));
         }
@@ -781,7 +803,8 @@ fn high_value_fraud() -> Value {
 }
 
 /// `SAR_FILING`: the SAR lifecycle (draft → pending review → approved → filed, with returns and
-/// withdrawal). Approval needs the MLRO's sign-off; a filed report is never withdrawn.
+/// withdrawal). Approval needs the MLRO's sign-off; `filed` is reserved to the system (set when a
+/// transmitter confirms the submission) and a filed report is never withdrawn or reopened.
 fn sar_filing() -> Value {
     json!({
         "statuses": [
@@ -789,7 +812,7 @@ fn sar_filing() -> Value {
             {"key": "pending_review", "label": "Pending review", "category": "active"},
             {"key": "returned", "label": "Returned", "category": "active"},
             {"key": "approved", "label": "Approved", "category": "active"},
-            {"key": "filed", "label": "Filed", "category": "terminal"},
+            {"key": "filed", "label": "Filed", "category": "terminal", "reserved": true},
             {"key": "withdrawn", "label": "Withdrawn", "category": "terminal"}
         ],
         "initial_status": "draft",
@@ -804,9 +827,8 @@ fn sar_filing() -> Value {
              "approval": {"tiers": [
                 {"name": "MLRO sign-off", "slots": [{"role": "mlro"}], "quorum": "all",
                  "deadline": "P5D", "reminders": ["P3D"], "on_timeout": {"action": "escalate", "role": "admin"}}
-             ]}},
-            {"id": "file", "from": "approved", "to": "filed", "require_reason": true,
-             "required_roles": ["mlro", "admin"]},
+             ], "separation_of_duties": true}},
+            {"id": "file", "from": "approved", "to": "filed"},
             {"id": "withdraw", "from": "*", "to": "withdrawn", "require_reason": true,
              "required_roles": ["compliance_officer", "mlro"]},
             {"id": "filed-stays-filed", "from": "filed", "to": "withdrawn", "priority": 10, "effect": "deny"}
@@ -1090,6 +1112,23 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e.code, Code::TransitionDenied);
+        // Nobody files by hand, and a filed report stays filed.
+        let e = sar
+            .decide("approved", "filed", Some("sent"), &asking(&mlro, &reasons))
+            .unwrap_err();
+        assert_eq!(e.code, Code::StatusReserved);
+        assert_eq!(e.code.http_status(), 403);
+        assert_eq!(
+            sar.reopen("filed").unwrap_err().code,
+            Code::InvalidTransition
+        );
+        assert_eq!(sar.reopen("withdrawn").unwrap(), "draft");
+        let offers: Vec<String> = sar
+            .offers("approved", &asking(&mlro, &reasons))
+            .into_iter()
+            .map(|o| o.to)
+            .collect();
+        assert!(!offers.contains(&"filed".to_string()), "{offers:?}");
         assert!(
             sar.decide(
                 "approved",

@@ -78,6 +78,7 @@ pub fn services(
         allow_private_webhooks: s.allow_private_webhooks,
         webhook_timeout: Duration::from_secs(s.webhook_timeout_secs),
         smtp: s.smtp.clone(),
+        sar: s.sar.clone(),
         secrets_key: casegate_service::secrets::SecretKey::load_or_create(
             &s.secrets_key_file,
             "secrets key",

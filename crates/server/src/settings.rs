@@ -158,6 +158,16 @@ pub struct Options {
     /// The `From` address of notification e-mails [default: casegate@localhost].
     #[arg(long, env = "CASEGATE_SMTP_FROM", global = true)]
     pub smtp_from: Option<String>,
+    /// FinCEN's SAR XML batch schema (`EFL_SARXBatchSchema.xsd`) to check FinCEN documents
+    /// against [default: none: the schema check is skipped and the answer says so].
+    #[arg(long, env = "CASEGATE_FINCEN_XSD", global = true)]
+    pub fincen_xsd: Option<PathBuf>,
+    /// The goAML schema (`goAMLSchema.xsd`) your FIU issued [default: none: skipped].
+    #[arg(long, env = "CASEGATE_GOAML_XSD", global = true)]
+    pub goaml_xsd: Option<PathBuf>,
+    /// The XSD validator program, libxml2's `xmllint` [default: xmllint, from PATH].
+    #[arg(long, env = "CASEGATE_XMLLINT", global = true)]
+    pub xmllint: Option<PathBuf>,
     /// Database connection pool size [default: 16].
     #[arg(long, env = "CASEGATE_DB_MAX_CONNECTIONS", global = true)]
     pub db_max_connections: Option<u32>,
@@ -221,7 +231,7 @@ impl Options {
     /// `self` where set, else `lower`.
     pub fn over(self, lower: Options) -> Options {
         layer!(self, lower; listen, data_dir, database_url, role, demo, allow_insecure_webhooks, allow_private_webhooks, webhook_timeout_secs, max_body_bytes, max_attachment_bytes,
-            rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, delivery_tick_ms, smtp_url, smtp_from, db_max_connections, key_env,
+            rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, delivery_tick_ms, smtp_url, smtp_from, fincen_xsd, goaml_xsd, xmllint, db_max_connections, key_env,
             session_ttl_minutes, auth_cache_ttl_secs, jwks_url, jwt_issuer, jwt_audience, jwt_tenant_claim,
             jwt_roles_claim, jwt_leeway_secs, audit_key_file, secrets_key_file, audit_checkpoint_minutes, audit_retention_days,
             audit_export_max_events, log_format)
@@ -306,6 +316,8 @@ pub struct Settings {
     pub delivery_tick_ms: u64,
     /// SMTP, when configured.
     pub smtp: Option<casegate_service::mail::SmtpConfig>,
+    /// SAR filing schemas and validator.
+    pub sar: casegate_service::sars::SarConfig,
     /// Pool size.
     pub db_max_connections: u32,
     /// API-key environment.
@@ -414,6 +426,21 @@ impl Settings {
         {
             bail!("{}: {}", e.param.as_deref().unwrap_or("smtp"), e.message);
         }
+        for (name, path) in [("fincen_xsd", &o.fincen_xsd), ("goaml_xsd", &o.goaml_xsd)] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                bail!("{name}: {} is not a readable file", p.display());
+            }
+        }
+        let sar = casegate_service::sars::SarConfig {
+            fincen_xsd: o.fincen_xsd,
+            goaml_xsd: o.goaml_xsd,
+            validator: match o.xmllint {
+                Some(program) => casegate_service::xsd::Validator { program },
+                None => Default::default(),
+            },
+        };
         Ok(Settings {
             listen: o.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             data_dir,
@@ -431,6 +458,7 @@ impl Settings {
             worker_tick_ms: o.worker_tick_ms.unwrap_or(1000).max(10),
             delivery_tick_ms: o.delivery_tick_ms.unwrap_or(100).max(10),
             smtp,
+            sar,
             db_max_connections: o.db_max_connections.unwrap_or(16).max(1),
             key_env,
             session_ttl_minutes: o.session_ttl_minutes.unwrap_or(480).max(1),

@@ -495,6 +495,14 @@ impl Open {
         if self.ty.workflow.is_terminal(&h.to) {
             events.push(event("case.closed", json!({ "status": h.to })));
         }
+        if k.case_type == crate::sars::WORK_ITEM_TYPE {
+            // A SAR is worked as this case: its moves are the report's (API.md events).
+            let data = json!({ "sar_id": k.id, "from": h.from, "to": h.to, "reason": h.reason });
+            events.push(event("sar.status_changed", data.clone()));
+            if h.to == crate::sars::FILED {
+                events.push(event("sar.filed", data));
+            }
+        }
         let wf = &self.ty.workflow;
         for t in tasks::enter_status(&mut *self.tx, p, k.id, wf, &h.to, h.id, self.now).await? {
             events.push(event("task.created", json!({ "task": t })));
@@ -576,7 +584,7 @@ pub async fn get(svc: &Services, p: &Caller, id: &str) -> Result<CaseDetail> {
             .collect(),
         pending_request: approvals::pending_of(&mut *c, t, k.id).await?,
         tasks: tasks::of_case(&mut *c, t, k.id).await?,
-        sar_filing: None,
+        sar_filing: crate::sars::of_case(&mut *c, t, k.id, svc.clock.now().date()).await?,
         case: k.into(),
     })
 }
@@ -1037,6 +1045,41 @@ async fn insert_new(
     }
     emit(c, p.tenant_id, now, &view, events).await?;
     Ok(view)
+}
+
+/// Creates the work item of a new SAR (a case of type [`crate::sars::WORK_ITEM_TYPE`] under
+/// `parent`, the case the report comes from) in the caller's transaction, audited and
+/// announced like any case. Permission checks are the caller's (`sar.edit`).
+pub(crate) async fn create_work_item(
+    c: &mut dyn Conn,
+    p: &Caller,
+    title: &str,
+    parent: CaseId,
+    now: OffsetDateTime,
+) -> Result<CaseView> {
+    let ty = type_of(c, p.tenant_id, crate::sars::WORK_ITEM_TYPE).await?;
+    let mut k = blank_case(p, &ty, now);
+    k.title = title.chars().take(500).collect();
+    k.parent_case_id = Some(parent);
+    k.priority = Priority::High.as_str().into();
+    insert_new(c, p, &ty, k, now, None, &[], json!({})).await
+}
+
+/// Moves the SAR work item locked in `o` to the reserved status `filed` (the system's move on
+/// a confirmed submission: no rule lookup, since `filed` answers 403 to everyone who asks),
+/// with `reason` in its history entry; commits `o` with whatever else it holds.
+pub(crate) async fn file_work_item(mut o: Open, p: &Caller, reason: String) -> Result<CaseView> {
+    let mut k = o.before.clone();
+    let (_, events) = o
+        .move_by(
+            p,
+            &mut k,
+            crate::sars::FILED,
+            Some(reason),
+            Some("file".into()),
+        )
+        .await?;
+    o.commit(p, k, "case.status_changed", events).await
 }
 
 /// Links an alert to a case: the alert must be of this tenant, of type `ALERT`, and not linked

@@ -61,6 +61,14 @@ pub async fn ensure(svc: &Services, slug: &str) -> Result<Demo> {
         }
     };
     crate::case_types::ensure_builtins(&mut *tx, tenant.id, now).await?;
+    if casegate_store::sars::profile(&mut *tx, tenant.id)
+        .await?
+        .is_none()
+    {
+        let profile = casegate_domain::sar::content::FilingProfile::sandbox();
+        let value = serde_json::to_value(&profile).map_err(crate::Error::internal)?;
+        casegate_store::sars::put_profile(&mut *tx, tenant.id, &value, None, now, 0).await?;
+    }
     let mut keys = BTreeMap::new();
     let mut emails = BTreeMap::new();
     for role in BUILTIN_ROLES {

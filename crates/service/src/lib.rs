@@ -46,11 +46,13 @@ pub mod mail;
 pub mod notifications;
 pub mod password;
 pub mod report;
+pub mod sars;
 pub mod secrets;
 pub mod tasks;
 pub mod tenants;
 pub mod users;
 pub mod webhooks;
+pub mod xsd;
 
 use casegate_domain::clock::Clock;
 use casegate_store::Database;
@@ -89,6 +91,8 @@ pub struct ServiceConfig {
     pub smtp: Option<mail::SmtpConfig>,
     /// The key sealing secrets at rest (default: random, for tests).
     pub secrets_key: secrets::SecretKey,
+    /// SAR filing: the regulators' schemas and the validator.
+    pub sar: sars::SarConfig,
 }
 
 /// Seven years, the default audit retention.
@@ -112,6 +116,7 @@ impl Default for ServiceConfig {
             webhook_timeout: webhooks::TIMEOUT,
             smtp: None,
             secrets_key: secrets::SecretKey::default(),
+            sar: sars::SarConfig::default(),
         }
     }
 }

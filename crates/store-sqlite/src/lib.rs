@@ -60,6 +60,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "notification_email",
         include_str!("../migrations/0008_notification_email.sql"),
     ),
+    (9, "sars", include_str!("../migrations/0009_sars.sql")),
 ];
 
 fn migrator() -> Migrator {

@@ -43,6 +43,7 @@ pub mod exports;
 pub mod notifications;
 pub mod outbox;
 pub mod requests;
+pub mod sars;
 pub mod sessions;
 pub mod tasks;
 pub mod tenants;

@@ -79,8 +79,9 @@ impl Worker {
             casegate_service::audit::checkpoint_due(&self.svc, self.checkpoint_every).await?;
         let exported = casegate_service::exports::run_pending(&self.svc, EXPORTS_PER_ROUND).await?;
         let timed = casegate_service::approvals::run_timers(&self.svc, TIMERS_PER_ROUND).await?;
+        let warned = casegate_service::sars::warn_deadlines(&self.svc).await?;
         let mailed = casegate_service::mail::send_due(&self.svc, EMAILS_PER_ROUND).await?;
-        Ok(purged + signed + exported + timed + mailed)
+        Ok(purged + signed + exported + timed + warned + mailed)
     }
 
     /// Polls until `cancel` fires. A failing round is logged and retried on the next tick. The

@@ -55,14 +55,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The expected version from `If-Match` (`"3"`, `W/"3"` or `3`; `*` means any), else from the
 /// body's `expected_version`.
-fn expected(headers: &HeaderMap, body: Option<i64>) -> ApiResult<Option<i64>> {
+pub(crate) fn expected(headers: &HeaderMap, body: Option<i64>) -> ApiResult<Option<i64>> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(body);
     };
     let bad = || {
         ApiError(Error::validation(
             "If-Match",
-            "must be the ETag of the case, e.g. \"3\"",
+            "must be the ETag of the resource, e.g. \"3\"",
         ))
     };
     let s = v.to_str().map_err(|_| bad())?.trim();

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod roles;
+pub mod sars;
 pub mod tasks;
 pub mod users;
 pub mod webhooks;
@@ -32,6 +33,7 @@ pub fn protected() -> OpenApiRouter<AppState> {
         .merge(cases::router())
         .merge(approvals::router())
         .merge(tasks::router())
+        .merge(sars::router())
         .merge(webhooks::router())
         .merge(roles::router())
         .merge(auth::protected_router())

@@ -998,6 +998,110 @@ async fn every_mutating_endpoint_leaves_its_event(b: Backend) {
     )
     .await;
 
+    // SARs and the filing profile.
+    let profile = s
+        .get("/settings/filing-profile", compliance)
+        .await
+        .assert_ok(200)
+        .clone();
+    audited(
+        &s,
+        c,
+        Method::PUT,
+        "/settings/filing-profile",
+        "/settings/filing-profile",
+        compliance,
+        profile,
+        200,
+        "sar.filing_profile_updated",
+    )
+    .await;
+    let case = crate::sars::structuring_case(&s).await;
+    let sar = audited(
+        &s,
+        c,
+        p.clone(),
+        "/sars",
+        "/sars",
+        analyst,
+        json!({"case_id": case, "filing_type": "initial", "jurisdiction": "fincen"}),
+        201,
+        "sar.created",
+    )
+    .await;
+    let sar = sar["id"].as_str().unwrap().to_string();
+    audited(
+        &s,
+        c,
+        Method::PATCH,
+        "/sars/{id}",
+        &format!("/sars/{sar}"),
+        analyst,
+        json!({"activity": {"from_date": "2026-02-23", "to_date": "2026-02-25", "total_amount": 28500,
+                            "classifications": [{"type_id": 1, "subtype_id": 114}]}}),
+        200,
+        "sar.updated",
+    )
+    .await;
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/sars/{id}/status",
+        &format!("/sars/{sar}/status"),
+        analyst,
+        json!({"new_status": "pending_review"}),
+        200,
+        "case.status_changed",
+    )
+    .await;
+    let asked = s
+        .post(
+            &format!("/sars/{sar}/status"),
+            compliance,
+            json!({"new_status": "approved"}),
+        )
+        .await;
+    let request = asked.assert_ok(202)["pending_request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    crate::approvals::decide(&s, s.a.key("mlro"), &request, "approve", None)
+        .await
+        .assert_ok(200);
+    audited(
+        &s,
+        c,
+        p.clone(),
+        "/sars/{id}/submit",
+        &format!("/sars/{sar}/submit"),
+        compliance,
+        json!({}),
+        200,
+        "sar.submitted",
+    )
+    .await;
+    let rid = format!("rid-{}", uuid::Uuid::new_v4().simple());
+    let ack = "<EFilingBatchXML StatusCode=\"A\"><EFilingSubmissionXML><EFilingActivityXML SeqNum=\"1\">\
+               <BSAID>31000055053784</BSAID></EFilingActivityXML></EFilingSubmissionXML></EFilingBatchXML>";
+    let r = s
+        .send(
+            s.http
+                .post(s.url(&format!("/sars/{sar}/acknowledgement")))
+                .bearer_auth(compliance)
+                .header("x-request-id", &rid)
+                .header("content-type", "application/xml")
+                .body(ack),
+        )
+        .await;
+    assert_eq!(r.assert_ok(200)["bsa_id"], "31000055053784");
+    let found = events(&s, s.a.key("auditor"), "action=sar.acknowledged").await;
+    assert!(
+        found.iter().any(|e| e["request_id"] == rid.as_str()),
+        "{found:#?}"
+    );
+    c.insert("POST /sars/{id}/acknowledgement".into());
+
     // Audit exports.
     audited(
         &s,

@@ -12,6 +12,7 @@ mod jwt;
 mod notifications;
 mod ops;
 mod process;
+mod sars;
 mod tasks;
 mod webhooks;
 mod workflows;

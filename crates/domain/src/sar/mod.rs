@@ -17,6 +17,11 @@
 //! Calendar days, with no move off weekends or holidays: the rule counts calendar days. Dates
 //! are the UTC calendar dates of the recorded times. A report is on time when filed on or
 //! before its due date. Warnings go out 14, 7 and 1 days before the due date, and on it.
+pub mod ack;
+pub mod content;
+pub mod fincen;
+pub mod goaml;
+
 use crate::cases::wire_enum;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
