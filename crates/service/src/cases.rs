@@ -584,7 +584,12 @@ pub async fn get(svc: &Services, p: &Caller, id: &str) -> Result<CaseDetail> {
             .collect(),
         pending_request: approvals::pending_of(&mut *c, t, k.id).await?,
         tasks: tasks::of_case(&mut *c, t, k.id).await?,
-        sar_filing: crate::sars::of_case(&mut *c, t, k.id, svc.clock.now().date()).await?,
+        // What was filed about a case is for those who may see reports.
+        sar_filing: if p.permissions.contains(Permission::SarView) {
+            crate::sars::of_case(&mut *c, t, k.id, svc.clock.now().date()).await?
+        } else {
+            None
+        },
         case: k.into(),
     })
 }
@@ -1223,6 +1228,15 @@ pub async fn transition(
         return Err(approvals::request_pending(Some(q.id)));
     }
     let mut k = o.before.clone();
+    if k.case_type == crate::sars::WORK_ITEM_TYPE && to == crate::sars::FILED {
+        // Whatever the tenant's stored workflow says (one saved before `filed` was reserved),
+        // only a confirmed submission files a report.
+        return Err(Error::new(
+            Code::StatusReserved,
+            "`filed` is set only by casegate, when a submission is confirmed (POST /sars/{id}/submit)",
+        )
+        .with_param("to"));
+    }
     let scope = scope_of(p, &k, o.now)?;
     let asking = Asking {
         roles: &p.roles,

@@ -325,11 +325,18 @@ pub async fn create(svc: &Services, p: &Caller, n: NewSar) -> Result<(SarView, O
     let detected = detail.case.detected_at.unwrap_or(detail.case.created_at);
     let mut tx = svc.db.begin().await?;
     // A continuing report counts from the prior filing: ours if we filed it, else as given.
-    let prior_filed_on = match (&prior, prior_filed_on) {
-        (_, Some(d)) => Some(d),
-        (Some(id), None) => filed_on_of(&mut *tx, p.tenant_id, id).await?,
-        (None, None) => None,
+    if prior_filed_on.is_some_and(|d| d > today) {
+        return Err(Error::validation(
+            "prior_filed_on",
+            "must not be in the future",
+        ));
+    }
+    // Our own record of the prior filing wins over what the caller says.
+    let ours = match &prior {
+        Some(id) => filed_on_of(&mut *tx, p.tenant_id, id).await?,
+        None => None,
     };
+    let prior_filed_on = ours.or(prior_filed_on);
     if filing_type == FilingType::ContinuingActivity && prior_filed_on.is_none() {
         return Err(Error::validation(
             "prior_filed_on",
@@ -828,6 +835,10 @@ pub async fn update(
     let mut s = before.clone();
     s.content = serde_json::to_value(&content).map_err(Error::internal)?;
     set_deadline(&mut s, &content)?;
+    if s.deadline_at != before.deadline_at {
+        // A new due date gets its own warnings: those whose dates already passed count as sent.
+        s.warnings_sent = warnings_passed(&s, o.now.date());
+    }
     s.version += 1;
     s.updated_at = o.now;
     if !store::update(&mut *o.tx, &s, before.version).await? {
@@ -858,6 +869,17 @@ pub async fn update(
     let today = o.now.date();
     o.tx.commit().await?;
     view(&s, today)
+}
+
+/// How many of `s`'s warning dates are on or before `today`.
+fn warnings_passed(s: &StoredSar, today: Date) -> i64 {
+    let due = s.deadline["due_on"].as_str().and_then(parse_date);
+    due.map_or(0, |d| {
+        sar::warning_dates(d)
+            .iter()
+            .filter(|w| **w <= today)
+            .count() as i64
+    })
 }
 
 /// Reads one part of the content on its own, so an error names the part.
@@ -917,6 +939,17 @@ pub async fn set_status(
     drop(c);
     let key = s.id.to_string();
     if let Some(r) = reviewer {
+        // Checked before assigning, which would otherwise supersede a pending approval.
+        if !EDITABLE.contains(&s.status.as_str()) {
+            return Err(Error::new(
+                Code::InvalidTransition,
+                format!(
+                    "the report is `{}`: only a draft or returned report is sent for review",
+                    s.status
+                ),
+            )
+            .with_param("new_status"));
+        }
         if to != "pending_review" {
             return Err(Error::validation(
                 "reviewer_id",
@@ -1087,6 +1120,13 @@ pub async fn submit(svc: &Services, p: &Caller, id: &str) -> Result<SarDetail> {
     })?;
     let doc = build(svc, &s, &profile, f, today).await?;
     doc.require_valid()?;
+    if let (Some(_), SchemaCheck::Skipped { reason }) = (f.schema(&svc.config.sar), &doc.schema) {
+        // A schema is configured, so filing waits until the check can run.
+        return Err(Error::new(
+            Code::Unavailable,
+            format!("the schema check could not run, so the report was not filed: {reason}"),
+        ));
+    }
     let (o, mut locked) = open(svc, p, &s.id.to_string(), Some(s.version)).await?;
     if locked.status != "approved" {
         return Err(crate::case_types::version_conflict(locked.version));
@@ -1334,22 +1374,20 @@ pub async fn warn_deadlines(svc: &Services) -> Result<u64> {
                 ymd(due_on)
             ),
         };
-        let mut readers: Vec<UserId> = Vec::new();
-        if let Some(u) = s.created_by {
-            readers.push(UserId(u));
-        }
+        // Only active users with a record get a message (a JWT caller without one has no
+        // inbox), so one report cannot fail the sweep for everyone.
+        let mut named: Vec<String> = s.created_by.iter().map(Uuid::to_string).collect();
         if let Some(k) = case_store::get(&mut *tx, s.tenant_id, s.id).await?
             && let Some(a) = k.assigned_to
         {
-            readers.push(UserId(a));
+            named.push(a.to_string());
         }
-        for u in
-            crate::notifications::holders(&mut *tx, s.tenant_id, &["mlro".to_string()], &[]).await?
-        {
-            readers.push(u.id);
-        }
-        readers.sort_by_key(|u| u.0);
-        readers.dedup();
+        let readers: Vec<UserId> =
+            crate::notifications::holders(&mut *tx, s.tenant_id, &["mlro".to_string()], &named)
+                .await?
+                .into_iter()
+                .map(|u| u.id)
+                .collect();
         let m = crate::notifications::Message {
             kind: "sar.deadline",
             message: &message,

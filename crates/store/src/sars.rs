@@ -148,7 +148,7 @@ pub async fn update(c: &mut dyn Conn, s: &StoredSar, expected: i64) -> StoreResu
             "UPDATE sars SET prior_report_id = $3, prior_filed_on = $4, deadline_at = $5, \
              deadline = $6, content = $7, checks = $8, transmitter = $9, filing_reference = $10, \
              submitted_at = $11, submitted_by = $12, bsa_id = $13, acknowledgement = $14, \
-             acknowledged_at = $15, updated_at = $16, version = $17 \
+             acknowledged_at = $15, updated_at = $16, version = $17, warnings_sent = $19 \
              WHERE tenant_id = $1 AND id = $2 AND version = $18",
             &[
                 s.tenant_id.into(),
@@ -169,6 +169,7 @@ pub async fn update(c: &mut dyn Conn, s: &StoredSar, expected: i64) -> StoreResu
                 s.updated_at.into(),
                 s.version.into(),
                 expected.into(),
+                s.warnings_sent.into(),
             ],
         )
         .await?;

@@ -79,7 +79,13 @@ impl Worker {
             casegate_service::audit::checkpoint_due(&self.svc, self.checkpoint_every).await?;
         let exported = casegate_service::exports::run_pending(&self.svc, EXPORTS_PER_ROUND).await?;
         let timed = casegate_service::approvals::run_timers(&self.svc, TIMERS_PER_ROUND).await?;
-        let warned = casegate_service::sars::warn_deadlines(&self.svc).await?;
+        // A failing sweep is logged and must not hold up the e-mail after it.
+        let warned = casegate_service::sars::warn_deadlines(&self.svc)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "SAR deadline sweep failed");
+                0
+            });
         let mailed = casegate_service::mail::send_due(&self.svc, EMAILS_PER_ROUND).await?;
         Ok(purged + signed + exported + timed + warned + mailed)
     }

@@ -128,6 +128,11 @@ async fn document(s: &TestServer, key: &str, id: &str, format: &str) -> reqwest:
 /// Drafts a SAR on `case` and brings it to `approved` through the gate (compliance officer
 /// asks, the MLRO signs off).
 async fn approved_sar(s: &TestServer, case: &str) -> String {
+    approved(s, case, false).await
+}
+
+/// [`approved_sar`], its activity classified first (`classified`) so its documents pass.
+async fn approved(s: &TestServer, case: &str, classified: bool) -> String {
     let (analyst, co, mlro) = (
         s.a.key("analyst"),
         s.a.key("compliance_officer"),
@@ -138,13 +143,24 @@ async fn approved_sar(s: &TestServer, case: &str) -> String {
             "/sars",
             analyst,
             json!({"case_id": case, "filing_type": "initial", "jurisdiction": "fincen",
-                   "submit_for_review": true}),
+                   "submit_for_review": !classified}),
         )
         .await
         .assert_ok(201)
         .clone();
-    assert_eq!(sar["status"], "pending_review", "{sar:#}");
     let id = id_of(&sar);
+    if classified {
+        let activity = json!({"from_date": "2026-02-23", "to_date": "2026-02-25", "total_amount": 28500,
+                              "classifications": [{"type_id": 1, "subtype_id": 114}]});
+        patch(s, analyst, &id, json!({ "activity": activity }))
+            .await
+            .assert_ok(200);
+        status(s, analyst, &id, json!({"new_status": "pending_review"}))
+            .await
+            .assert_ok(200);
+    } else {
+        assert_eq!(sar["status"], "pending_review", "{sar:#}");
+    }
     let r = status(s, co, &id, json!({"new_status": "approved"})).await;
     let waiting = r.assert_ok(202);
     assert_eq!(waiting["status"], "pending_review");
@@ -567,6 +583,15 @@ async fn deadline_warnings_reach_the_drafter_and_the_mlro_once_each(b: Backend) 
     assert!(got[0].contains("is due today"), "{got:?}");
     // The other organisation hears nothing.
     assert!(inbox(&s, s.b.key("mlro")).await.is_empty());
+    // A later due date (no suspect identified: 60 days, 2026-04-30) gets its own warnings.
+    let sar = id_of(&s.get("/sars", analyst).await.body["sars"][0]);
+    patch(&s, analyst, &sar, json!({"suspect_identified": false}))
+        .await
+        .assert_ok(200);
+    assert_eq!(sweep().await.unwrap(), 0, "nothing due yet for 2026-04-30");
+    s.clock.set(time::macros::datetime!(2026-04-16 08:00 UTC));
+    assert_eq!(sweep().await.unwrap(), 1);
+    assert!(inbox(&s, analyst).await[0].contains("due in 14 day(s), on 2026-04-30"));
     s.stop().await;
 }
 
@@ -594,6 +619,11 @@ async fn bad_input_is_refused_and_changes_nothing(b: Backend) {
         ),
         (
             json!({"case_id": case, "filing_type": "continuing_activity", "jurisdiction": "fincen", "prior_report_id": "31000055053784"}),
+            "prior_filed_on",
+        ),
+        (
+            json!({"case_id": case, "filing_type": "continuing_activity", "jurisdiction": "fincen",
+                   "prior_report_id": "31000055053784", "prior_filed_on": "2099-01-01"}),
             "prior_filed_on",
         ),
         (
@@ -800,7 +830,95 @@ async fn without_schemas_the_rules_are_checked_and_the_skip_is_said(b: Backend) 
     s.stop().await;
 }
 
+/// A document the schema refuses comes back as located schema problems. The FinCEN document is
+/// checked here against the goAML schema, which refuses its root element.
+async fn schema_errors_come_back_as_problems_the_officer_can_read(b: Backend) {
+    let mut config = schemas();
+    config.sar.fincen_xsd = config.sar.goaml_xsd.clone();
+    let s = start_with(b, settings(), config).await;
+    let analyst = s.a.key("analyst");
+    let case = structuring_case(&s).await;
+    let id = id_of(
+        s.post(
+            "/sars",
+            analyst,
+            json!({"case_id": case, "filing_type": "initial", "jurisdiction": "fincen"}),
+        )
+        .await
+        .assert_ok(201),
+    );
+    patch(
+        &s,
+        analyst,
+        &id,
+        json!({"activity": {"from_date": "2026-02-23", "to_date": "2026-02-25", "total_amount": 28500,
+                            "classifications": [{"type_id": 1, "subtype_id": 114}]}}),
+    )
+    .await
+    .assert_ok(200);
+    let r = s
+        .get(&format!("/sars/{id}/document?format=fincen_xml"), analyst)
+        .await;
+    if !xmllint() {
+        assert_eq!(r.status.as_u16(), 200);
+        return s.stop().await;
+    }
+    r.assert_error(422, "document_invalid");
+    let details = &r.body["error"]["details"];
+    assert_eq!(details["schema"]["schema"], "failed", "{details:#}");
+    let problems = details["problems"].as_array().unwrap();
+    assert!(!problems.is_empty());
+    for p in problems {
+        assert_eq!(p["source"], "schema", "{p:#}");
+        assert!(
+            p["location"].as_str().unwrap().starts_with("line "),
+            "{p:#}"
+        );
+        // Namespaces are stripped; the element is named plainly.
+        assert!(!p["message"].as_str().unwrap().contains('{'), "{p:#}");
+    }
+    assert!(
+        problems[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("EFilingBatchXML"),
+        "{problems:#?}"
+    );
+    s.stop().await;
+}
+
+/// With a schema configured, a report is not filed unchecked: a validator that cannot run
+/// answers 503 and the report stays approved.
+async fn a_configured_schema_check_that_cannot_run_stops_the_filing(b: Backend) {
+    let mut config = schemas();
+    config.sar.validator.program = PathBuf::from("/nonexistent/xmllint");
+    let s = start_with(b, settings(), config).await;
+    let case = structuring_case(&s).await;
+    let id = approved(&s, &case, true).await;
+    let co = s.a.key("compliance_officer");
+    let r = s.post(&format!("/sars/{id}/submit"), co, json!({})).await;
+    r.assert_error(503, "unavailable");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not installed"),
+        "{:#}",
+        r.body
+    );
+    let d = s
+        .get(&format!("/sars/{id}"), co)
+        .await
+        .assert_ok(200)
+        .clone();
+    assert_eq!(d["status"], "approved");
+    assert_eq!(d["filing_reference"], Value::Null);
+    s.stop().await;
+}
+
 both_backends!(
+    a_configured_schema_check_that_cannot_run_stops_the_filing,
+    schema_errors_come_back_as_problems_the_officer_can_read,
     a_structuring_case_becomes_a_filed_sar,
     filed_is_reserved_and_content_is_locked_outside_draft,
     deadlines_follow_the_rule_and_feed_the_urgency_queue,
