@@ -440,6 +440,7 @@ impl Settings {
                 Some(program) => casegate_service::xsd::Validator { program },
                 None => Default::default(),
             },
+            ..Default::default()
         };
         Ok(Settings {
             listen: o.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),

@@ -38,8 +38,35 @@ pub const FILED: &str = "filed";
 /// Statuses in which the content may change.
 pub const EDITABLE: [&str; 2] = ["draft", "returned"];
 
+/// Hands a filing document to a regulator's gateway (FinCEN's BSA E-Filing, an FIU's goAML
+/// portal). casegate calls it once per submission, holding the report's lock, with the report id
+/// as the idempotency key a real gateway needs; an error leaves the report `approved`.
+#[async_trait::async_trait]
+pub trait Transmitter: Send + Sync + std::fmt::Debug {
+    /// The name recorded on the report (`sandbox`).
+    fn name(&self) -> &str;
+    /// Files `xml`, report `report`'s document in `format`; answers the gateway's reference.
+    async fn transmit(&self, report: CaseId, format: Format, xml: &str) -> Result<String>;
+}
+
+/// The sandbox: nothing leaves casegate; it answers `SANDBOX-SAR-` and eight characters
+/// `0-9A-Z`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SandboxTransmitter;
+
+#[async_trait::async_trait]
+impl Transmitter for SandboxTransmitter {
+    fn name(&self) -> &str {
+        "sandbox"
+    }
+
+    async fn transmit(&self, _report: CaseId, _format: Format, _xml: &str) -> Result<String> {
+        Ok(sandbox_reference())
+    }
+}
+
 /// Where the filing schemas are and how documents are checked and sent.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct SarConfig {
     /// FinCEN's `EFL_SARXBatchSchema.xsd` (none: the schema check is skipped and says so).
     pub fincen_xsd: Option<PathBuf>,
@@ -47,6 +74,19 @@ pub struct SarConfig {
     pub goaml_xsd: Option<PathBuf>,
     /// The schema validator.
     pub validator: Validator,
+    /// Where submissions go (the sandbox unless the operator installs a gateway).
+    pub transmitter: std::sync::Arc<dyn Transmitter>,
+}
+
+impl Default for SarConfig {
+    fn default() -> Self {
+        SarConfig {
+            fincen_xsd: None,
+            goaml_xsd: None,
+            validator: Validator::default(),
+            transmitter: std::sync::Arc::new(SandboxTransmitter),
+        }
+    }
 }
 
 /// A filing document format (`GET /sars/{id}/document?format=`).
@@ -372,6 +412,7 @@ pub async fn create(svc: &Services, p: &Caller, n: NewSar) -> Result<(SarView, O
         acknowledgement: None,
         acknowledged_at: None,
         warnings_sent: 0,
+        next_warning_at: None,
         created_by: Some(p.user_id.0),
         created_at: now,
         updated_at: now,
@@ -380,6 +421,8 @@ pub async fn create(svc: &Services, p: &Caller, n: NewSar) -> Result<(SarView, O
         reference: item.reference.clone(),
     };
     set_deadline(&mut s, &content)?;
+    // The first warning's date may have passed already (a late report): then it goes at once.
+    s.next_warning_at = next_warning(&s, 0);
     store::insert(&mut *tx, &s).await?;
     let v = view(&s, today)?;
     let entry = Entry {
@@ -418,22 +461,9 @@ pub async fn create(svc: &Services, p: &Caller, n: NewSar) -> Result<(SarView, O
 
 /// The day report `id` (a BSA ID or a transmitter reference of this tenant) was filed.
 async fn filed_on_of(c: &mut dyn Conn, tenant: TenantId, id: &str) -> Result<Option<Date>> {
-    let all = store::list(
-        c,
-        tenant,
-        &SarFilter {
-            status: Some(FILED.into()),
-            ..Default::default()
-        },
-        10_000,
-        0,
-    )
-    .await?;
-    Ok(all
-        .into_iter()
-        .find(|s| s.bsa_id.as_deref() == Some(id) || s.filing_reference.as_deref() == Some(id))
-        .and_then(|s| s.submitted_at)
-        .map(|t| t.date()))
+    Ok(store::filed_at(c, tenant, id)
+        .await?
+        .map(OffsetDateTime::date))
 }
 
 /// The content a new report starts from: subjects and accounts from the case's related parties,
@@ -838,6 +868,7 @@ pub async fn update(
     if s.deadline_at != before.deadline_at {
         // A new due date gets its own warnings: those whose dates already passed count as sent.
         s.warnings_sent = warnings_passed(&s, o.now.date());
+        s.next_warning_at = next_warning(&s, s.warnings_sent);
     }
     s.version += 1;
     s.updated_at = o.now;
@@ -871,15 +902,27 @@ pub async fn update(
     view(&s, today)
 }
 
+/// `s`'s warning dates (14, 7, 1 and 0 days before the due day).
+fn warning_dates_of(s: &StoredSar) -> Vec<Date> {
+    s.deadline["due_on"]
+        .as_str()
+        .and_then(parse_date)
+        .map(sar::warning_dates)
+        .unwrap_or_default()
+}
+
 /// How many of `s`'s warning dates are on or before `today`.
 fn warnings_passed(s: &StoredSar, today: Date) -> i64 {
-    let due = s.deadline["due_on"].as_str().and_then(parse_date);
-    due.map_or(0, |d| {
-        sar::warning_dates(d)
-            .iter()
-            .filter(|w| **w <= today)
-            .count() as i64
-    })
+    warning_dates_of(s).iter().filter(|w| **w <= today).count() as i64
+}
+
+/// When warning number `sent` (0-based) of `s` is due: the start of its day, UTC.
+fn next_warning(s: &StoredSar, sent: i64) -> Option<OffsetDateTime> {
+    let dates = warning_dates_of(s);
+    usize::try_from(sent)
+        .ok()
+        .and_then(|i| dates.get(i))
+        .map(|d| d.midnight().assume_utc())
 }
 
 /// Reads one part of the content on its own, so an error names the part.
@@ -1077,6 +1120,24 @@ pub async fn document(
             )
         })?,
     };
+    if s.status == FILED
+        && let Some(xml) =
+            store::filed_document(&mut *svc.db.conn().await?, p.tenant_id, s.id).await?
+        && Format::of_jurisdiction(&s.jurisdiction) == Some(f)
+    {
+        // A filed report's document is the one filed, byte for byte, with the checks it passed.
+        let schema = serde_json::from_value(s.checks[f.as_str()]["schema"].clone()).unwrap_or(
+            SchemaCheck::Skipped {
+                reason: "the schema check of the filed document was not recorded".into(),
+            },
+        );
+        return Ok(Document {
+            format: f,
+            xml,
+            problems: Vec::new(),
+            schema,
+        });
+    }
     build(svc, &s, &profile, f, today).await
 }
 
@@ -1091,7 +1152,7 @@ fn sandbox_reference() -> String {
 }
 
 /// `POST /sars/{id}/submit` (`sar.review`): files an `approved` report through the configured
-/// transmitter (the sandbox: nothing leaves casegate; it answers `SANDBOX-SAR-XXXXXXXX`). The
+/// [`Transmitter`] (the sandbox: nothing leaves casegate; it answers `SANDBOX-SAR-XXXXXXXX`). The
 /// document must pass every business rule and the schema check (422 `document_invalid`); the
 /// report becomes `filed` with its reference, in one transaction with its audit events.
 pub async fn submit(svc: &Services, p: &Caller, id: &str) -> Result<SarDetail> {
@@ -1131,12 +1192,15 @@ pub async fn submit(svc: &Services, p: &Caller, id: &str) -> Result<SarDetail> {
     if locked.status != "approved" {
         return Err(crate::case_types::version_conflict(locked.version));
     }
-    // The sandbox sends nothing, so it cannot have filed twice if what follows fails. A real
-    // transmitter would be called here with the report id as its idempotency key.
-    let reference = sandbox_reference();
+    // Transmitted under the report's lock: a concurrent submission waits, then finds it filed.
+    // Should recording fail after a real gateway accepted, a retry carries the same report id,
+    // its idempotency key.
+    let transmitter = svc.config.sar.transmitter.clone();
+    let reference = transmitter.transmit(locked.id, f, &doc.xml).await?;
+    let reference = validate::text("filing_reference", &reference, 128)?;
     let now = o.now;
     let before = locked.clone();
-    locked.transmitter = Some("sandbox".into());
+    locked.transmitter = Some(transmitter.name().to_string());
     locked.filing_reference = Some(reference.clone());
     locked.submitted_at = Some(now);
     locked.submitted_by = Some(p.user_id.0);
@@ -1148,22 +1212,27 @@ pub async fn submit(svc: &Services, p: &Caller, id: &str) -> Result<SarDetail> {
     });
     locked.version += 1;
     locked.updated_at = now;
+    locked.next_warning_at = None;
     let mut o = o;
     if !store::update(&mut *o.tx, &locked, before.version).await? {
         return Err(crate::case_types::version_conflict(before.version + 1));
     }
+    store::set_filed_document(&mut *o.tx, p.tenant_id, locked.id, &doc.xml).await?;
     let entry = Entry {
         action: "sar.submitted",
         entity_type: "sar",
         entity_id: Some(locked.id.to_string()),
         changes: json!({
             "filing_reference": {"before": null, "after": reference},
-            "transmitter": {"before": null, "after": "sandbox"},
+            "transmitter": {"before": null, "after": transmitter.name()},
             "document": {"before": null, "after": locked.checks[f.as_str()]},
         }),
     };
     audit::append_by(&mut *o.tx, now, p, entry).await?;
-    let reason = format!("Filed through the sandbox transmitter: {reference}");
+    let reason = format!(
+        "Filed through the {} transmitter: {reference}",
+        transmitter.name()
+    );
     cases::file_work_item(o, p, reason).await?;
     get(svc, p, &s.id.to_string()).await
 }
@@ -1190,6 +1259,14 @@ pub async fn acknowledge(
     p.require(Permission::SarReview)?;
     let parsed = ack::parse(body)?;
     let a = parsed.activity(activity_seq)?.clone();
+    if let Some(id) = &a.bsa_id
+        && !(id.len() == 14 && id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(Error::validation(
+            "body",
+            format!("`{id}` is not a BSA ID (14 digits)"),
+        ));
+    }
     let (mut o, before) = open(svc, p, id, None).await?;
     if before.status != FILED {
         return Err(Error::new(
@@ -1209,7 +1286,8 @@ pub async fn acknowledge(
     let mut s = before.clone();
     let warnings: Vec<_> = a.errors.iter().filter(|e| e.level == "WARN").collect();
     let errors: Vec<_> = a.errors.iter().filter(|e| e.level != "WARN").collect();
-    s.bsa_id = a.bsa_id.clone();
+    // A rejection carries no BSA ID; it does not erase one recorded before.
+    s.bsa_id = a.bsa_id.clone().or(before.bsa_id.clone());
     s.acknowledgement = Some(json!({
         "accepted": a.accepted(),
         "batch_status": parsed.batch_status,
@@ -1334,74 +1412,109 @@ fn check_profile(p: &FilingProfile) -> Result<()> {
 }
 
 /// Deadline warnings (14, 7 and 1 days before, and on the day): each report not yet filed or
-/// withdrawn notifies its creator, its work item's assignee and the MLROs once per warning
-/// date reached. Run by the worker; idempotent (a warning is keyed by report and date, and
-/// the count of warnings sent moves by compare-and-swap). Answers how many reports were warned.
+/// withdrawn notifies its creator, its work item's assignee and the MLROs (active users only)
+/// once per warning date reached; a sweep that missed dates sends one message for the latest.
+/// Run by the worker. Reads only the reports whose next warning is due (indexed), then handles
+/// each in its own transaction, so one failing report neither blocks the others nor holds
+/// locks across the batch. Idempotent: a warning is keyed by report and date, and the count
+/// sent moves by compare-and-swap. Answers how many reports were warned.
 pub async fn warn_deadlines(svc: &Services) -> Result<u64> {
     let now = svc.clock.now();
-    let today = now.date();
-    let horizon = end_of(today + time::Duration::days(15));
-    let mut tx = svc.db.begin().await?;
-    let due = store::warnable(&mut *tx, horizon, 4, 500).await?;
+    let due = {
+        let mut c = svc.db.conn().await?;
+        store::warnings_due(&mut *c, now, 200).await?
+    };
     let mut warned = 0;
     for s in due {
-        let Some(due_on) = s.deadline["due_on"].as_str().and_then(parse_date) else {
-            continue;
-        };
-        let dates = sar::warning_dates(due_on);
-        let reached = dates.iter().filter(|d| **d <= today).count() as i64;
-        if reached <= s.warnings_sent {
-            continue;
+        match warn_one(svc, &s, now).await {
+            Ok(true) => warned += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(sar = %s.id, error = %e, "SAR deadline warning failed"),
         }
-        if !store::mark_warned(&mut *tx, s.tenant_id, s.id, s.warnings_sent, reached).await? {
-            continue;
-        }
-        let left = sar::days_left(today, due_on);
-        let message = match left {
-            0 => format!(
-                "SAR {} is due today ({}): file it before the end of the day",
-                s.reference,
-                ymd(due_on)
-            ),
-            n if n < 0 => format!(
-                "SAR {} is overdue: it was due on {}",
-                s.reference,
-                ymd(due_on)
-            ),
-            n => format!(
-                "SAR {} is due in {n} day(s), on {}",
-                s.reference,
-                ymd(due_on)
-            ),
-        };
-        // Only active users with a record get a message (a JWT caller without one has no
-        // inbox), so one report cannot fail the sweep for everyone.
-        let mut named: Vec<String> = s.created_by.iter().map(Uuid::to_string).collect();
-        if let Some(k) = case_store::get(&mut *tx, s.tenant_id, s.id).await?
-            && let Some(a) = k.assigned_to
-        {
-            named.push(a.to_string());
-        }
-        let readers: Vec<UserId> =
-            crate::notifications::holders(&mut *tx, s.tenant_id, &["mlro".to_string()], &named)
-                .await?
-                .into_iter()
-                .map(|u| u.id)
-                .collect();
-        let m = crate::notifications::Message {
-            kind: "sar.deadline",
-            message: &message,
-            case_id: Some(s.id),
-            data: json!({ "sar_id": s.id, "due_on": ymd(due_on), "days_left": left }),
-            source_key: format!(
-                "sar-deadline:{}:{}",
-                s.id,
-                ymd(dates[(reached - 1) as usize])
-            ),
-        };
-        crate::notifications::send(&mut *tx, s.tenant_id, &readers, &m, now).await?;
-        warned += 1;
     }
-    tx.commit().await?;
     Ok(warned)
+}
+
+async fn warn_one(svc: &Services, s: &StoredSar, now: OffsetDateTime) -> Result<bool> {
+    let today = now.date();
+    let mut tx = svc.db.begin().await?;
+    let from = s.warnings_sent;
+    if matches!(s.status.as_str(), FILED | "withdrawn") {
+        store::mark_warned(&mut *tx, s.tenant_id, s.id, from, from, None).await?;
+        tx.commit().await?;
+        return Ok(false);
+    }
+    let reached = warnings_passed(s, today);
+    if reached <= from {
+        // Not due after all (the schedule predates a change): set it right.
+        store::mark_warned(
+            &mut *tx,
+            s.tenant_id,
+            s.id,
+            from,
+            from,
+            next_warning(s, from),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(false);
+    }
+    if !store::mark_warned(
+        &mut *tx,
+        s.tenant_id,
+        s.id,
+        from,
+        reached,
+        next_warning(s, reached),
+    )
+    .await?
+    {
+        return Ok(false);
+    }
+    let dates = warning_dates_of(s);
+    let (Some(due_on), Some(latest)) = (dates.last().copied(), dates.get((reached - 1) as usize))
+    else {
+        return Ok(false);
+    };
+    let left = sar::days_left(today, due_on);
+    let message = match left {
+        0 => format!(
+            "SAR {} is due today ({}): file it before the end of the day",
+            s.reference,
+            ymd(due_on)
+        ),
+        n if n < 0 => format!(
+            "SAR {} is overdue: it was due on {}",
+            s.reference,
+            ymd(due_on)
+        ),
+        n => format!(
+            "SAR {} is due in {n} day(s), on {}",
+            s.reference,
+            ymd(due_on)
+        ),
+    };
+    // Only active users with a record get a message (a JWT caller without one has no inbox).
+    let mut named: Vec<String> = s.created_by.iter().map(Uuid::to_string).collect();
+    if let Some(k) = case_store::get(&mut *tx, s.tenant_id, s.id).await?
+        && let Some(a) = k.assigned_to
+    {
+        named.push(a.to_string());
+    }
+    let readers: Vec<UserId> =
+        crate::notifications::holders(&mut *tx, s.tenant_id, &["mlro".to_string()], &named)
+            .await?
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+    let m = crate::notifications::Message {
+        kind: "sar.deadline",
+        message: &message,
+        case_id: Some(s.id),
+        data: json!({ "sar_id": s.id, "due_on": ymd(due_on), "days_left": left }),
+        source_key: format!("sar-deadline:{}:{}", s.id, ymd(*latest)),
+    };
+    crate::notifications::send(&mut *tx, s.tenant_id, &readers, &m, now).await?;
+    tx.commit().await?;
+    Ok(true)
 }

@@ -11,7 +11,7 @@
 //! The document goes in on stdin, `--nonet` keeps libxml2 off the network whatever the
 //! document's `schemaLocation` says, and a run is bounded by [`TIMEOUT`].
 use casegate_domain::sar::content::Problem;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -20,11 +20,17 @@ use tokio::io::AsyncWriteExt;
 /// Longest a validation may take (the goAML schema, 7,000 lines, loads in well under a second).
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Validations running at once: each is a process compiling a schema, so a burst of document
+/// requests queues here instead of taking every core.
+pub const MAX_CONCURRENT: usize = 2;
+
+static RUNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT);
+
 /// Most schema errors reported for one document (the rest are counted).
 pub const MAX_ERRORS: usize = 200;
 
 /// The result of a schema check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "schema", rename_all = "snake_case")]
 pub enum SchemaCheck {
     /// The document is valid against the schema.
@@ -88,14 +94,22 @@ impl Validator {
                 reason: "no schema file is configured for this format (see `casegate serve --help`: --fincen-xsd, --goaml-xsd)".into(),
             };
         };
-        let schema_file = schema.display().to_string();
+        // Answers name the schema's file, not where the server keeps it.
+        let schema_file = schema.file_name().map_or_else(
+            || schema.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         if !schema.is_file() {
-            tracing::warn!(schema = %schema_file, "the configured filing schema is not a readable file");
+            tracing::warn!(schema = %schema.display(), "the configured filing schema is not a readable file");
             return SchemaCheck::Skipped {
                 reason: format!("the configured schema {schema_file} is not a readable file"),
             };
         }
-        match tokio::time::timeout(TIMEOUT, self.run(schema, doc)).await {
+        let run = async {
+            let _permit = RUNS.acquire().await.map_err(std::io::Error::other)?;
+            self.run(schema, doc).await
+        };
+        match tokio::time::timeout(TIMEOUT, run).await {
             Err(_) => SchemaCheck::Skipped {
                 reason: format!("the schema check took longer than {} s", TIMEOUT.as_secs()),
             },

@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_notification_email.sql"),
     ),
     (9, "sars", include_str!("../migrations/0009_sars.sql")),
+    (
+        10,
+        "sar_filing_record",
+        include_str!("../migrations/0010_sar_filing_record.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

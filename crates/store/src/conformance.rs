@@ -69,7 +69,8 @@ macro_rules! conformance_suite {
             one_pending_request_per_case_and_claims_never_overlap,
             tasks_block_their_status_and_generated_ones_are_unique,
             outbox_claims_are_leased_and_each_post_action_runs_once,
-            notification_emails_are_claimed_once_under_a_lease
+            notification_emails_are_claimed_once_under_a_lease,
+            sars_join_their_work_item_and_warnings_are_claimed_once
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -1371,4 +1372,262 @@ pub async fn notification_emails_are_claimed_once_under_a_lease(db: Arc<dyn Data
         ],
         "newest first: c sent, b expired, a failed"
     );
+}
+
+fn stored_sar(
+    t: TenantId,
+    work_item: CaseId,
+    case: CaseId,
+    deadline_at: OffsetDateTime,
+) -> crate::sars::StoredSar {
+    crate::sars::StoredSar {
+        tenant_id: t,
+        id: work_item,
+        case_id: case,
+        filing_type: "initial".into(),
+        jurisdiction: "fincen".into(),
+        prior_report_id: None,
+        prior_filed_on: None,
+        detected_on: "2026-03-01".into(),
+        opened_on: "2026-03-01".into(),
+        deadline_at,
+        deadline: json!({"due_on": "2026-03-31", "days": 30}),
+        content: json!({"narrative": "Structured cash deposits", "subjects": []}),
+        checks: json!({}),
+        transmitter: None,
+        filing_reference: None,
+        submitted_at: None,
+        submitted_by: None,
+        bsa_id: None,
+        acknowledgement: None,
+        acknowledged_at: None,
+        warnings_sent: 0,
+        next_warning_at: Some(datetime!(2026-03-17 00:00 UTC)),
+        created_by: None,
+        created_at: T0,
+        updated_at: T0,
+        version: 1,
+        status: String::new(),
+        reference: String::new(),
+    }
+}
+
+/// A report reads its status and reference from its work item; lists filter by status,
+/// jurisdiction and deadline, newest first, inside the tenant; a version check refuses a stale
+/// write; the deadline sweep sees only reports whose next warning is due, and a warning is
+/// claimed once (compare-and-swap); the filed document and the prior filing are found again.
+pub async fn sars_join_their_work_item_and_warnings_are_claimed_once(db: Arc<dyn Database>) {
+    use crate::sars::{self, SarFilter};
+    let (t, _) = setup(&*db, "acme").await;
+    let (other, _) = setup(&*db, "globex").await;
+    case_fixture(&*db, &t).await;
+    case_fixture(&*db, &other).await;
+    let mut c = db.conn().await.unwrap();
+    let origin = stored_case(t.id, 1, "investigating", T0);
+    let item = stored_case(t.id, 2, "draft", T0);
+    let later_item = stored_case(t.id, 3, "pending_review", T0 + Duration::seconds(1));
+    let foreign_case = stored_case(other.id, 1, "open", T0);
+    let foreign_item = stored_case(other.id, 2, "draft", T0);
+    crate::cases::insert_many(&mut *c, &[origin.clone(), item.clone(), later_item.clone()])
+        .await
+        .unwrap();
+    crate::cases::insert_many(&mut *c, &[foreign_case.clone(), foreign_item.clone()])
+        .await
+        .unwrap();
+    let due = datetime!(2026-03-31 23:59:59.999999 UTC);
+    let first = stored_sar(t.id, item.id, origin.id, due);
+    let mut second = stored_sar(t.id, later_item.id, origin.id, due + Duration::days(30));
+    second.created_at = T0 + Duration::seconds(1);
+    second.jurisdiction = "goaml".into();
+    second.next_warning_at = Some(datetime!(2026-04-16 00:00 UTC));
+    sars::insert(&mut *c, &first).await.unwrap();
+    sars::insert(&mut *c, &second).await.unwrap();
+    let mut foreign = stored_sar(other.id, foreign_item.id, foreign_case.id, due);
+    foreign.next_warning_at = Some(datetime!(2026-03-18 00:00 UTC));
+    sars::insert(&mut *c, &foreign).await.unwrap();
+
+    // Read back with the work item's status and reference, and exactly what was written.
+    let got = sars::get(&mut *c, t.id, item.id).await.unwrap().unwrap();
+    assert_eq!(got.status, "draft");
+    assert_eq!(got.reference, item.reference);
+    assert_eq!(got.deadline_at, due);
+    assert_eq!(got.content, first.content);
+    assert_eq!(got.next_warning_at, first.next_warning_at);
+    assert!(
+        sars::get(&mut *c, other.id, item.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "tenant in every key"
+    );
+
+    let ids = |v: Vec<crate::sars::StoredSar>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    let all = sars::list(&mut *c, t.id, &SarFilter::default(), 50, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(all),
+        vec![later_item.id, item.id],
+        "newest first, own tenant only"
+    );
+    let f = SarFilter {
+        status: Some("pending_review".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(sars::list(&mut *c, t.id, &f, 50, 0).await.unwrap()),
+        vec![later_item.id]
+    );
+    let f = SarFilter {
+        deadline_before: Some(datetime!(2026-04-01 00:00 UTC)),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(sars::list(&mut *c, t.id, &f, 50, 0).await.unwrap()),
+        vec![item.id]
+    );
+    let f = SarFilter {
+        jurisdiction: Some("goaml".into()),
+        case_id: Some(origin.id),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(sars::list(&mut *c, t.id, &f, 50, 0).await.unwrap()),
+        vec![later_item.id]
+    );
+
+    // Optimistic concurrency.
+    let mut changed = got.clone();
+    changed.version = 2;
+    changed.content = json!({"narrative": "edited"});
+    assert!(sars::update(&mut *c, &changed, 1).await.unwrap());
+    assert!(
+        !sars::update(&mut *c, &changed, 1).await.unwrap(),
+        "a stale version loses"
+    );
+    assert_eq!(
+        sars::get(&mut *c, t.id, item.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .content,
+        changed.content
+    );
+
+    // The sweep's view: what is due, across tenants, most overdue first.
+    let due_now = |at| {
+        let db = db.clone();
+        async move {
+            let mut c = db.conn().await.unwrap();
+            ids(sars::warnings_due(&mut *c, at, 10).await.unwrap())
+        }
+    };
+    assert!(due_now(datetime!(2026-03-16 23:00 UTC)).await.is_empty());
+    assert_eq!(
+        due_now(datetime!(2026-03-18 08:00 UTC)).await,
+        vec![item.id, foreign_item.id]
+    );
+    let next = Some(datetime!(2026-03-24 00:00 UTC));
+    assert!(
+        sars::mark_warned(&mut *c, t.id, item.id, 0, 1, next)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sars::mark_warned(&mut *c, t.id, item.id, 0, 1, next)
+            .await
+            .unwrap(),
+        "claimed once"
+    );
+    assert!(
+        !sars::mark_warned(&mut *c, other.id, item.id, 1, 2, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        due_now(datetime!(2026-03-18 08:00 UTC)).await,
+        vec![foreign_item.id]
+    );
+    assert!(
+        sars::mark_warned(&mut *c, t.id, item.id, 1, 1, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !due_now(datetime!(2027-01-01 00:00 UTC))
+            .await
+            .contains(&item.id),
+        "none left"
+    );
+
+    // The filed document and the prior filing.
+    assert_eq!(
+        sars::filed_document(&mut *c, t.id, item.id).await.unwrap(),
+        None
+    );
+    let xml = "<fc2:EFilingBatchXML>é &amp; ü</fc2:EFilingBatchXML>";
+    sars::set_filed_document(&mut *c, t.id, item.id, xml)
+        .await
+        .unwrap();
+    assert_eq!(
+        sars::filed_document(&mut *c, t.id, item.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(xml)
+    );
+    assert_eq!(
+        sars::filed_document(&mut *c, other.id, item.id)
+            .await
+            .unwrap(),
+        None
+    );
+    let mut filed = sars::get(&mut *c, t.id, item.id).await.unwrap().unwrap();
+    filed.version = 3;
+    filed.filing_reference = Some("SANDBOX-SAR-ABCD1234".into());
+    filed.submitted_at = Some(T0 + Duration::days(2));
+    assert!(sars::update(&mut *c, &filed, 2).await.unwrap());
+    assert_eq!(
+        sars::filed_at(&mut *c, t.id, "SANDBOX-SAR-ABCD1234")
+            .await
+            .unwrap(),
+        Some(T0 + Duration::days(2))
+    );
+    assert_eq!(
+        sars::filed_at(&mut *c, other.id, "SANDBOX-SAR-ABCD1234")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The filing profile: created once, then compare-and-swap.
+    let p = json!({"filer": {"name": "Acme Bank"}});
+    assert_eq!(sars::profile(&mut *c, t.id).await.unwrap(), None);
+    assert!(
+        sars::put_profile(&mut *c, t.id, &p, None, T0, 0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sars::put_profile(&mut *c, t.id, &p, None, T0, 0)
+            .await
+            .unwrap(),
+        "already there"
+    );
+    assert!(
+        sars::put_profile(&mut *c, t.id, &json!({}), None, T0, 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sars::put_profile(&mut *c, t.id, &p, None, T0, 1)
+            .await
+            .unwrap(),
+        "stale"
+    );
+    assert_eq!(
+        sars::profile(&mut *c, t.id).await.unwrap(),
+        Some((json!({}), 2))
+    );
+    assert_eq!(sars::profile(&mut *c, other.id).await.unwrap(), None);
 }

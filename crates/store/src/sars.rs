@@ -51,6 +51,8 @@ pub struct StoredSar {
     pub acknowledged_at: Option<OffsetDateTime>,
     /// Deadline warnings sent so far.
     pub warnings_sent: i64,
+    /// When the next deadline warning is due (none: no warning left, or filed).
+    pub next_warning_at: Option<OffsetDateTime>,
     /// Creator.
     pub created_by: Option<Uuid>,
     /// Created.
@@ -68,7 +70,7 @@ pub struct StoredSar {
 const COLS: &str = "s.tenant_id, s.id, s.case_id, s.filing_type, s.jurisdiction, s.prior_report_id, \
     s.prior_filed_on, s.detected_on, s.opened_on, s.deadline_at, s.deadline, s.content, s.checks, \
     s.transmitter, s.filing_reference, s.submitted_at, s.submitted_by, s.bsa_id, s.acknowledgement, \
-    s.acknowledged_at, s.warnings_sent, s.created_by, s.created_at, s.updated_at, s.version, \
+    s.acknowledged_at, s.warnings_sent, s.next_warning_at, s.created_by, s.created_at, s.updated_at, s.version, \
     k.status, k.reference";
 
 const FROM: &str = "FROM sars s JOIN cases k ON k.tenant_id = s.tenant_id AND k.id = s.id";
@@ -99,6 +101,7 @@ fn from_row(r: &Row) -> StoreResult<StoredSar> {
         },
         acknowledged_at: r.opt_time("acknowledged_at")?,
         warnings_sent: r.int("warnings_sent")?,
+        next_warning_at: r.opt_time("next_warning_at")?,
         created_by: r.opt_uuid("created_by")?,
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
@@ -113,8 +116,8 @@ pub async fn insert(c: &mut dyn Conn, s: &StoredSar) -> StoreResult<()> {
     c.execute(
         "INSERT INTO sars (tenant_id, id, case_id, filing_type, jurisdiction, prior_report_id, \
          prior_filed_on, detected_on, opened_on, deadline_at, deadline, content, checks, \
-         warnings_sent, created_by, created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+         warnings_sent, created_by, created_at, updated_at, version, next_warning_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         &[
             s.tenant_id.into(),
             s.id.into(),
@@ -134,6 +137,7 @@ pub async fn insert(c: &mut dyn Conn, s: &StoredSar) -> StoreResult<()> {
             s.created_at.into(),
             s.updated_at.into(),
             s.version.into(),
+            s.next_warning_at.into(),
         ],
     )
     .await
@@ -148,7 +152,7 @@ pub async fn update(c: &mut dyn Conn, s: &StoredSar, expected: i64) -> StoreResu
             "UPDATE sars SET prior_report_id = $3, prior_filed_on = $4, deadline_at = $5, \
              deadline = $6, content = $7, checks = $8, transmitter = $9, filing_reference = $10, \
              submitted_at = $11, submitted_by = $12, bsa_id = $13, acknowledgement = $14, \
-             acknowledged_at = $15, updated_at = $16, version = $17, warnings_sent = $19 \
+             acknowledged_at = $15, updated_at = $16, version = $17, warnings_sent = $19, next_warning_at = $20 \
              WHERE tenant_id = $1 AND id = $2 AND version = $18",
             &[
                 s.tenant_id.into(),
@@ -170,6 +174,7 @@ pub async fn update(c: &mut dyn Conn, s: &StoredSar, expected: i64) -> StoreResu
                 s.version.into(),
                 expected.into(),
                 s.warnings_sent.into(),
+                s.next_warning_at.into(),
             ],
         )
         .await?;
@@ -231,42 +236,79 @@ pub async fn list(
         .collect()
 }
 
-/// Open reports (not filed or withdrawn) of every tenant whose deadline falls before `until`
-/// and that have had fewer than `stages` warnings: the deadline-warning sweep's input, oldest
-/// deadline first.
-pub async fn warnable(
+/// Reports of every tenant whose next deadline warning is due at `now`, the most overdue
+/// first: the deadline sweep's input (an index on `next_warning_at` keeps it to those).
+pub async fn warnings_due(
     c: &mut dyn Conn,
-    until: OffsetDateTime,
-    stages: i64,
+    now: OffsetDateTime,
     limit: i64,
 ) -> StoreResult<Vec<StoredSar>> {
     let sql = format!(
-        "SELECT {COLS} {FROM} WHERE s.deadline_at < $1 AND s.warnings_sent < $2 \
-         AND k.status NOT IN ('filed', 'withdrawn') ORDER BY s.deadline_at, s.id LIMIT $3"
+        "SELECT {COLS} {FROM} WHERE s.next_warning_at <= $1 ORDER BY s.next_warning_at, s.id LIMIT $2"
     );
-    c.fetch_all(&sql, &[until.into(), stages.into(), limit.into()])
+    c.fetch_all(&sql, &[now.into(), limit.into()])
         .await?
         .iter()
         .map(from_row)
         .collect()
 }
 
-/// Records that warnings up to `to` went out for report `id`, if `from` were sent before;
-/// answers whether this call moved it (so one sweep of several workers warns once).
+/// Records that warnings up to `to` went out for report `id` and when the next is due, if
+/// `from` were sent before; answers whether this call moved it (so one sweep of several
+/// workers warns once).
 pub async fn mark_warned(
     c: &mut dyn Conn,
     tenant: TenantId,
     id: CaseId,
     from: i64,
     to: i64,
+    next: Option<OffsetDateTime>,
 ) -> StoreResult<bool> {
     let n = c
         .execute(
-            "UPDATE sars SET warnings_sent = $4 WHERE tenant_id = $1 AND id = $2 AND warnings_sent = $3",
-            &[tenant.into(), id.into(), from.into(), to.into()],
+            "UPDATE sars SET warnings_sent = $4, next_warning_at = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND warnings_sent = $3",
+            &[
+                tenant.into(),
+                id.into(),
+                from.into(),
+                to.into(),
+                next.into(),
+            ],
         )
         .await?;
     Ok(n == 1)
+}
+
+/// Keeps the document a report was filed with, exactly as sent.
+pub async fn set_filed_document(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: CaseId,
+    xml: &str,
+) -> StoreResult<()> {
+    c.execute(
+        "UPDATE sars SET filed_document = $3 WHERE tenant_id = $1 AND id = $2",
+        &[tenant.into(), id.into(), xml.into()],
+    )
+    .await
+    .map(drop)
+}
+
+/// The document report `id` was filed with, if it was filed.
+pub async fn filed_document(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: CaseId,
+) -> StoreResult<Option<String>> {
+    Ok(c.fetch_optional(
+        "SELECT filed_document FROM sars WHERE tenant_id = $1 AND id = $2",
+        &[tenant.into(), id.into()],
+    )
+    .await?
+    .map(|r| r.opt_text("filed_document"))
+    .transpose()?
+    .flatten())
 }
 
 /// Locks report `id` for the rest of the transaction (PostgreSQL; SQLite serialises writers).
@@ -323,4 +365,22 @@ pub async fn put_profile(
         .await?
     };
     Ok(n == 1)
+}
+
+/// When the report of `tenant` filed under `id` (a BSA ID or a transmitter reference) was
+/// submitted, if casegate filed it.
+pub async fn filed_at(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: &str,
+) -> StoreResult<Option<OffsetDateTime>> {
+    Ok(c.fetch_optional(
+        "SELECT submitted_at FROM sars WHERE tenant_id = $1 AND submitted_at IS NOT NULL \
+             AND (bsa_id = $2 OR filing_reference = $2) ORDER BY submitted_at LIMIT 1",
+        &[tenant.into(), id.into()],
+    )
+    .await?
+    .map(|r| r.opt_time("submitted_at"))
+    .transpose()?
+    .flatten())
 }

@@ -261,8 +261,15 @@ pub async fn acknowledge_sar(
     Auth(p): Auth,
     Path(id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError(crate::error::too_large()),
+        _ => ApiError(Error::new(
+            casegate_domain::Code::MalformedRequest,
+            "the body could not be read",
+        )),
+    })?;
     let mut seq = None;
     for (k, v) in params {
         match k.as_str() {

@@ -336,6 +336,29 @@ async fn a_structuring_case_becomes_a_filed_sar(b: Backend) {
     assert_eq!(k["sar_filing"]["filing_reference"], reference);
     assert_eq!(k["sar_filing"]["status"], "filed");
 
+    // What was filed stays what was filed: a later profile change does not alter its document.
+    let filed_doc = document(&s, analyst, &id, "fincen_xml")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(filed_doc.contains("Casegate Sandbox Bank N.A."));
+    let mut profile = s
+        .get("/settings/filing-profile", co)
+        .await
+        .assert_ok(200)
+        .clone();
+    profile["filer"]["name"] = json!("Renamed Bank N.A.");
+    s.put("/settings/filing-profile", co, profile)
+        .await
+        .assert_ok(200);
+    let again = document(&s, analyst, &id, "fincen_xml")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(again, filed_doc);
+
     // FinCEN's acknowledgement gives the BSA ID and its warnings.
     let ack = std::fs::read(regulatory().join("fincen/samples/sar_acknowledgement.xml")).unwrap();
     let r = s
@@ -347,7 +370,7 @@ async fn a_structuring_case_becomes_a_filed_sar(b: Backend) {
                 .body(ack),
         )
         .await;
-    let d = r.assert_ok(200);
+    let d = r.assert_ok(200).clone();
     assert_eq!(d["bsa_id"], "31000055053784");
     assert_eq!(d["acknowledgement"]["accepted"], true);
     assert_eq!(
@@ -355,6 +378,20 @@ async fn a_structuring_case_becomes_a_filed_sar(b: Backend) {
         2
     );
     assert_eq!(d["acknowledgement"]["warnings"][0]["code"], "C21");
+    // An acknowledgement whose BSA ID is not one is refused and changes nothing.
+    let bad = "<EFilingBatchXML StatusCode=\"A\"><EFilingActivityXML SeqNum=\"1\"><BSAID>12AB</BSAID></EFilingActivityXML></EFilingBatchXML>";
+    s.send(
+        s.http
+            .post(s.url(&format!("/sars/{id}/acknowledgement")))
+            .bearer_auth(co)
+            .body(bad),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+    assert_eq!(
+        s.get(&format!("/sars/{id}"), co).await.body["bsa_id"],
+        "31000055053784"
+    );
 
     // Announced and audited.
     let events = |t: &'static str| outbox(&s, &s.a.id, t);
@@ -796,6 +833,15 @@ async fn bad_input_is_refused_and_changes_nothing(b: Backend) {
     ack("<not-closed")
         .await
         .assert_error(422, "validation_failed");
+    let huge = format!("<EFilingBatchXML>{}</EFilingBatchXML>", " ".repeat(2 << 20));
+    s.send(
+        s.http
+            .post(s.url(&format!("/sars/{id}/acknowledgement")))
+            .bearer_auth(co)
+            .body(huge),
+    )
+    .await
+    .assert_error(413, "payload_too_large");
     ack("<EFilingBatchXML StatusCode=\"A\"><EFilingSubmissionXML><EFilingActivityXML SeqNum=\"3\"><BSAID>31000055053784</BSAID></EFilingActivityXML></EFilingSubmissionXML></EFilingBatchXML>")
         .await
         .assert_error(422, "invalid_transition");
@@ -916,7 +962,53 @@ async fn a_configured_schema_check_that_cannot_run_stops_the_filing(b: Backend) 
     s.stop().await;
 }
 
+/// A gateway that refuses everything.
+#[derive(Debug)]
+struct Down;
+
+#[async_trait::async_trait]
+impl casegate_service::sars::Transmitter for Down {
+    fn name(&self) -> &str {
+        "down"
+    }
+    async fn transmit(
+        &self,
+        _: casegate_domain::ids::CaseId,
+        _: casegate_service::sars::Format,
+        _: &str,
+    ) -> casegate_service::Result<String> {
+        Err(casegate_domain::Error::new(
+            casegate_domain::Code::Unavailable,
+            "the gateway is down",
+        ))
+    }
+}
+
+/// When the transmitter fails, nothing is recorded: the report stays approved, unfiled.
+async fn a_transmitter_failure_leaves_the_report_approved(b: Backend) {
+    let mut config = schemas();
+    config.sar.transmitter = std::sync::Arc::new(Down);
+    let s = start_with(b, settings(), config).await;
+    let case = structuring_case(&s).await;
+    let id = approved(&s, &case, true).await;
+    let co = s.a.key("compliance_officer");
+    s.post(&format!("/sars/{id}/submit"), co, json!({}))
+        .await
+        .assert_error(503, "unavailable");
+    let d = s
+        .get(&format!("/sars/{id}"), co)
+        .await
+        .assert_ok(200)
+        .clone();
+    assert_eq!(d["status"], "approved");
+    assert_eq!(d["filing_reference"], Value::Null);
+    assert_eq!(d["transmitter"], Value::Null);
+    assert!(outbox(&s, &s.a.id, "sar.filed").await.is_empty());
+    s.stop().await;
+}
+
 both_backends!(
+    a_transmitter_failure_leaves_the_report_approved,
     a_configured_schema_check_that_cannot_run_stops_the_filing,
     schema_errors_come_back_as_problems_the_officer_can_read,
     a_structuring_case_becomes_a_filed_sar,
