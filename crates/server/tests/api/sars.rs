@@ -125,6 +125,25 @@ async fn document(s: &TestServer, key: &str, id: &str, format: &str) -> reqwest:
         .expect("request")
 }
 
+/// Posts an acknowledgement document (`query` after the path, e.g. `?activity_seq=3`).
+async fn acknowledge(
+    s: &TestServer,
+    key: &str,
+    id: &str,
+    query: &str,
+    body: impl Into<reqwest::Body>,
+) -> Resp {
+    let url = s.url(&format!("/sars/{id}/acknowledgement{query}"));
+    s.send(
+        s.http
+            .post(url)
+            .bearer_auth(key)
+            .header("content-type", "application/xml")
+            .body(body),
+    )
+    .await
+}
+
 /// Drafts a SAR on `case` and brings it to `approved` through the gate (compliance officer
 /// asks, the MLRO signs off).
 async fn approved_sar(s: &TestServer, case: &str) -> String {
@@ -361,15 +380,7 @@ async fn a_structuring_case_becomes_a_filed_sar(b: Backend) {
 
     // FinCEN's acknowledgement gives the BSA ID and its warnings.
     let ack = std::fs::read(regulatory().join("fincen/samples/sar_acknowledgement.xml")).unwrap();
-    let r = s
-        .send(
-            s.http
-                .post(s.url(&format!("/sars/{id}/acknowledgement?activity_seq=3")))
-                .bearer_auth(co)
-                .header("content-type", "application/xml")
-                .body(ack),
-        )
-        .await;
+    let r = acknowledge(&s, co, &id, "?activity_seq=3", ack).await;
     let d = r.assert_ok(200).clone();
     assert_eq!(d["bsa_id"], "31000055053784");
     assert_eq!(d["acknowledgement"]["accepted"], true);
@@ -380,14 +391,9 @@ async fn a_structuring_case_becomes_a_filed_sar(b: Backend) {
     assert_eq!(d["acknowledgement"]["warnings"][0]["code"], "C21");
     // An acknowledgement whose BSA ID is not one is refused and changes nothing.
     let bad = "<EFilingBatchXML StatusCode=\"A\"><EFilingActivityXML SeqNum=\"1\"><BSAID>12AB</BSAID></EFilingActivityXML></EFilingBatchXML>";
-    s.send(
-        s.http
-            .post(s.url(&format!("/sars/{id}/acknowledgement")))
-            .bearer_auth(co)
-            .body(bad),
-    )
-    .await
-    .assert_error(422, "validation_failed");
+    acknowledge(&s, co, &id, "", bad)
+        .await
+        .assert_error(422, "validation_failed");
     assert_eq!(
         s.get(&format!("/sars/{id}"), co).await.body["bsa_id"],
         "31000055053784"
@@ -822,26 +828,14 @@ async fn bad_input_is_refused_and_changes_nothing(b: Backend) {
     assert!(rules.contains(&"narrative_required"), "{rules:?}");
     assert!(rules.contains(&"classification_required"), "{rules:?}");
     // Acknowledgements: only for a filed report, only well-formed.
-    let ack = |body: &'static str| {
-        s.send(
-            s.http
-                .post(s.url(&format!("/sars/{id}/acknowledgement")))
-                .bearer_auth(co)
-                .body(body),
-        )
-    };
+    let ack = |body: &'static str| acknowledge(&s, co, &id, "", body);
     ack("<not-closed")
         .await
         .assert_error(422, "validation_failed");
     let huge = format!("<EFilingBatchXML>{}</EFilingBatchXML>", " ".repeat(2 << 20));
-    s.send(
-        s.http
-            .post(s.url(&format!("/sars/{id}/acknowledgement")))
-            .bearer_auth(co)
-            .body(huge),
-    )
-    .await
-    .assert_error(413, "payload_too_large");
+    acknowledge(&s, co, &id, "", huge)
+        .await
+        .assert_error(413, "payload_too_large");
     ack("<EFilingBatchXML StatusCode=\"A\"><EFilingSubmissionXML><EFilingActivityXML SeqNum=\"3\"><BSAID>31000055053784</BSAID></EFilingActivityXML></EFilingSubmissionXML></EFilingBatchXML>")
         .await
         .assert_error(422, "invalid_transition");
