@@ -1402,6 +1402,7 @@ fn check_profile(p: &FilingProfile) -> Result<()> {
         ("goaml_rentity_id", &p.goaml_rentity_id),
         ("goaml_rentity_branch", &p.goaml_rentity_branch),
         ("goaml_currency", &p.goaml_currency),
+        ("goaml_report_code", &p.goaml_report_code),
     ];
     for (field, v) in codes {
         if let Some(v) = v {

@@ -2,7 +2,7 @@
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody, OptJson};
 use crate::rest::cases::{only, opt_str};
-use crate::rest::{Auth, flag_param, int_param, unknown_param};
+use crate::rest::{Auth, flag_param, paging};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -22,8 +22,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_request))
 }
 
-const LIST_PARAMS: &[&str] = &["status", "mine", "case_id", "sort", "limit", "offset"];
-
 /// The approver's inbox: transition requests, newest first unless `sort=requested_at`
 /// (`status` default `pending`, `all` for every status; `mine=true`: only those the caller can
 /// decide now).
@@ -39,19 +37,15 @@ pub async fn list_approvals(
     Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     let mut q = ListQuery::default();
-    let (mut limit, mut offset) = (None, None);
-    for (k, v) in params {
+    let (page, rest) = paging(params, &["status", "case_id", "sort", "mine"])?;
+    for (k, v) in rest {
         match k.as_str() {
             "status" => q.status = Some(v),
             "case_id" => q.case_id = Some(v),
             "sort" => q.sort = Some(v),
-            "mine" => q.mine = flag_param("mine", &v)?,
-            "limit" => limit = Some(int_param("limit", &v)?),
-            "offset" => offset = Some(int_param("offset", &v)?),
-            _ => return Err(unknown_param(&k, LIST_PARAMS)),
+            _ => q.mine = flag_param("mine", &v)?,
         }
     }
-    let page = casegate_service::Page::new(limit, offset)?;
     let found = approvals::list(&st.svc, &p, q, page).await?;
     Ok(Json(
         json!({ "requests": found.requests, "total": found.total,

@@ -110,6 +110,27 @@ pub(crate) fn unknown_param(k: &str, known: &[&str]) -> ApiError {
     ))
 }
 
+/// `limit` and `offset`, refusing any other parameter but `extra`.
+pub(crate) fn paging(
+    params: Vec<(String, String)>,
+    extra: &[&str],
+) -> ApiResult<(casegate_service::Page, Vec<(String, String)>)> {
+    let (mut limit, mut offset, mut rest) = (None, None, Vec::new());
+    for (k, v) in params {
+        match k.as_str() {
+            "limit" => limit = Some(int_param("limit", &v)?),
+            "offset" => offset = Some(int_param("offset", &v)?),
+            other if extra.contains(&other) => rest.push((k, v)),
+            _ => {
+                let mut known = vec!["limit", "offset"];
+                known.extend_from_slice(extra);
+                return Err(unknown_param(&k, &known));
+            }
+        }
+    }
+    Ok((casegate_service::Page::new(limit, offset)?, rest))
+}
+
 /// `limit` and `offset` of list endpoints (API.md "Lists").
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

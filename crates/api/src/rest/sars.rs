@@ -3,13 +3,12 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::rest::cases::{expected, only, opt_str, tagged};
-use crate::rest::{Auth, int_param, unknown_param};
+use crate::rest::{Auth, int_param, paging, unknown_param};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use casegate_domain::Error;
-use casegate_service::Page;
 use casegate_service::sars::{self, NewSar, SarQuery};
 use casegate_service::xsd::SchemaCheck;
 use serde_json::{Map, Value, json};
@@ -84,15 +83,6 @@ pub async fn create_sar(
     Ok(tagged(StatusCode::CREATED, v.version, &body))
 }
 
-const LIST_PARAMS: &[&str] = &[
-    "status",
-    "jurisdiction",
-    "deadline_before",
-    "case_id",
-    "limit",
-    "offset",
-];
-
 /// Reports, newest first (`sar.view`). `deadline_before` takes a date (deadlines before that
 /// day) or an RFC 3339 date-time: the urgency queue.
 #[utoipa::path(get, path = "/sars", tag = "sars",
@@ -107,19 +97,18 @@ pub async fn list_sars(
     Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<axum::Json<Value>> {
     let mut q = SarQuery::default();
-    let (mut limit, mut offset) = (None, None);
-    for (k, v) in params {
+    let (page, rest) = paging(
+        params,
+        &["status", "jurisdiction", "deadline_before", "case_id"],
+    )?;
+    for (k, v) in rest {
         match k.as_str() {
             "status" => q.status = Some(v),
             "jurisdiction" => q.jurisdiction = Some(v),
             "deadline_before" => q.deadline_before = Some(v),
-            "case_id" => q.case_id = Some(v),
-            "limit" => limit = Some(int_param("limit", &v)?),
-            "offset" => offset = Some(int_param("offset", &v)?),
-            _ => return Err(unknown_param(&k, LIST_PARAMS)),
+            _ => q.case_id = Some(v),
         }
     }
-    let page = Page::new(limit, offset)?;
     let found = sars::list(&st.svc, &p, q, page).await?;
     Ok(axum::Json(
         json!({ "sars": found, "limit": page.limit, "offset": page.offset }),

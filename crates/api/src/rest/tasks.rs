@@ -3,13 +3,13 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, OptJson};
 use crate::rest::cases::{only, opt_str};
-use crate::rest::{Auth, flag_param, int_param, unknown_param};
+use crate::rest::{Auth, flag_param, paging};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use casegate_domain::Error;
+use casegate_service::notifications;
 use casegate_service::tasks::{self, ListQuery, NewTask};
-use casegate_service::{Page, notifications};
 use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,8 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_notifications))
         .routes(routes!(read_notification))
 }
-
-const LIST_PARAMS: &[&str] = &["status", "assigned_to", "case_id", "limit", "offset"];
 
 /// Tasks, the soonest due first. `status`: `open` (default), `done` or `all`; `assigned_to`:
 /// a user id or email, or `me` (the caller's, and those waiting on one of the caller's roles);
@@ -40,18 +38,14 @@ pub async fn list_tasks(
     Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     let mut q = ListQuery::default();
-    let (mut limit, mut offset) = (None, None);
-    for (k, v) in params {
+    let (page, rest) = paging(params, &["status", "assigned_to", "case_id"])?;
+    for (k, v) in rest {
         match k.as_str() {
             "status" => q.status = Some(v),
             "assigned_to" => q.assigned_to = Some(v),
-            "case_id" => q.case_id = Some(v),
-            "limit" => limit = Some(int_param("limit", &v)?),
-            "offset" => offset = Some(int_param("offset", &v)?),
-            _ => return Err(unknown_param(&k, LIST_PARAMS)),
+            _ => q.case_id = Some(v),
         }
     }
-    let page = Page::new(limit, offset)?;
     let found = tasks::list(&st.svc, &p, q, page).await?;
     Ok(Json(json!({ "tasks": found.tasks, "total": found.total,
         "limit": page.limit, "offset": page.offset })))
@@ -133,8 +127,6 @@ pub async fn complete_task(
     Ok(Json(json!(t)))
 }
 
-const INBOX_PARAMS: &[&str] = &["unread", "limit", "offset"];
-
 /// The caller's notifications, newest first (`unread=true`: only unread ones).
 #[utoipa::path(get, path = "/notifications", tag = "tasks",
     params(("unread" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
@@ -145,16 +137,11 @@ pub async fn list_notifications(
     Auth(p): Auth,
     Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
-    let (mut unread, mut limit, mut offset) = (false, None, None);
-    for (k, v) in params {
-        match k.as_str() {
-            "unread" => unread = flag_param("unread", &v)?,
-            "limit" => limit = Some(int_param("limit", &v)?),
-            "offset" => offset = Some(int_param("offset", &v)?),
-            _ => return Err(unknown_param(&k, INBOX_PARAMS)),
-        }
+    let (page, rest) = paging(params, &["unread"])?;
+    let mut unread = false;
+    for (_, v) in rest {
+        unread = flag_param("unread", &v)?;
     }
-    let page = Page::new(limit, offset)?;
     let inbox = notifications::list(&st.svc, &p, unread, page).await?;
     Ok(Json(
         json!({ "notifications": inbox.notifications, "total": inbox.total,

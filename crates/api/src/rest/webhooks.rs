@@ -3,12 +3,12 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, OptJson};
 use crate::rest::cases::only;
-use crate::rest::{Auth, int_param, unknown_param};
+use crate::rest::{Auth, paging};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use casegate_domain::Error;
-use casegate_service::{Page, webhooks};
+use casegate_service::webhooks;
 use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,27 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_deliveries))
         .routes(routes!(get_delivery))
         .routes(routes!(redeliver))
-}
-
-/// `limit` and `offset`, refusing any other parameter but `extra`.
-fn paging(
-    params: Vec<(String, String)>,
-    extra: &[&str],
-) -> ApiResult<(Page, Vec<(String, String)>)> {
-    let (mut limit, mut offset, mut rest) = (None, None, Vec::new());
-    for (k, v) in params {
-        match k.as_str() {
-            "limit" => limit = Some(int_param("limit", &v)?),
-            "offset" => offset = Some(int_param("offset", &v)?),
-            other if extra.contains(&other) => rest.push((k, v)),
-            _ => {
-                let mut known = vec!["limit", "offset"];
-                known.extend_from_slice(extra);
-                return Err(unknown_param(&k, &known));
-            }
-        }
-    }
-    Ok((Page::new(limit, offset)?, rest))
 }
 
 /// Registers a receiver: `url` (https; plain http only to loopback with

@@ -299,6 +299,9 @@ pub struct FilingProfile {
     pub goaml_rentity_branch: Option<String>,
     /// goAML: the local currency (ISO 4217).
     pub goaml_currency: Option<String>,
+    /// goAML: the report code, `STR` (default) or `SAR` (FIUs that file activity without
+    /// transactions as SAR, such as the UAE's).
+    pub goaml_report_code: Option<String>,
 }
 
 impl FilingProfile {
@@ -341,6 +344,7 @@ impl FilingProfile {
             goaml_rentity_id: Some("101".into()),
             goaml_rentity_branch: Some("HQ".into()),
             goaml_currency: Some("USD".into()),
+            goaml_report_code: None,
         }
     }
 }

@@ -3,14 +3,16 @@
 //! compliance officer who has to fix it.
 //!
 //! # What the document holds, and why
-//! - **`report_code` SAR.** The report's content is activity without transactions, so the
-//!   document uses the schema's `activity` branch (report parties) rather than `transaction`.
-//!   The UAE FIU's report types come in pairs named for that split (`report_type` in the XSD:
-//!   AIF "without transaction" / AIFT "with transaction", ECDD / ECDDT, HRCA "activity" /
-//!   HRC "transaction", SAR "Suspicious Activity Report" / STR "Suspicious Transaction Report"),
-//!   and the FIU's own samples file an STR with transactions and a SAR with an activity. An
-//!   STR needs transactions, which the content does not have.
-//! - **Corrections and continuing activity** stay SAR reports; the prior report's reference
+//! - **`report_code` STR, or SAR where the FIU says so** (`goaml_report_code` in the filing
+//!   profile). The report's content is activity without transactions, so the document uses
+//!   the schema's `activity` branch (report parties) rather than `transaction`, which the
+//!   schema allows for either code. STR, the suspicious transaction report, is what most FIUs
+//!   file on goAML and the default. The UAE FIU pairs its report types by that split
+//!   (`report_type` in the XSD: AIF "without transaction" / AIFT "with transaction", HRCA
+//!   "activity" / HRC "transaction", SAR "Suspicious Activity Report" / STR "Suspicious
+//!   Transaction Report") and its samples file an STR with transactions and a SAR with an
+//!   activity: a UAE filer sets `SAR`.
+//! - **Corrections and continuing activity** keep the report code; the prior report's reference
 //!   goes in `fiu_ref_number` and the `action` says what the report follows.
 //! - **Subjects** are `person` / `entity` report parties (`t_person`, `t_entity`), not the
 //!   `*_my_client` variants: those demand gender, nationality, residence, phones, identity
@@ -52,8 +54,17 @@ const WRITE: &str = "writing to a Vec";
 const SCHEMA_VERSION: &str = "5.0.2";
 /// `submission_type` E: electronic.
 const SUBMISSION_CODE: &str = "E";
-/// `report_type` SAR: Suspicious Activity Report (the activity branch; see the module docs).
-const REPORT_CODE: &str = "SAR";
+/// `report_type` when the profile names none: STR (see the module docs).
+const DEFAULT_REPORT_CODE: &str = "STR";
+/// The report codes a suspicious-activity filing may carry.
+const REPORT_CODES: [&str; 2] = ["STR", "SAR"];
+
+/// The profile's report code, or the default.
+fn report_code(p: &FilingProfile) -> String {
+    field(&p.goaml_report_code)
+        .map(|c| c.to_ascii_uppercase())
+        .unwrap_or_else(|| DEFAULT_REPORT_CODE.to_string())
+}
 /// `contact_type` BU (business): the filer's and the contact office's addresses and phone, and
 /// an entity subject's address.
 const BUSINESS: &str = "BU";
@@ -161,7 +172,7 @@ pub fn document(h: &ReportHeader, c: &SarContent, p: &FilingProfile) -> String {
             leaf(w, "rentity_branch", &branch);
         }
         leaf(w, "submission_code", SUBMISSION_CODE);
-        leaf(w, "report_code", REPORT_CODE);
+        leaf(w, "report_code", &report_code(p));
         leaf(
             w,
             "entity_reference",
@@ -245,6 +256,17 @@ pub fn check(h: &ReportHeader, c: &SarContent, p: &FilingProfile) -> Vec<Problem
 
 /// The filing profile: reporting entity, local currency, reporting person, filer's address.
 fn check_profile(out: &mut Vec<Problem>, p: &FilingProfile) {
+    let report = report_code(p);
+    if !REPORT_CODES.contains(&report.as_str()) {
+        out.push(Problem::rule(
+            "report_code_invalid",
+            "profile.goaml_report_code",
+            format!(
+                "'{report}' is not a report code for a suspicious activity filing: set STR or \
+                 SAR, as your FIU's goAML guide says."
+            ),
+        ));
+    }
     match field(&p.goaml_rentity_id) {
         None => out.push(Problem::rule(
             "rentity_id_required",
@@ -834,7 +856,7 @@ mod tests {
     <rentity_id>101</rentity_id>
     <rentity_branch>DXB-MAIN</rentity_branch>
     <submission_code>E</submission_code>
-    <report_code>SAR</report_code>
+    <report_code>STR</report_code>
     <entity_reference>SAR-2026-000007</entity_reference>
     <submission_date>2026-03-20T00:00:00</submission_date>
     <currency_code_local>AED</currency_code_local>
@@ -913,6 +935,25 @@ mod tests {
             postal_code: None,
             country: Some("AE".into()),
         }
+    }
+
+    #[test]
+    fn the_report_code_is_str_unless_the_profile_says_sar() {
+        let h = header();
+        let c = content();
+        let mut p = profile();
+        p.goaml_report_code = Some(" sar ".into());
+        clean(problems(&h, &c, &p));
+        assert_eq!(
+            value(&document(&h, &c, &p), "report/report_code").unwrap(),
+            "SAR"
+        );
+        p.goaml_report_code = Some("CTR".into());
+        only(
+            problems(&h, &c, &p),
+            "report_code_invalid",
+            "profile.goaml_report_code",
+        );
     }
 
     fn profile() -> FilingProfile {
@@ -1061,7 +1102,7 @@ mod tests {
         assert_eq!(at("rentity_id"), "101");
         assert_eq!(at("rentity_branch"), "DXB-MAIN");
         assert_eq!(at("submission_code"), "E");
-        assert_eq!(at("report_code"), "SAR");
+        assert_eq!(at("report_code"), "STR");
         assert_eq!(at("entity_reference"), "SAR-2026-000007");
         assert_eq!(at("submission_date"), "2026-03-20T00:00:00");
         assert_eq!(at("currency_code_local"), "AED");
@@ -1426,7 +1467,7 @@ mod tests {
                     .unwrap()
                     .contains("report FIU-2026-000123")
             );
-            assert_eq!(value(&xml, "report/report_code").unwrap(), "SAR");
+            assert_eq!(value(&xml, "report/report_code").unwrap(), "STR");
             h.prior_report_id = Some("x".repeat(MAX_REFERENCE_CHARS + 1));
             only(problems(&h, &c, &p), "too_long", "prior_report_id");
         }
