@@ -128,10 +128,27 @@ pub async fn serve(
         tokio::spawn(w.run(shutdown.child_token()))
     });
     if s.role != Role::Worker {
+        // Credentials revoked or changed through another process sharing the database stop
+        // working here at once (PostgreSQL; SQLite has one process). Subscribed before the
+        // first request is served.
+        let feed = casegate_service::auth::invalidations(&svc)
+            .await
+            .map_err(|e| anyhow::anyhow!("subscribing to credential invalidations: {e}"))?;
+        let follower = feed.map(|feed| {
+            let stop = shutdown.child_token().cancelled_owned();
+            tokio::spawn(casegate_service::auth::follow_invalidations(
+                svc.clone(),
+                feed,
+                stop,
+            ))
+        });
         let app = app(s, svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;
+        if let Some(f) = follower {
+            let _ = f.await;
+        }
     } else {
         drop(listener);
         shutdown.cancelled().await;

@@ -126,6 +126,8 @@ pub async fn revoke(svc: &Services, p: &Caller, id: ApiKeyId) -> Result<ApiKey> 
         );
         audit::append_by(&mut *tx, now, p, entry).await?;
     }
+    let note = crate::auth::invalidation_of_key(&key.key_hash);
+    casegate_store::publish(&mut *tx, crate::auth::INVALIDATIONS, &note).await?;
     tx.commit().await?;
     svc.auth_cache.remove(&key.key_hash);
     Ok(key)

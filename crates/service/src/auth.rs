@@ -5,7 +5,10 @@
 //!
 //! Resolved API keys and sessions are cached in memory for `auth_cache_ttl`, keyed by the SHA-256
 //! of the secret, so the request path does not query the database on every call. Revoking a key,
-//! logging out or changing a user's roles through this process invalidates the entries at once.
+//! logging out or changing a user's roles invalidates the entries at once, in this process and,
+//! on PostgreSQL, in every other process sharing the database: the change publishes on
+//! [`INVALIDATIONS`] in its transaction and each process follows that channel
+//! ([`follow_invalidations`]); a gap in the feed clears the whole cache.
 use crate::audit::{self, Actor, Entry};
 use crate::{Code, Error, Result, Services, password, random_id, random_token};
 use casegate_domain::credentials::{hash_secret, is_api_key};
@@ -112,8 +115,73 @@ impl AuthCache {
     }
     /// Drops every cached credential of a user (roles changed, user disabled).
     pub(crate) fn remove_user(&self, tenant: TenantId, user: UserId) {
-        self.lock()
-            .retain(|_, c| !(c.principal.tenant_id == tenant && c.principal.user_id == user));
+        let mut m = self.lock();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        m.retain(|_, c| !(c.principal.tenant_id == tenant && c.principal.user_id == user));
+    }
+    /// Drops everything (the invalidation feed had a gap).
+    fn clear(&self) {
+        let mut m = self.lock();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        m.clear();
+    }
+    /// Applies one published invalidation (see [`invalidation_of_key`], [`invalidation_of_user`]).
+    fn apply(&self, payload: &str) {
+        if let Some(hash) = payload.strip_prefix("key:") {
+            self.remove(hash);
+        } else if let Some((t, u)) = payload
+            .strip_prefix("user:")
+            .and_then(|r| r.split_once(':'))
+            && let (Ok(t), Ok(u)) = (t.parse::<TenantId>(), u.parse::<UserId>())
+        {
+            self.remove_user(t, u);
+        } else {
+            // Unknown to this version: be safe.
+            self.clear();
+        }
+    }
+}
+
+/// The channel credential invalidations are published on.
+pub const INVALIDATIONS: &str = "casegate_auth";
+
+/// The invalidation of a secret (an API key or a session), by its hash.
+pub(crate) fn invalidation_of_key(hash: &str) -> String {
+    format!("key:{hash}")
+}
+
+/// The invalidation of every credential of a user.
+pub(crate) fn invalidation_of_user(tenant: TenantId, user: UserId) -> String {
+    format!("user:{tenant}:{user}")
+}
+
+/// Starts hearing the invalidations other processes publish (none where one process owns the
+/// database: SQLite). Called before serving, so a credential revoked elsewhere after this
+/// process answers its first request is never missed.
+pub async fn invalidations(svc: &Services) -> Result<Option<casegate_store::Subscription>> {
+    Ok(svc.db.subscribe(INVALIDATIONS).await?)
+}
+
+/// Applies the invalidations of `feed` until it ends or `stop` fires; a gap in the feed clears
+/// the whole cache. Run by `casegate serve`.
+pub async fn follow_invalidations(
+    svc: Arc<Services>,
+    mut feed: casegate_store::Subscription,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            next = feed.recv() => match next {
+                Some(Some(payload)) => svc.auth_cache.apply(&payload),
+                Some(None) => {
+                    tracing::warn!("credential invalidations may have been missed; cache cleared");
+                    svc.auth_cache.clear();
+                }
+                None => return,
+            },
+        }
     }
 }
 
@@ -400,6 +468,12 @@ pub async fn logout(svc: &Services, principal: &Caller, token: &str) -> Result<(
         )
         .await?;
     }
+    casegate_store::publish(
+        &mut *tx,
+        INVALIDATIONS,
+        &invalidation_of_key(&hash_secret(token)),
+    )
+    .await?;
     tx.commit().await?;
     svc.auth_cache.remove(&hash_secret(token));
     Ok(())

@@ -159,6 +159,8 @@ pub async fn set_roles(
         roles.clone(),
     );
     audit::append_by(&mut *tx, now, p, entry).await?;
+    let note = crate::auth::invalidation_of_user(p.tenant_id, user.id);
+    casegate_store::publish(&mut *tx, crate::auth::INVALIDATIONS, &note).await?;
     tx.commit().await?;
     svc.auth_cache.remove_user(p.tenant_id, user.id);
     Ok(User {
@@ -235,6 +237,8 @@ pub async fn update(
         sessions::delete_for_user(&mut *tx, p.tenant_id, user.id).await?;
     }
     audit::append_by(&mut *tx, user.updated_at, p, entry).await?;
+    let note = crate::auth::invalidation_of_user(p.tenant_id, user.id);
+    casegate_store::publish(&mut *tx, crate::auth::INVALIDATIONS, &note).await?;
     tx.commit().await?;
     svc.auth_cache.remove_user(p.tenant_id, user.id);
     Ok(user)

@@ -11,7 +11,9 @@
 #![forbid(unsafe_code)]
 
 use async_trait::async_trait;
-use casegate_store::{Conn, Database, Dialect, PoolStats, Row, StoreError, StoreResult, Tx, Val};
+use casegate_store::{
+    Conn, Database, Dialect, PoolStats, Row, StoreError, StoreResult, Subscription, Tx, Val,
+};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -310,6 +312,46 @@ impl Database for PgDb {
     }
     async fn close(&self) {
         self.pool.close().await;
+    }
+    async fn subscribe(&self, channel: &str) -> StoreResult<Option<Subscription>> {
+        // A connection of its own, outside the pool: it stays open for the process's life and
+        // must not take a pooled connection (or hold up `close`).
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with((*self.pool.connect_options()).clone())
+            .await
+            .map_err(map_err)?;
+        let mut listener = sqlx::postgres::PgListener::connect_with(&own)
+            .await
+            .map_err(map_err)?;
+        listener.listen(channel).await.map_err(map_err)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    // The subscriber is gone: close the connection.
+                    _ = tx.closed() => break,
+                    r = listener.try_recv() => match r {
+                        Ok(Some(n)) => Some(n.payload().to_string()),
+                        // The connection was lost (and is re-established): say so.
+                        Ok(None) => None,
+                        // Not reachable now: the subscriber hears of the gap, and the listener
+                        // tries again shortly.
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            None
+                        }
+                    },
+                };
+                if tx.send(next).await.is_err() {
+                    break;
+                }
+            }
+            drop(listener);
+            own.close().await;
+        });
+        Ok(Some(rx))
     }
 }
 

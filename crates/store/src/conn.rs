@@ -294,6 +294,28 @@ pub trait Database: Send + Sync + 'static {
     fn pool_stats(&self) -> PoolStats;
     /// Closes the pool, waiting for connections to be returned.
     async fn close(&self);
+    /// The messages [`publish`]ed on `channel` by every process sharing this database, from now
+    /// on: `Some(payload)` for each, `None` when the feed was interrupted and messages may have
+    /// been missed. `None` for the whole feed where one process owns the database (SQLite).
+    async fn subscribe(&self, _channel: &str) -> StoreResult<Option<Subscription>> {
+        Ok(None)
+    }
+}
+
+/// A feed of published messages (see [`Database::subscribe`]).
+pub type Subscription = tokio::sync::mpsc::Receiver<Option<String>>;
+
+/// Publishes `payload` on `channel` to every process sharing the database, when the
+/// transaction `c` commits (PostgreSQL `pg_notify`; nothing on SQLite, which one process owns).
+pub async fn publish(c: &mut dyn Conn, channel: &str, payload: &str) -> StoreResult<()> {
+    if c.dialect() == Dialect::Postgres {
+        c.execute(
+            "SELECT pg_notify($1, $2)",
+            &[channel.into(), payload.into()],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Whether exactly the `expected` migration versions are applied successfully (`/readyz`).

@@ -50,5 +50,7 @@ pub mod tenants;
 pub mod users;
 pub mod webhooks;
 
-pub use conn::{Conn, Database, Dialect, PoolStats, Row, Tx, Val, Where, page_clause};
+pub use conn::{
+    Conn, Database, Dialect, PoolStats, Row, Subscription, Tx, Val, Where, page_clause, publish,
+};
 pub use error::{StoreError, StoreResult};

@@ -449,3 +449,224 @@ fn killed_server_loses_no_committed_event_sqlite() {
 fn killed_server_loses_no_committed_event_postgres() {
     killed_server_loses_no_committed_event(true);
 }
+
+/// Issue "workflows and approval gates": two `casegate serve` processes on one PostgreSQL.
+/// The same move of one case sent to both (with the version both read) applies once, the other
+/// gets 409; the same approval sent to both counts once, the other gets 409; the case ends with
+/// one history entry per move and the request with one decision per approver. Five rounds.
+#[test]
+fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = temp_dir();
+    let (pg_name, url) = rt.block_on(casegate_store_pg::testing::create_database());
+    let demo = demo_json(&dir, &["--database-url", &url]);
+    let key = |role: &str| demo["api_keys"][role].as_str().unwrap().to_string();
+    let (analyst, co, legal) = (
+        key("analyst"),
+        key("compliance_officer"),
+        key("legal_counsel"),
+    );
+    rt.block_on(async {
+        let (pa, pb) = (free_port(), free_port());
+        let mut a = serve_until_ready(&dir, &url, pa).await;
+        let mut b = serve_until_ready(&dir, &url, pb).await;
+        let http = reqwest::Client::new();
+        let base = |port: u16| format!("http://127.0.0.1:{port}/api/v1");
+        let (api_a, api_b) = (base(pa), base(pb));
+        let send = |api: &str, key: &str, path: &str, body: Value, etag: Option<&str>| {
+            let mut rb = http
+                .post(format!("{api}{path}"))
+                .bearer_auth(key)
+                .json(&body);
+            if let Some(e) = etag {
+                rb = rb.header("if-match", e);
+            }
+            async move {
+                let r = rb.send().await.unwrap();
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let sorted = |mut v: Vec<u16>| {
+            v.sort();
+            v
+        };
+        for round in 0..5 {
+            let (s, case) = send(
+                &api_a,
+                &analyst,
+                "/cases",
+                serde_json::json!({"case_type": "HV_FRAUD", "title": format!("Race {round}"),
+                                   "reasons": ["mule account"]}),
+                None,
+            )
+            .await;
+            assert_eq!(s, 201, "{case}");
+            let id = case["id"].as_str().unwrap().to_string();
+            let moves = format!("/cases/{id}/transitions");
+            let (s, moved) = send(
+                &api_a,
+                &analyst,
+                &moves,
+                serde_json::json!({"to": "investigating"}),
+                None,
+            )
+            .await;
+            assert_eq!(s, 200, "{moved}");
+            let etag = format!("\"{}\"", moved["case"]["version"]);
+
+            // The same move through both processes at once: one applies, one loses.
+            let body = serde_json::json!({"to": "pending_closure", "reason": "recovered"});
+            let (x, y) = tokio::join!(
+                send(&api_a, &analyst, &moves, body.clone(), Some(&etag)),
+                send(&api_b, &analyst, &moves, body, Some(&etag)),
+            );
+            assert_eq!(
+                sorted(vec![x.0, y.0]),
+                [200, 409],
+                "round {round}: {x:?} {y:?}"
+            );
+            let loser = if x.0 == 409 { &x.1 } else { &y.1 };
+            assert_eq!(loser["error"]["code"], "version_conflict");
+
+            // Closing asks compliance, then legal. The same approval through both at once
+            // counts once.
+            let (s, asked) = send(
+                &api_b,
+                &analyst,
+                &moves,
+                serde_json::json!({"to": "closed", "reason": "recovered"}),
+                None,
+            )
+            .await;
+            assert_eq!(s, 202, "{asked}");
+            let request = asked["request"]["id"].as_str().unwrap().to_string();
+            let approve = format!("/transition-requests/{request}/approve");
+            // The compliance officer's second approval is the same person again: 403.
+            let (x, y) = tokio::join!(
+                send(&api_a, &co, &approve, serde_json::json!({}), None),
+                send(&api_b, &co, &approve, serde_json::json!({}), None),
+            );
+            assert_eq!(
+                sorted(vec![x.0, y.0]),
+                [200, 403],
+                "round {round}: {x:?} {y:?}"
+            );
+            let loser = if x.0 == 403 { &x.1 } else { &y.1 };
+            assert_eq!(loser["error"]["code"], "duplicate_approver");
+            // Legal's second finds the request decided: 409.
+            let (x, y) = tokio::join!(
+                send(&api_b, &legal, &approve, serde_json::json!({}), None),
+                send(&api_a, &legal, &approve, serde_json::json!({}), None),
+            );
+            assert_eq!(
+                sorted(vec![x.0, y.0]),
+                [200, 409],
+                "round {round}: {x:?} {y:?}"
+            );
+            let loser = if x.0 == 409 { &x.1 } else { &y.1 };
+            assert_eq!(loser["error"]["code"], "request_not_pending");
+
+            // One history entry per move, and the request decided once per approver.
+            let detail: Value = http
+                .get(format!("{api_a}/cases/{id}"))
+                .bearer_auth(&analyst)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(detail["status"], "closed", "{detail}");
+            let path: Vec<&str> = detail["status_history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["to"].as_str().unwrap())
+                .collect();
+            assert_eq!(path, ["open", "investigating", "pending_closure", "closed"]);
+            let approvals = detail["status_history"][3]["approvals"]
+                .as_array()
+                .unwrap()
+                .len();
+            assert_eq!(approvals, 2, "{detail}");
+        }
+        for child in [&mut a, &mut b] {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            child.wait().unwrap();
+        }
+    });
+    rt.block_on(casegate_store_pg::testing::drop_database(pg_name));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Issue "server foundation": a key revoked through one `casegate serve` is refused by another
+/// sharing the same PostgreSQL at once, although that one had it cached (for 10 s by default).
+#[test]
+fn a_key_revoked_through_one_process_is_refused_by_the_other_at_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = temp_dir();
+    let (pg_name, url) = rt.block_on(casegate_store_pg::testing::create_database());
+    let demo = demo_json(&dir, &["--database-url", &url]);
+    let admin = demo["api_keys"]["admin"].as_str().unwrap().to_string();
+    let analyst = demo["api_keys"]["analyst"].as_str().unwrap().to_string();
+    rt.block_on(async {
+        let (pa, pb) = (free_port(), free_port());
+        let mut a = serve_until_ready(&dir, &url, pa).await;
+        let mut b = serve_until_ready(&dir, &url, pb).await;
+        let http = reqwest::Client::new();
+        let me_on_b = || {
+            http.get(format!("http://127.0.0.1:{pb}/api/v1/me"))
+                .bearer_auth(&analyst)
+                .send()
+        };
+        assert_eq!(me_on_b().await.unwrap().status(), 200, "cached on B now");
+        let keys: Value = http
+            .get(format!("http://127.0.0.1:{pa}/api/v1/api-keys"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = keys["api_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| analyst.starts_with(k["prefix"].as_str().unwrap()))
+            .expect("the analyst's key")["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = http
+            .delete(format!("http://127.0.0.1:{pa}/api/v1/api-keys/{id}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        // Within two seconds, far inside the cache's ten: B heard of it.
+        let mut refused = false;
+        for _ in 0..100 {
+            if me_on_b().await.unwrap().status() == 401 {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(refused, "B still accepts a key revoked through A");
+        for child in [&mut a, &mut b] {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            child.wait().unwrap();
+        }
+    });
+    rt.block_on(casegate_store_pg::testing::drop_database(pg_name));
+    std::fs::remove_dir_all(dir).ok();
+}
