@@ -3,7 +3,7 @@
 //! per event and registration); deliverers claim due deliveries under a lease ([`claim_due`],
 //! `SKIP LOCKED` on PostgreSQL) so that several processes never send one attempt twice, and a
 //! case's events reach each registration in order.
-use crate::{Conn, Row, StoreResult, Val, Where, page_clause};
+use crate::{Conn, Row, StoreError, StoreResult, Val, Where, page_clause};
 use casegate_domain::ids::{TenantId, UserId};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
@@ -504,17 +504,35 @@ pub async fn claim_due(
         )
         .await?;
     let mut out = Vec::with_capacity(rows.len());
+    // One statement takes the whole batch (its rows are locked by the select on PostgreSQL).
+    let mut args: Vec<Val> = vec![lease_until.into()];
+    let mut keys = Vec::with_capacity(rows.len());
     for r in &rows {
         let mut d = delivery_row(r)?;
-        c.execute(
-            "UPDATE webhook_deliveries SET attempt = attempt + 1, next_attempt_at = $3 \
-             WHERE tenant_id = $1 AND id = $2",
-            &[d.tenant_id.into(), d.id.into(), lease_until.into()],
-        )
-        .await?;
+        args.push(d.tenant_id.into());
+        args.push(d.id.into());
+        keys.push(format!("(${}, ${})", args.len() - 1, args.len()));
         d.attempt += 1;
         d.next_attempt_at = Some(lease_until);
         out.push(d);
+    }
+    if !out.is_empty() {
+        let n = c
+            .execute(
+                &format!(
+                    "UPDATE webhook_deliveries SET attempt = attempt + 1, next_attempt_at = $1 \
+                     WHERE (tenant_id, id) IN ({})",
+                    keys.join(", ")
+                ),
+                &args,
+            )
+            .await?;
+        if n != out.len() as u64 {
+            return Err(StoreError::Other(format!(
+                "claimed {} deliveries but updated {n}",
+                out.len()
+            )));
+        }
     }
     Ok(out)
 }

@@ -450,6 +450,26 @@ fn killed_server_loses_no_committed_event_postgres() {
     killed_server_loses_no_committed_event(true);
 }
 
+/// Of two answers to the same command sent twice at once, one is 200 and the other `status`
+/// with `code`.
+fn one_wins(round: usize, x: &(u16, Value), y: &(u16, Value), status: u16, code: &str) {
+    let (winner, loser) = if x.0 == 200 { (x, y) } else { (y, x) };
+    assert_eq!(winner.0, 200, "round {round}: {x:?} {y:?}");
+    assert_eq!(loser.0, status, "round {round}: {x:?} {y:?}");
+    assert_eq!(loser.1["error"]["code"], code, "round {round}: {x:?} {y:?}");
+}
+
+/// Stops `casegate serve` processes with SIGTERM and waits for them.
+fn stop(children: &mut [std::process::Child]) {
+    for child in children {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap();
+    }
+}
+
 /// Issue "workflows and approval gates": two `casegate serve` processes on one PostgreSQL.
 /// The same move of one case sent to both (with the version both read) applies once, the other
 /// gets 409; the same approval sent to both counts once, the other gets 409; the case ends with
@@ -468,8 +488,8 @@ fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
     );
     rt.block_on(async {
         let (pa, pb) = (free_port(), free_port());
-        let mut a = serve_until_ready(&dir, &url, pa).await;
-        let mut b = serve_until_ready(&dir, &url, pb).await;
+        let a = serve_until_ready(&dir, &url, pa).await;
+        let b = serve_until_ready(&dir, &url, pb).await;
         let http = reqwest::Client::new();
         let base = |port: u16| format!("http://127.0.0.1:{port}/api/v1");
         let (api_a, api_b) = (base(pa), base(pb));
@@ -486,10 +506,6 @@ fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
                 let status = r.status().as_u16();
                 (status, r.json::<Value>().await.unwrap_or(Value::Null))
             }
-        };
-        let sorted = |mut v: Vec<u16>| {
-            v.sort();
-            v
         };
         for round in 0..5 {
             let (s, case) = send(
@@ -521,13 +537,7 @@ fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
                 send(&api_a, &analyst, &moves, body.clone(), Some(&etag)),
                 send(&api_b, &analyst, &moves, body, Some(&etag)),
             );
-            assert_eq!(
-                sorted(vec![x.0, y.0]),
-                [200, 409],
-                "round {round}: {x:?} {y:?}"
-            );
-            let loser = if x.0 == 409 { &x.1 } else { &y.1 };
-            assert_eq!(loser["error"]["code"], "version_conflict");
+            one_wins(round, &x, &y, 409, "version_conflict");
 
             // Closing asks compliance, then legal. The same approval through both at once
             // counts once.
@@ -547,25 +557,13 @@ fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
                 send(&api_a, &co, &approve, serde_json::json!({}), None),
                 send(&api_b, &co, &approve, serde_json::json!({}), None),
             );
-            assert_eq!(
-                sorted(vec![x.0, y.0]),
-                [200, 403],
-                "round {round}: {x:?} {y:?}"
-            );
-            let loser = if x.0 == 403 { &x.1 } else { &y.1 };
-            assert_eq!(loser["error"]["code"], "duplicate_approver");
+            one_wins(round, &x, &y, 403, "duplicate_approver");
             // Legal's second finds the request decided: 409.
             let (x, y) = tokio::join!(
                 send(&api_b, &legal, &approve, serde_json::json!({}), None),
                 send(&api_a, &legal, &approve, serde_json::json!({}), None),
             );
-            assert_eq!(
-                sorted(vec![x.0, y.0]),
-                [200, 409],
-                "round {round}: {x:?} {y:?}"
-            );
-            let loser = if x.0 == 409 { &x.1 } else { &y.1 };
-            assert_eq!(loser["error"]["code"], "request_not_pending");
+            one_wins(round, &x, &y, 409, "request_not_pending");
 
             // One history entry per move, and the request decided once per approver.
             let detail: Value = http
@@ -591,13 +589,7 @@ fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
                 .len();
             assert_eq!(approvals, 2, "{detail}");
         }
-        for child in [&mut a, &mut b] {
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap();
-            child.wait().unwrap();
-        }
+        stop(&mut [a, b]);
     });
     rt.block_on(casegate_store_pg::testing::drop_database(pg_name));
     std::fs::remove_dir_all(dir).ok();
@@ -615,8 +607,8 @@ fn a_key_revoked_through_one_process_is_refused_by_the_other_at_once() {
     let analyst = demo["api_keys"]["analyst"].as_str().unwrap().to_string();
     rt.block_on(async {
         let (pa, pb) = (free_port(), free_port());
-        let mut a = serve_until_ready(&dir, &url, pa).await;
-        let mut b = serve_until_ready(&dir, &url, pb).await;
+        let a = serve_until_ready(&dir, &url, pa).await;
+        let b = serve_until_ready(&dir, &url, pb).await;
         let http = reqwest::Client::new();
         let me_on_b = || {
             http.get(format!("http://127.0.0.1:{pb}/api/v1/me"))
@@ -659,13 +651,7 @@ fn a_key_revoked_through_one_process_is_refused_by_the_other_at_once() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(refused, "B still accepts a key revoked through A");
-        for child in [&mut a, &mut b] {
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap();
-            child.wait().unwrap();
-        }
+        stop(&mut [a, b]);
     });
     rt.block_on(casegate_store_pg::testing::drop_database(pg_name));
     std::fs::remove_dir_all(dir).ok();
