@@ -59,7 +59,7 @@
 use super::FilingType;
 use super::content::{
     Address, FilingProfile, MAX_NARRATIVE_CHARS, MAX_SUBJECTS, Problem, ReportHeader, SarContent,
-    Subject, SubjectKind,
+    Subject, SubjectKind, is_invisible,
 };
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
@@ -597,7 +597,7 @@ fn accounts(s: &Subject) -> Vec<String> {
 fn clean(s: &str) -> Option<String> {
     let kept: String = s
         .chars()
-        .filter(|c| c.is_whitespace() || !(c.is_control() || is_nonchar(*c)))
+        .filter(|c| c.is_whitespace() || !(c.is_control() || is_nonchar(*c) || is_invisible(*c)))
         .collect();
     let out = kept.split_whitespace().collect::<Vec<_>>().join(" ");
     (!out.is_empty()).then_some(out)
@@ -621,7 +621,7 @@ fn narrative_text(s: &str) -> String {
         .filter_map(|c| match c {
             '\n' => Some('\n'),
             c if c.is_control() && c.is_whitespace() => Some(' '),
-            c if c.is_control() || is_nonchar(c) => None,
+            c if c.is_control() || is_nonchar(c) || is_invisible(c) => None,
             c => Some(c),
         })
         .collect();
@@ -1861,7 +1861,8 @@ mod tests {
     #[test]
     fn rule_subject_name_required() {
         let found = problems(|_, c, _| {
-            c.subjects[0].last_name = Some("  ".into());
+            // Blank to the reader: spaces and a zero-width space.
+            c.subjects[0].last_name = Some(" \u{200B} ".into());
             let mut entity = c.subjects[0].clone();
             entity.kind = SubjectKind::Entity;
             c.subjects.push(entity);

@@ -618,7 +618,10 @@ fn xml_char(c: char) -> bool {
 /// A text value as written: without the characters XML cannot carry, trimmed; `None` when
 /// nothing is left.
 fn text(v: &str) -> Option<String> {
-    let clean: String = v.chars().filter(|c| xml_char(*c)).collect();
+    let clean: String = v
+        .chars()
+        .filter(|c| xml_char(*c) && !super::content::is_invisible(*c))
+        .collect();
     let clean = clean.trim();
     (!clean.is_empty()).then(|| clean.to_string())
 }
@@ -1539,7 +1542,7 @@ mod tests {
     #[test]
     fn text_is_escaped_and_stripped_of_what_xml_cannot_carry() {
         let (h, mut c, mut p) = complete();
-        c.narrative = " Cash & cheques <under> \"10,000\"\u{1}\u{FFFF} ".into();
+        c.narrative = " Cash & cheques <under> \"10,000\"\u{1}\u{FFFF}\u{FEFF} ".into();
         p.filer.name = Some("A&B Bank".into());
         clean(problems(&h, &c, &p));
         let xml = document(&h, &c, &p);
