@@ -373,7 +373,9 @@ pub async fn create(svc: &Services, p: &Caller, n: NewSar) -> Result<(SarView, O
     }
     // Our own record of the prior filing wins over what the caller says.
     let ours = match &prior {
-        Some(id) => filed_on_of(&mut *tx, p.tenant_id, id).await?,
+        Some(id) => store::filed_at(&mut *tx, p.tenant_id, id)
+            .await?
+            .map(OffsetDateTime::date),
         None => None,
     };
     let prior_filed_on = ours.or(prior_filed_on);
@@ -457,13 +459,6 @@ pub async fn create(svc: &Services, p: &Caller, n: NewSar) -> Result<(SarView, O
         };
     }
     Ok((v, None))
-}
-
-/// The day report `id` (a BSA ID or a transmitter reference of this tenant) was filed.
-async fn filed_on_of(c: &mut dyn Conn, tenant: TenantId, id: &str) -> Result<Option<Date>> {
-    Ok(store::filed_at(c, tenant, id)
-        .await?
-        .map(OffsetDateTime::date))
 }
 
 /// The content a new report starts from: subjects and accounts from the case's related parties,
@@ -806,12 +801,17 @@ async fn open(
     id: &str,
     expected: Option<i64>,
 ) -> Result<(cases::Open, StoredSar)> {
-    let mut c = svc.db.conn().await?;
-    let found = load(&mut *c, p.tenant_id, id).await?;
-    drop(c);
-    let mut o = cases::open(svc, p, &found.id.to_string(), None).await?;
-    store::lock(&mut *o.tx, p.tenant_id, found.id).await?;
-    let s = store::get(&mut *o.tx, p.tenant_id, found.id)
+    // The work item resolves the id or reference and takes the case's lock; a case that is no
+    // report's work item is as unknown as a missing one.
+    let mut o = cases::open(svc, p, id, None)
+        .await
+        .map_err(|e| match e.code {
+            Code::NotFound => Error::not_found("sar"),
+            _ => e,
+        })?;
+    let item = o.before.id;
+    store::lock(&mut *o.tx, p.tenant_id, item).await?;
+    let s = store::get(&mut *o.tx, p.tenant_id, item)
         .await?
         .ok_or_else(|| Error::not_found("sar"))?;
     if let Some(v) = expected
@@ -1109,8 +1109,6 @@ pub async fn document(
     let today = svc.clock.now().date();
     let mut c = svc.db.conn().await?;
     let s = load(&mut *c, p.tenant_id, id).await?;
-    let (profile, _) = profile_of(&mut *c, p.tenant_id).await?;
-    drop(c);
     let f = match format {
         Some(f) => Format::parse(f)?,
         None => Format::of_jurisdiction(&s.jurisdiction).ok_or_else(|| {
@@ -1121,9 +1119,8 @@ pub async fn document(
         })?,
     };
     if s.status == FILED
-        && let Some(xml) =
-            store::filed_document(&mut *svc.db.conn().await?, p.tenant_id, s.id).await?
         && Format::of_jurisdiction(&s.jurisdiction) == Some(f)
+        && let Some(xml) = store::filed_document(&mut *c, p.tenant_id, s.id).await?
     {
         // A filed report's document is the one filed, byte for byte, with the checks it passed.
         let schema = serde_json::from_value(s.checks[f.as_str()]["schema"].clone()).unwrap_or(
@@ -1138,6 +1135,8 @@ pub async fn document(
             schema,
         });
     }
+    let (profile, _) = profile_of(&mut *c, p.tenant_id).await?;
+    drop(c);
     build(svc, &s, &profile, f, today).await
 }
 

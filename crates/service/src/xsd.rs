@@ -124,13 +124,9 @@ impl Validator {
             },
             Ok(Ok((code, stderr))) => match code {
                 Some(0) => SchemaCheck::Passed { schema_file },
-                // 3: the document is invalid; 4: invalid and libxml2 stopped early.
-                Some(3) | Some(4) => SchemaCheck::Failed {
-                    schema_file,
-                    errors: parse_errors(&stderr),
-                },
-                // 1: not well-formed; our generators never write that, so say so plainly.
-                Some(1) => SchemaCheck::Failed {
+                // 3: the document is invalid; 4: invalid and libxml2 stopped early; 1: not
+                // well-formed (our generators never write that, but it is the document's fault).
+                Some(1) | Some(3) | Some(4) => SchemaCheck::Failed {
                     schema_file,
                     errors: parse_errors(&stderr),
                 },

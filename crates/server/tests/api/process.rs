@@ -301,6 +301,18 @@ async fn serve_until_ready(dir: &std::path::Path, url: &str, port: u16) -> std::
     panic!("casegate serve did not become ready");
 }
 
+/// `GET url` with `key`, answered as JSON.
+async fn get_json(http: &reqwest::Client, url: &str, key: &str) -> Value {
+    http.get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -412,15 +424,7 @@ fn killed_server_loses_no_committed_event(postgres: bool) {
         );
         let mut total = Value::Null;
         for _ in 0..500 {
-            let list: Value = http
-                .get(&succeeded)
-                .bearer_auth(&key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let list: Value = get_json(&http, &succeeded, &key).await;
             total = list["total"].clone();
             if total == ids.len() + 1 {
                 break;
@@ -566,15 +570,7 @@ fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
             one_wins(round, &x, &y, 409, "request_not_pending");
 
             // One history entry per move, and the request decided once per approver.
-            let detail: Value = http
-                .get(format!("{api_a}/cases/{id}"))
-                .bearer_auth(&analyst)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let detail: Value = get_json(&http, &format!("{api_a}/cases/{id}"), &analyst).await;
             assert_eq!(detail["status"], "closed", "{detail}");
             let path: Vec<&str> = detail["status_history"]
                 .as_array()
@@ -616,15 +612,12 @@ fn a_key_revoked_through_one_process_is_refused_by_the_other_at_once() {
                 .send()
         };
         assert_eq!(me_on_b().await.unwrap().status(), 200, "cached on B now");
-        let keys: Value = http
-            .get(format!("http://127.0.0.1:{pa}/api/v1/api-keys"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let keys: Value = get_json(
+            &http,
+            &format!("http://127.0.0.1:{pa}/api/v1/api-keys"),
+            &admin,
+        )
+        .await;
         let id = keys["api_keys"]
             .as_array()
             .unwrap()
