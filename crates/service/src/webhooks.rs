@@ -27,7 +27,7 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -867,11 +867,12 @@ fn wants(w: &Webhook, event_type: &str) -> bool {
 pub async fn fan_out(svc: &Services) -> Result<u64> {
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let batch = outbox::to_fan_out(&mut *tx, FAN_OUT_BATCH).await?;
+    let batch = outbox::take_for_fan_out(&mut *tx, now, FAN_OUT_BATCH).await?;
     if batch.is_empty() {
         return Ok(0);
     }
     let mut hooks: HashMap<TenantId, Vec<Webhook>> = HashMap::new();
+    let mut deliveries = Vec::new();
     for e in &batch {
         let subscribed = match hooks.entry(e.tenant_id) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -882,12 +883,14 @@ pub async fn fan_out(svc: &Services) -> Result<u64> {
         for w in subscribed.iter() {
             // `ping` goes only to the registration it tests (queued by `create`).
             if e.event_type != "ping" && wants(w, &e.event_type) {
-                store::insert_delivery(&mut *tx, &new_delivery(w, e, now)).await?;
+                deliveries.push(new_delivery(w, e, now));
             }
         }
         crate::notifications::of_event(&mut *tx, e).await?;
-        outbox::fanned_out(&mut *tx, e.tenant_id, e.id, now).await?;
     }
+    // The batch's deliveries go in a few statements, not one per event: at a backlog, round
+    // trips per event are what bounds the drain rate.
+    store::insert_deliveries(&mut *tx, &deliveries).await?;
     tx.commit().await?;
     Ok(batch.len() as u64)
 }
@@ -1010,10 +1013,15 @@ pub async fn deliver(svc: &Services, max: i64) -> Result<u64> {
         return Ok(0);
     }
     let mut c = svc.db.conn().await?;
+    let mut hooks: HashMap<(TenantId, Uuid), Option<Webhook>> = HashMap::new();
     let mut work = Vec::with_capacity(claimed.len());
     for d in claimed {
-        match store::get(&mut *c, d.tenant_id, d.webhook_id, false).await? {
-            Some(w) => work.push((d, w)),
+        let key = (d.tenant_id, d.webhook_id);
+        if let std::collections::hash_map::Entry::Vacant(v) = hooks.entry(key) {
+            v.insert(store::get(&mut *c, d.tenant_id, d.webhook_id, false).await?);
+        }
+        match &hooks[&key] {
+            Some(w) => work.push((d, w.clone())),
             None => tracing::warn!(delivery_id = %d.id, "delivery of a deleted webhook skipped"),
         }
     }
@@ -1074,25 +1082,68 @@ async fn record_round(
     for (tenant, id) in hooks {
         store::lock(&mut *tx, tenant, id).await?;
     }
-    let mut tallies = Vec::with_capacity(done.len());
-    for ((d, w), s) in done {
-        tallies.extend(record(&mut *tx, now, d.clone(), w, s.clone()).await?);
+    let mut settled = Vec::with_capacity(done.len());
+    let mut attempts = Vec::with_capacity(done.len());
+    for ((d, _), s) in done {
+        let d = settle(d.clone(), s, now);
+        attempts.push(Attempt {
+            tenant_id: d.tenant_id,
+            delivery_id: d.id,
+            attempt: d.attempt,
+            started_at: now,
+            status_code: d.status_code,
+            duration_ms: s.duration_ms,
+            error: s.error.clone(),
+        });
+        settled.push(d);
+    }
+    store::record_attempts(&mut *tx, &attempts).await?;
+    // A delivery whose lease ran out was taken by another deliverer: its outcome counts, and
+    // this one is left out below.
+    let finished: HashSet<Uuid> = store::finish(&mut *tx, &settled, now)
+        .await?
+        .into_iter()
+        .collect();
+    let mut tallies = Vec::with_capacity(settled.len());
+    // `done` is sorted by registration, so each registration's outcomes are one run.
+    for run in settled.chunk_by(|a, b| (a.tenant_id, a.webhook_id) == (b.tenant_id, b.webhook_id)) {
+        let mut outcomes = store::Outcomes::default();
+        let mut gone = false;
+        for d in run.iter().filter(|d| finished.contains(&d.id)) {
+            let ok = d.state == "succeeded";
+            // A 410 turns the registration off; it is not a failure to count.
+            if d.status_code == Some(410) {
+                gone = true;
+            } else {
+                outcomes.push(ok);
+            }
+            let secs = d.duration_ms.unwrap_or(0) as f64 / 1000.0;
+            let waited = ok.then(|| (now - d.created_at).as_seconds_f64().max(0.0));
+            tallies.push((d.state.clone(), secs, waited));
+        }
+        let (tenant, hook) = (run[0].tenant_id, run[0].webhook_id);
+        if gone {
+            store::disable(
+                &mut *tx,
+                tenant,
+                hook,
+                "the endpoint answered 410 Gone",
+                now,
+            )
+            .await?;
+        }
+        store::record_outcome(&mut *tx, tenant, hook, outcomes, CIRCUIT_AFTER, |n| {
+            now + circuit_for(n)
+        })
+        .await?;
     }
     tx.commit().await?;
     Ok(tallies)
 }
 
-/// Writes what attempt `d.attempt` came to in `tx`: the attempt row, the delivery's new state,
-/// the circuit breaker, and on a 410 the registration turned off. Answers what to count once
-/// committed (outcome, attempt seconds, commit-to-delivery seconds of a success), or nothing
-/// when another deliverer took the delivery meanwhile.
-async fn record(
-    tx: &mut dyn Conn,
-    now: OffsetDateTime,
-    mut d: Delivery,
-    w: &Webhook,
-    s: Sent,
-) -> Result<Option<(String, f64, Option<f64>)>> {
+/// What attempt `d.attempt` came to: its answer, and the delivery's next state (succeeded; dead
+/// on a 410 or after the last attempt; else failed, due again after the backoff).
+fn settle(mut d: Delivery, s: &Sent, now: OffsetDateTime) -> Delivery {
     let ok = s.status.is_some_and(|c| (200..300).contains(&c));
     let gone = s.status == Some(410);
     d.status_code = s.status.map(i64::from);
@@ -1105,34 +1156,7 @@ async fn record(
     } else {
         ("failed".into(), Some(now + backoff(d.attempt)))
     };
-    let outcome = d.state.clone();
-    store::record_attempt(
-        tx,
-        &Attempt {
-            tenant_id: d.tenant_id,
-            delivery_id: d.id,
-            attempt: d.attempt,
-            started_at: now,
-            status_code: d.status_code,
-            duration_ms: s.duration_ms,
-            error: s.error,
-        },
-    )
-    .await?;
-    if !store::finish(tx, &d, now).await? {
-        // The lease ran out and another deliverer took the delivery: its outcome counts.
-        return Ok(None);
-    }
-    if gone {
-        store::disable(tx, d.tenant_id, w.id, "the endpoint answered 410 Gone", now).await?;
-    } else {
-        store::record_outcome(tx, d.tenant_id, w.id, ok, CIRCUIT_AFTER, |n| {
-            now + circuit_for(n)
-        })
-        .await?;
-    }
-    let waited = ok.then(|| (now - d.created_at).as_seconds_f64().max(0.0));
-    Ok(Some((outcome, s.duration_ms as f64 / 1000.0, waited)))
+    d
 }
 
 #[cfg(test)]

@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sar_filing_record",
         include_str!("../migrations/0010_sar_filing_record.sql"),
     ),
+    (
+        11,
+        "webhook_claim_index",
+        include_str!("../migrations/0011_webhook_claim_index.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

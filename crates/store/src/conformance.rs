@@ -70,7 +70,8 @@ macro_rules! conformance_suite {
             tasks_block_their_status_and_generated_ones_are_unique,
             outbox_claims_are_leased_and_each_post_action_runs_once,
             notification_emails_are_claimed_once_under_a_lease,
-            sars_join_their_work_item_and_warnings_are_claimed_once
+            sars_join_their_work_item_and_warnings_are_claimed_once,
+            webhook_claims_take_the_oldest_due_in_case_order
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -1236,14 +1237,23 @@ pub async fn outbox_claims_are_leased_and_each_post_action_runs_once(db: Arc<dyn
             .await
             .unwrap()
     );
-    let fan = outbox::to_fan_out(&mut *c, 100).await.unwrap();
-    assert!(fan.len() >= 2, "every event awaits fan-out");
-    for e in &fan {
-        outbox::fanned_out(&mut *c, e.tenant_id, e.id, now)
+    let first = outbox::take_for_fan_out(&mut *c, now, 1).await.unwrap();
+    let rest = outbox::take_for_fan_out(&mut *c, now, 100).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(!rest.is_empty(), "every event awaits fan-out");
+    assert!(
+        rest.windows(2)
+            .all(|w| (w[0].created_at, w[0].id) < (w[1].created_at, w[1].id))
+            && (first[0].created_at, first[0].id) < (rest[0].created_at, rest[0].id),
+        "oldest first"
+    );
+    assert!(
+        outbox::take_for_fan_out(&mut *c, now, 100)
             .await
-            .unwrap();
-    }
-    assert!(outbox::to_fan_out(&mut *c, 100).await.unwrap().is_empty());
+            .unwrap()
+            .is_empty(),
+        "each is taken once"
+    );
     assert!(
         !outbox::any_due(&mut *c, now + Duration::hours(1))
             .await
@@ -1630,4 +1640,174 @@ pub async fn sars_join_their_work_item_and_warnings_are_claimed_once(db: Arc<dyn
         Some((json!({}), 2))
     );
     assert_eq!(sars::profile(&mut *c, other.id).await.unwrap(), None);
+}
+
+/// Deliveries are claimed oldest due first across registrations, a case's later event waits
+/// for its earlier one, registrations that are off or whose circuit is open are passed by, a
+/// stale attempt cannot record its outcome, and a round's outcomes move the circuit breaker as
+/// the same attempts one by one would.
+pub async fn webhook_claims_take_the_oldest_due_in_case_order(db: Arc<dyn Database>) {
+    use crate::webhooks::{self as w, Delivery, Outcomes, Webhook};
+    let (t, _) = setup(&*db, "bank").await;
+    let hook = |url: &str| Webhook {
+        tenant_id: t.id,
+        id: Uuid::now_v7(),
+        url: url.into(),
+        description: None,
+        events: json!(["*"]),
+        active: true,
+        disabled_reason: None,
+        secret: "sealed".into(),
+        previous_secret: None,
+        previous_secret_until: None,
+        consecutive_failures: 0,
+        circuit_open_until: None,
+        created_by: None,
+        created_at: T0,
+        updated_at: T0,
+        deleted_at: None,
+        version: 1,
+    };
+    let (a, b, off) = (
+        hook("https://a.example"),
+        hook("https://b.example"),
+        hook("https://c.example"),
+    );
+    let delivery = |h: &Webhook, case: &str, secs: i64| Delivery {
+        tenant_id: t.id,
+        id: Uuid::new_v4(),
+        webhook_id: h.id,
+        event_id: Uuid::now_v7(),
+        event_type: "case.updated".into(),
+        body: "{}".into(),
+        ordering_key: Some(case.into()),
+        state: "pending".into(),
+        attempt: 0,
+        next_attempt_at: Some(T0 + Duration::seconds(secs)),
+        status_code: None,
+        error: None,
+        duration_ms: None,
+        redelivery_of: None,
+        created_at: T0 + Duration::seconds(secs),
+        updated_at: T0 + Duration::seconds(secs),
+    };
+    let x1 = delivery(&a, "x", 1);
+    let y = delivery(&a, "y", 2);
+    let bx = delivery(&b, "x", 3);
+    let x2 = delivery(&a, "x", 4);
+    let paused = delivery(&off, "z", 0);
+    let mut c = db.conn().await.unwrap();
+    for h in [&a, &b, &off] {
+        w::insert(&mut *c, h).await.unwrap();
+    }
+    let mut off_now = off.clone();
+    off_now.active = false;
+    assert!(w::update(&mut *c, &off_now, 1).await.unwrap());
+    let all = [
+        x1.clone(),
+        y.clone(),
+        bx.clone(),
+        x2.clone(),
+        paused.clone(),
+    ];
+    assert_eq!(w::insert_deliveries(&mut *c, &all).await.unwrap(), 5);
+    assert_eq!(
+        w::insert_deliveries(&mut *c, &all).await.unwrap(),
+        0,
+        "a first delivery is added once"
+    );
+    drop(c);
+    let now = T0 + Duration::minutes(1);
+    let lease = now + Duration::minutes(1);
+    let claim = |max: i64| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let got = w::claim_due(&mut *tx, now, lease, max).await.unwrap();
+            tx.commit().await.unwrap();
+            got
+        }
+    };
+    let ids = |ds: &[Delivery]| ds.iter().map(|d| d.id).collect::<Vec<_>>();
+    let first = claim(2).await;
+    assert_eq!(ids(&first), [x1.id, y.id], "oldest due first, at most max");
+    assert!(first.iter().all(|d| d.attempt == 1));
+    assert_eq!(
+        ids(&claim(10).await),
+        [bx.id],
+        "x's second event to a waits for its first; the paused registration's is passed by"
+    );
+    assert!(
+        claim(10).await.is_empty(),
+        "claimed ones are hidden by their lease"
+    );
+
+    // x1 succeeds, y's outcome comes from an attempt that lost its lease: only x1 is written.
+    let mut done = first.clone();
+    done[0].state = "succeeded".into();
+    done[0].next_attempt_at = None;
+    done[1].attempt = 0;
+    done[1].state = "succeeded".into();
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(w::finish(&mut *tx, &done, now).await.unwrap(), [x1.id]);
+    tx.commit().await.unwrap();
+    assert_eq!(ids(&claim(10).await), [x2.id], "now x's second event goes");
+
+    // Outcomes of a round: failures, then a success, then two failures leave two in a row and
+    // the circuit closed; five more open it, and a's deliveries wait.
+    let mut o = Outcomes::default();
+    for ok in [false, false, true, false, false] {
+        o.push(ok);
+    }
+    assert_eq!(
+        o,
+        Outcomes {
+            succeeded: true,
+            failures_since: 2
+        }
+    );
+    let opened = now + Duration::minutes(30);
+    let mut c = db.conn().await.unwrap();
+    w::record_outcome(&mut *c, t.id, a.id, o, 5, |_| opened)
+        .await
+        .unwrap();
+    let got = w::get(&mut *c, t.id, a.id, false).await.unwrap().unwrap();
+    assert_eq!(
+        (got.consecutive_failures, got.circuit_open_until),
+        (2, None)
+    );
+    let mut more = Outcomes::default();
+    for _ in 0..3 {
+        more.push(false);
+    }
+    w::record_outcome(&mut *c, t.id, a.id, more, 5, |n| {
+        assert_eq!(n, 5);
+        opened
+    })
+    .await
+    .unwrap();
+    let got = w::get(&mut *c, t.id, a.id, false).await.unwrap().unwrap();
+    assert_eq!(
+        (got.consecutive_failures, got.circuit_open_until),
+        (5, Some(opened))
+    );
+    let late = delivery(&a, "q", 5);
+    assert!(w::insert_delivery(&mut *c, &late).await.unwrap());
+    drop(c);
+    assert!(
+        claim(10).await.is_empty(),
+        "an open circuit holds its deliveries"
+    );
+    let mut c = db.conn().await.unwrap();
+    let mut ok = Outcomes::default();
+    ok.push(true);
+    w::record_outcome(&mut *c, t.id, a.id, ok, 5, |_| opened)
+        .await
+        .unwrap();
+    drop(c);
+    assert_eq!(
+        ids(&claim(10).await),
+        [late.id],
+        "a success closes it again"
+    );
 }

@@ -51,6 +51,7 @@ pub mod users;
 pub mod webhooks;
 
 pub use conn::{
-    Conn, Database, Dialect, PoolStats, Row, Subscription, Tx, Val, Where, page_clause, publish,
+    Conn, Database, Dialect, PoolStats, Row, Subscription, Tx, Val, Where, bind_row, page_clause,
+    publish, value_lists,
 };
 pub use error::{StoreError, StoreResult};

@@ -88,7 +88,7 @@ pub async fn by_type(
 }
 
 /// Marks up to `max` undispatched events that carry no work dispatched at `now`; answers how
-/// many. (Webhook fan-out is tracked apart, by `fanned_out_at`: see [`to_fan_out`].)
+/// many. (Webhook fan-out is tracked apart, by `fanned_out_at`: see [`take_for_fan_out`].)
 pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> StoreResult<u64> {
     let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
     c.execute(
@@ -102,36 +102,31 @@ pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> St
     .await
 }
 
-/// Up to `max` events not yet fanned out to webhooks, oldest first (locked with `SKIP LOCKED`
-/// on PostgreSQL so two dispatchers take different events).
-pub async fn to_fan_out(c: &mut dyn Conn, max: i64) -> StoreResult<Vec<OutboxEvent>> {
-    let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
-    c.fetch_all(
-        &format!(
-            "SELECT {COLS} FROM outbox WHERE fanned_out_at IS NULL \
-             ORDER BY created_at, id LIMIT $1{lock}"
-        ),
-        &[max.into()],
-    )
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
-}
-
-/// Marks event `id` of `tenant` fanned out at `now`.
-pub async fn fanned_out(
+/// Takes up to `max` events not yet fanned out to webhooks, oldest first, and marks them
+/// fanned out at `now`, in one statement: the caller writes their deliveries in the same
+/// transaction, so a failure un-marks them. PostgreSQL skips events another dispatcher holds.
+pub async fn take_for_fan_out(
     c: &mut dyn Conn,
-    tenant: TenantId,
-    id: Uuid,
     now: OffsetDateTime,
-) -> StoreResult<()> {
-    c.execute(
-        "UPDATE outbox SET fanned_out_at = $3 WHERE tenant_id = $1 AND id = $2",
-        &[tenant.into(), id.into(), now.into()],
-    )
-    .await
-    .map(drop)
+    max: i64,
+) -> StoreResult<Vec<OutboxEvent>> {
+    let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
+    let mut taken = c
+        .fetch_all(
+            &format!(
+                "UPDATE outbox SET fanned_out_at = $1 WHERE (tenant_id, id) IN (\
+                 SELECT tenant_id, id FROM outbox WHERE fanned_out_at IS NULL \
+                 ORDER BY created_at, id LIMIT $2{lock}) RETURNING {COLS}"
+            ),
+            &[now.into(), max.into()],
+        )
+        .await?
+        .iter()
+        .map(from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    // RETURNING gives no order; events are handed on in commit order.
+    taken.sort_by_key(|e| (e.created_at, e.id));
+    Ok(taken)
 }
 
 const DUE: &str = "dispatched_at IS NULL AND actions IS NOT NULL \

@@ -3,7 +3,7 @@
 //! per event and registration); deliverers claim due deliveries under a lease ([`claim_due`],
 //! `SKIP LOCKED` on PostgreSQL) so that several processes never send one attempt twice, and a
 //! case's events reach each registration in order.
-use crate::{Conn, Row, StoreError, StoreResult, Val, Where, page_clause};
+use crate::{Conn, Row, StoreError, StoreResult, Val, Where, bind_row, page_clause, value_lists};
 use casegate_domain::ids::{TenantId, UserId};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
@@ -249,30 +249,61 @@ pub async fn active(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<Vec<Webho
     .collect()
 }
 
-/// Records an attempt's outcome on the registration's circuit breaker: a success closes it, a
-/// failure counts and, from `open_after` failures in a row, opens it until `open_until(n)`.
+/// What a round of attempts did to a registration's circuit breaker, in the order they
+/// finished: a success closes the circuit and starts the count again, each failure counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    /// Some attempt succeeded.
+    pub succeeded: bool,
+    /// Failures after the last success (all of them when none succeeded).
+    pub failures_since: i64,
+}
+
+impl Outcomes {
+    /// Adds one attempt's outcome.
+    pub fn push(&mut self, success: bool) {
+        if success {
+            self.succeeded = true;
+            self.failures_since = 0;
+        } else {
+            self.failures_since += 1;
+        }
+    }
+}
+
+/// Records a round's outcomes on the registration's circuit breaker: a success closes it and
+/// resets the count of failures in a row; from `open_after` failures in a row it is open until
+/// `open_until(n)`. One statement in the common case (all went well).
 pub async fn record_outcome(
     c: &mut dyn Conn,
     tenant: TenantId,
     id: Uuid,
-    success: bool,
+    o: Outcomes,
     open_after: i64,
     open_until: impl Fn(i64) -> OffsetDateTime,
 ) -> StoreResult<()> {
-    if success {
-        c.execute(
-            "UPDATE webhooks SET consecutive_failures = 0, circuit_open_until = NULL \
-             WHERE tenant_id = $1 AND id = $2 AND consecutive_failures <> 0",
-            &[tenant.into(), id.into()],
-        )
-        .await?;
+    if o.failures_since == 0 {
+        if o.succeeded {
+            c.execute(
+                "UPDATE webhooks SET consecutive_failures = 0, circuit_open_until = NULL \
+                 WHERE tenant_id = $1 AND id = $2 AND consecutive_failures <> 0",
+                &[tenant.into(), id.into()],
+            )
+            .await?;
+        }
         return Ok(());
     }
+    let counted = if o.succeeded {
+        "UPDATE webhooks SET consecutive_failures = $3, circuit_open_until = NULL \
+         WHERE tenant_id = $1 AND id = $2 RETURNING consecutive_failures"
+    } else {
+        "UPDATE webhooks SET consecutive_failures = consecutive_failures + $3 \
+         WHERE tenant_id = $1 AND id = $2 RETURNING consecutive_failures"
+    };
     let Some(row) = c
         .fetch_optional(
-            "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 \
-             WHERE tenant_id = $1 AND id = $2 RETURNING consecutive_failures",
-            &[tenant.into(), id.into()],
+            counted,
+            &[tenant.into(), id.into(), o.failures_since.into()],
         )
         .await?
     else {
@@ -380,34 +411,46 @@ fn delivery_row(r: &Row) -> StoreResult<Delivery> {
 /// Adds a delivery; a first delivery of an event to a registration that already has one is
 /// skipped (answers false), so fan-out can be repeated safely.
 pub async fn insert_delivery(c: &mut dyn Conn, d: &Delivery) -> StoreResult<bool> {
-    let n = c
-        .execute(
-            &format!(
-                "INSERT INTO webhook_deliveries ({DELIVERY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, \
-                 $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-                 ON CONFLICT (tenant_id, webhook_id, event_id) WHERE redelivery_of IS NULL DO NOTHING"
-            ),
-            &[
-                d.tenant_id.into(),
-                d.id.into(),
-                d.webhook_id.into(),
-                d.event_id.into(),
-                d.event_type.as_str().into(),
-                d.body.as_str().into(),
-                d.ordering_key.clone().into(),
-                d.state.as_str().into(),
-                d.attempt.into(),
-                d.next_attempt_at.into(),
-                d.status_code.into(),
-                d.error.clone().into(),
-                d.duration_ms.into(),
-                d.redelivery_of.into(),
-                d.created_at.into(),
-                d.updated_at.into(),
-            ],
-        )
-        .await?;
-    Ok(n == 1)
+    Ok(insert_deliveries(c, std::slice::from_ref(d)).await? == 1)
+}
+
+/// Adds deliveries, a few hundred per statement (fan-out writes a batch of events at once);
+/// skips first deliveries that exist already, as [`insert_delivery`]. Answers how many it
+/// added.
+pub async fn insert_deliveries(c: &mut dyn Conn, ds: &[Delivery]) -> StoreResult<u64> {
+    let mut added = 0;
+    for (rows, args) in value_lists(c.dialect(), ds, &[], |d| {
+        [
+            d.tenant_id.into(),
+            d.id.into(),
+            d.webhook_id.into(),
+            d.event_id.into(),
+            d.event_type.as_str().into(),
+            d.body.as_str().into(),
+            d.ordering_key.clone().into(),
+            d.state.as_str().into(),
+            d.attempt.into(),
+            d.next_attempt_at.into(),
+            d.status_code.into(),
+            d.error.clone().into(),
+            d.duration_ms.into(),
+            d.redelivery_of.into(),
+            d.created_at.into(),
+            d.updated_at.into(),
+        ]
+    }) {
+        added += c
+            .execute(
+                &format!(
+                    "INSERT INTO webhook_deliveries ({DELIVERY_COLS}) VALUES {rows} \
+                     ON CONFLICT (tenant_id, webhook_id, event_id) WHERE redelivery_of IS NULL \
+                     DO NOTHING"
+                ),
+                &args,
+            )
+            .await?;
+    }
+    Ok(added)
 }
 
 /// One delivery of registration `webhook`.
@@ -468,50 +511,91 @@ pub async fn deliveries(
     ))
 }
 
-/// Claims up to `max` due deliveries of active registrations whose circuit is closed, oldest
-/// due first, skipping any with an earlier unfinished delivery of the same case to the same
-/// registration: counts the attempt and hides each until `lease_until`. Commit at once, then
-/// send outside this transaction.
+/// Registrations whose deliveries may go out at `$1`: on, not deleted, circuit closed.
+const CLAIMABLE: &str = "w.active AND w.deleted_at IS NULL \
+    AND (w.circuit_open_until IS NULL OR w.circuit_open_until <= $1)";
+
+/// The deliveries of the registration `tenant`.`webhook` (SQL expressions) due at `$1`, at most
+/// `$2`, oldest due first, leaving out any whose case has an earlier event still undelivered
+/// to it (a case's events go out in order). It walks `webhook_deliveries_due` and stops after
+/// the batch, so its cost does not grow with the queue.
+fn due_of(tenant: &str, webhook: &str, lock: &str) -> String {
+    let cols = DELIVERY_COLS
+        .split(", ")
+        .map(|col| format!("d.{col}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {cols} FROM webhook_deliveries d \
+         WHERE d.tenant_id = {tenant} AND d.webhook_id = {webhook} \
+           AND d.state IN ('pending', 'failed') AND d.next_attempt_at <= $1 \
+           AND (d.ordering_key IS NULL OR NOT EXISTS (\
+             SELECT 1 FROM webhook_deliveries e WHERE e.tenant_id = d.tenant_id \
+               AND e.webhook_id = d.webhook_id AND e.ordering_key = d.ordering_key \
+               AND e.state IN ('pending', 'failed') AND e.redelivery_of IS NULL \
+               AND (e.created_at < d.created_at \
+                    OR (e.created_at = d.created_at AND e.event_id < d.event_id)))) \
+         ORDER BY d.next_attempt_at, d.created_at, d.event_id LIMIT $2{lock}"
+    )
+}
+
+/// Claims up to `max` deliveries due at `now`, oldest due first across registrations, for
+/// sending: counts the attempt and hides them until `lease_until`. A registration that is off
+/// or whose circuit is open is passed by without reading its queue. PostgreSQL walks each
+/// claimable registration's due deliveries in one statement (`LATERAL`), skipping rows another
+/// deliverer holds; SQLite, one writer and no `LATERAL`, asks per registration (in-process
+/// calls) and merges. Commit at once, then send outside this transaction.
 pub async fn claim_due(
     c: &mut dyn Conn,
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     max: i64,
 ) -> StoreResult<Vec<Delivery>> {
-    let lock = c.dialect().row_lock(" FOR UPDATE OF d SKIP LOCKED");
-    let cols = DELIVERY_COLS
-        .split(", ")
-        .map(|col| format!("d.{col}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let rows = c
-        .fetch_all(
-            &format!(
-                "SELECT {cols} FROM webhook_deliveries d JOIN webhooks w \
-                   ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id \
-                 WHERE d.state IN ('pending', 'failed') AND d.next_attempt_at <= $1 \
-                   AND w.active AND w.deleted_at IS NULL \
-                   AND (w.circuit_open_until IS NULL OR w.circuit_open_until <= $1) \
-                   AND (d.ordering_key IS NULL OR NOT EXISTS (\
-                     SELECT 1 FROM webhook_deliveries e WHERE e.tenant_id = d.tenant_id \
-                       AND e.webhook_id = d.webhook_id AND e.ordering_key = d.ordering_key \
-                       AND e.state IN ('pending', 'failed') AND e.redelivery_of IS NULL \
-                       AND (e.created_at < d.created_at \
-                            OR (e.created_at = d.created_at AND e.event_id < d.event_id)))) \
-                 ORDER BY d.next_attempt_at, d.created_at, d.event_id LIMIT $2{lock}"
-            ),
-            &[now.into(), max.into()],
-        )
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
+    let rows = match c.dialect() {
+        crate::Dialect::Postgres => {
+            let due = due_of("w.tenant_id", "w.id", " FOR UPDATE SKIP LOCKED");
+            c.fetch_all(
+                &format!(
+                    "SELECT d.* FROM webhooks w CROSS JOIN LATERAL ({due}) d WHERE {CLAIMABLE} \
+                     ORDER BY d.next_attempt_at, d.created_at, d.event_id LIMIT $2"
+                ),
+                &[now.into(), max.into()],
+            )
+            .await?
+        }
+        crate::Dialect::Sqlite => {
+            let hooks = c
+                .fetch_all(
+                    &format!("SELECT w.tenant_id, w.id FROM webhooks w WHERE {CLAIMABLE}"),
+                    &[now.into()],
+                )
+                .await?;
+            let due = due_of("$3", "$4", "");
+            let mut rows = Vec::new();
+            for h in &hooks {
+                let args = [
+                    now.into(),
+                    max.into(),
+                    h.uuid("tenant_id")?.into(),
+                    h.uuid("id")?.into(),
+                ];
+                rows.extend(c.fetch_all(&due, &args).await?);
+            }
+            rows
+        }
+    };
+    let mut found = rows
+        .iter()
+        .map(delivery_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    found.sort_by_key(|d| (d.next_attempt_at, d.created_at, d.event_id));
+    found.truncate(usize::try_from(max).unwrap_or(0));
+    let mut out = Vec::with_capacity(found.len());
     // One statement takes the whole batch (its rows are locked by the select on PostgreSQL).
     let mut args: Vec<Val> = vec![lease_until.into()];
-    let mut keys = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let mut d = delivery_row(r)?;
-        args.push(d.tenant_id.into());
-        args.push(d.id.into());
-        keys.push(format!("(${}, ${})", args.len() - 1, args.len()));
+    let mut keys = Vec::with_capacity(found.len());
+    for mut d in found {
+        keys.push(bind_row(&mut args, [d.tenant_id.into(), d.id.into()]));
         d.attempt += 1;
         d.next_attempt_at = Some(lease_until);
         out.push(d);
@@ -537,28 +621,48 @@ pub async fn claim_due(
     Ok(out)
 }
 
-/// Writes the outcome of attempt `d.attempt` (state, next time, status, error, duration)
-/// unless another deliverer claimed the delivery since; answers whether it did.
-pub async fn finish(c: &mut dyn Conn, d: &Delivery, now: OffsetDateTime) -> StoreResult<bool> {
-    let n = c
-        .execute(
-            "UPDATE webhook_deliveries SET state = $3, next_attempt_at = $4, status_code = $5, \
-             error = $6, duration_ms = $7, updated_at = $8 \
-             WHERE tenant_id = $1 AND id = $2 AND attempt = $9",
-            &[
-                d.tenant_id.into(),
-                d.id.into(),
-                d.state.as_str().into(),
-                d.next_attempt_at.into(),
-                d.status_code.into(),
-                d.error.clone().into(),
-                d.duration_ms.into(),
-                now.into(),
-                d.attempt.into(),
-            ],
-        )
-        .await?;
-    Ok(n == 1)
+/// Writes the outcome of attempt `d.attempt` (state, next time, status, error, duration) of
+/// each of `ds`, in one statement, unless another deliverer claimed the delivery since;
+/// answers the ids it wrote.
+pub async fn finish(
+    c: &mut dyn Conn,
+    ds: &[Delivery],
+    now: OffsetDateTime,
+) -> StoreResult<Vec<Uuid>> {
+    let mut done = Vec::with_capacity(ds.len());
+    for (rows, args) in value_lists(c.dialect(), ds, &[now.into()], |d| {
+        [
+            d.tenant_id.into(),
+            d.id.into(),
+            d.attempt.into(),
+            d.state.as_str().into(),
+            d.next_attempt_at.into(),
+            d.status_code.into(),
+            d.error.clone().into(),
+            d.duration_ms.into(),
+        ]
+    }) {
+        // `VALUES` columns are `column1`, `column2`, … on both backends.
+        let written = c
+            .fetch_all(
+                &format!(
+                    "UPDATE webhook_deliveries SET state = v.column4, \
+                     next_attempt_at = v.column5, status_code = v.column6, error = v.column7, \
+                     duration_ms = v.column8, updated_at = $1 \
+                     FROM (VALUES {rows}) AS v \
+                     WHERE webhook_deliveries.tenant_id = v.column1 \
+                       AND webhook_deliveries.id = v.column2 \
+                       AND webhook_deliveries.attempt = v.column3 \
+                     RETURNING webhook_deliveries.id"
+                ),
+                &args,
+            )
+            .await?;
+        for r in &written {
+            done.push(r.uuid("id")?);
+        }
+    }
+    Ok(done)
 }
 
 /// Gives up every unfinished delivery of a registration (it was deleted).
@@ -606,13 +710,11 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// Records an attempt (once: a repeated record of the same attempt is ignored).
-pub async fn record_attempt(c: &mut dyn Conn, a: &Attempt) -> StoreResult<()> {
-    c.execute(
-        "INSERT INTO webhook_attempts (tenant_id, delivery_id, attempt, started_at, status_code, \
-         duration_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (tenant_id, delivery_id, attempt) DO NOTHING",
-        &[
+/// Records attempts, in one statement (once each: a repeated record of the same attempt is
+/// ignored).
+pub async fn record_attempts(c: &mut dyn Conn, attempts: &[Attempt]) -> StoreResult<()> {
+    for (rows, args) in value_lists(c.dialect(), attempts, &[], |a| {
+        [
             a.tenant_id.into(),
             a.delivery_id.into(),
             a.attempt.into(),
@@ -620,10 +722,19 @@ pub async fn record_attempt(c: &mut dyn Conn, a: &Attempt) -> StoreResult<()> {
             a.status_code.into(),
             a.duration_ms.into(),
             a.error.clone().into(),
-        ],
-    )
-    .await
-    .map(drop)
+        ]
+    }) {
+        c.execute(
+            &format!(
+                "INSERT INTO webhook_attempts (tenant_id, delivery_id, attempt, started_at, \
+                 status_code, duration_ms, error) VALUES {rows} \
+                 ON CONFLICT (tenant_id, delivery_id, attempt) DO NOTHING"
+            ),
+            &args,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Every attempt at a delivery, in order.
