@@ -10,8 +10,8 @@ THREADS=2
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p casegate-server
 cargo build --release -q -p casegate-api --example bare_axum
-BIN=target/release/casegate
-BARE=target/release/examples/bare_axum
+BIN="${CARGO_TARGET_DIR:-target}/release/casegate"
+BARE="${CARGO_TARGET_DIR:-target}/release/examples/bare_axum"
 WORK=$(mktemp -d)
 PGDB=casegate_bench_$$
 PGURL="postgres://postgres@127.0.0.1:5432/$PGDB"
