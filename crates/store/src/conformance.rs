@@ -1692,8 +1692,8 @@ pub async fn webhook_claims_take_the_oldest_due_in_case_order(db: Arc<dyn Databa
         updated_at: T0 + Duration::seconds(secs),
     };
     let x1 = delivery(&a, "x", 1);
-    let y = delivery(&a, "y", 2);
-    let bx = delivery(&b, "x", 3);
+    let bx = delivery(&b, "x", 2);
+    let y = delivery(&a, "y", 3);
     let x2 = delivery(&a, "x", 4);
     let paused = delivery(&off, "z", 0);
     let mut c = db.conn().await.unwrap();
@@ -1730,11 +1730,21 @@ pub async fn webhook_claims_take_the_oldest_due_in_case_order(db: Arc<dyn Databa
     };
     let ids = |ds: &[Delivery]| ds.iter().map(|d| d.id).collect::<Vec<_>>();
     let first = claim(2).await;
-    assert_eq!(ids(&first), [x1.id, y.id], "oldest due first, at most max");
-    assert!(first.iter().all(|d| d.attempt == 1));
+    assert_eq!(
+        ids(&first),
+        [x1.id, bx.id],
+        "oldest due first across registrations, at most max"
+    );
+    let mut c = db.conn().await.unwrap();
+    let stored = w::get_delivery(&mut *c, t.id, a.id, x1.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.attempt, stored.next_attempt_at), (1, Some(lease)));
+    drop(c);
     assert_eq!(
         ids(&claim(10).await),
-        [bx.id],
+        [y.id],
         "x's second event to a waits for its first; the paused registration's is passed by"
     );
     assert!(
@@ -1742,7 +1752,7 @@ pub async fn webhook_claims_take_the_oldest_due_in_case_order(db: Arc<dyn Databa
         "claimed ones are hidden by their lease"
     );
 
-    // x1 succeeds, y's outcome comes from an attempt that lost its lease: only x1 is written.
+    // x1 succeeds, bx's outcome comes from an attempt that lost its lease: only x1 is written.
     let mut done = first.clone();
     done[0].state = "succeeded".into();
     done[0].next_attempt_at = None;

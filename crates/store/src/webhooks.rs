@@ -3,7 +3,7 @@
 //! per event and registration); deliverers claim due deliveries under a lease ([`claim_due`],
 //! `SKIP LOCKED` on PostgreSQL) so that several processes never send one attempt twice, and a
 //! case's events reach each registration in order.
-use crate::{Conn, Row, StoreError, StoreResult, Val, Where, bind_row, page_clause, value_lists};
+use crate::{Conn, Row, StoreResult, Val, Where, bind_row, page_clause, value_lists};
 use casegate_domain::ids::{TenantId, UserId};
 use serde_json::Value as Json;
 use time::OffsetDateTime;
@@ -515,18 +515,14 @@ pub async fn deliveries(
 const CLAIMABLE: &str = "w.active AND w.deleted_at IS NULL \
     AND (w.circuit_open_until IS NULL OR w.circuit_open_until <= $1)";
 
-/// The deliveries of the registration `tenant`.`webhook` (SQL expressions) due at `$1`, at most
+/// The keys of the deliveries of registration `tenant`.`webhook` (SQL expressions) due at `$1`, at most
 /// `$2`, oldest due first, leaving out any whose case has an earlier event still undelivered
 /// to it (a case's events go out in order). It walks `webhook_deliveries_due` and stops after
 /// the batch, so its cost does not grow with the queue.
-fn due_of(tenant: &str, webhook: &str, lock: &str) -> String {
-    let cols = DELIVERY_COLS
-        .split(", ")
-        .map(|col| format!("d.{col}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+fn due_of(tenant: &str, webhook: &str) -> String {
     format!(
-        "SELECT {cols} FROM webhook_deliveries d \
+        "SELECT d.tenant_id, d.id, d.next_attempt_at, d.created_at, d.event_id \
+         FROM webhook_deliveries d \
          WHERE d.tenant_id = {tenant} AND d.webhook_id = {webhook} \
            AND d.state IN ('pending', 'failed') AND d.next_attempt_at <= $1 \
            AND (d.ordering_key IS NULL OR NOT EXISTS (\
@@ -535,16 +531,18 @@ fn due_of(tenant: &str, webhook: &str, lock: &str) -> String {
                AND e.state IN ('pending', 'failed') AND e.redelivery_of IS NULL \
                AND (e.created_at < d.created_at \
                     OR (e.created_at = d.created_at AND e.event_id < d.event_id)))) \
-         ORDER BY d.next_attempt_at, d.created_at, d.event_id LIMIT $2{lock}"
+         ORDER BY d.next_attempt_at, d.created_at, d.event_id LIMIT $2"
     )
 }
 
 /// Claims up to `max` deliveries due at `now`, oldest due first across registrations, for
 /// sending: counts the attempt and hides them until `lease_until`. A registration that is off
-/// or whose circuit is open is passed by without reading its queue. PostgreSQL walks each
-/// claimable registration's due deliveries in one statement (`LATERAL`), skipping rows another
-/// deliverer holds; SQLite, one writer and no `LATERAL`, asks per registration (in-process
-/// calls) and merges. Commit at once, then send outside this transaction.
+/// or whose circuit is open is passed by without reading its queue. The candidates are chosen
+/// without locks (PostgreSQL walks each claimable registration's due deliveries in one
+/// statement, `LATERAL`; SQLite, one writer and no `LATERAL`, asks each registration with work
+/// due, in-process, and merges); then one statement takes them, locking only those and
+/// skipping any another deliverer took meanwhile (PostgreSQL re-checks that each is still due
+/// once it holds it). Commit at once, then send outside this transaction.
 pub async fn claim_due(
     c: &mut dyn Conn,
     now: OffsetDateTime,
@@ -553,10 +551,11 @@ pub async fn claim_due(
 ) -> StoreResult<Vec<Delivery>> {
     let rows = match c.dialect() {
         crate::Dialect::Postgres => {
-            let due = due_of("w.tenant_id", "w.id", " FOR UPDATE SKIP LOCKED");
+            let due = due_of("w.tenant_id", "w.id");
             c.fetch_all(
                 &format!(
-                    "SELECT d.* FROM webhooks w CROSS JOIN LATERAL ({due}) d WHERE {CLAIMABLE} \
+                    "SELECT d.tenant_id, d.id, d.next_attempt_at, d.created_at, d.event_id \
+                     FROM webhooks w CROSS JOIN LATERAL ({due}) d WHERE {CLAIMABLE} \
                      ORDER BY d.next_attempt_at, d.created_at, d.event_id LIMIT $2"
                 ),
                 &[now.into(), max.into()],
@@ -566,11 +565,16 @@ pub async fn claim_due(
         crate::Dialect::Sqlite => {
             let hooks = c
                 .fetch_all(
-                    &format!("SELECT w.tenant_id, w.id FROM webhooks w WHERE {CLAIMABLE}"),
+                    &format!(
+                        "SELECT w.tenant_id, w.id FROM webhooks w WHERE {CLAIMABLE} \
+                         AND EXISTS (SELECT 1 FROM webhook_deliveries d \
+                           WHERE d.tenant_id = w.tenant_id AND d.webhook_id = w.id \
+                             AND d.state IN ('pending', 'failed') AND d.next_attempt_at <= $1)"
+                    ),
                     &[now.into()],
                 )
                 .await?;
-            let due = due_of("$3", "$4", "");
+            let due = due_of("$3", "$4");
             let mut rows = Vec::new();
             for h in &hooks {
                 let args = [
@@ -584,40 +588,47 @@ pub async fn claim_due(
             rows
         }
     };
-    let mut found = rows
+    let mut chosen = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.opt_time("next_attempt_at")?,
+                r.time("created_at")?,
+                r.uuid("event_id")?,
+                TenantId(r.uuid("tenant_id")?),
+                r.uuid("id")?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    chosen.sort();
+    chosen.truncate(usize::try_from(max).unwrap_or(0));
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args: Vec<Val> = vec![lease_until.into(), now.into()];
+    let keys: Vec<String> = chosen
+        .iter()
+        .map(|(.., tenant, id)| bind_row(&mut args, [(*tenant).into(), (*id).into()]))
+        .collect();
+    let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
+    let mut out = c
+        .fetch_all(
+            &format!(
+                "UPDATE webhook_deliveries SET attempt = attempt + 1, next_attempt_at = $1 \
+                 WHERE (tenant_id, id) IN (SELECT tenant_id, id FROM webhook_deliveries \
+                   WHERE (tenant_id, id) IN ({}) AND state IN ('pending', 'failed') \
+                     AND next_attempt_at <= $2{lock}) \
+                 RETURNING {DELIVERY_COLS}",
+                keys.join(", ")
+            ),
+            &args,
+        )
+        .await?
         .iter()
         .map(delivery_row)
         .collect::<StoreResult<Vec<_>>>()?;
-    found.sort_by_key(|d| (d.next_attempt_at, d.created_at, d.event_id));
-    found.truncate(usize::try_from(max).unwrap_or(0));
-    let mut out = Vec::with_capacity(found.len());
-    // One statement takes the whole batch (its rows are locked by the select on PostgreSQL).
-    let mut args: Vec<Val> = vec![lease_until.into()];
-    let mut keys = Vec::with_capacity(found.len());
-    for mut d in found {
-        keys.push(bind_row(&mut args, [d.tenant_id.into(), d.id.into()]));
-        d.attempt += 1;
-        d.next_attempt_at = Some(lease_until);
-        out.push(d);
-    }
-    if !out.is_empty() {
-        let n = c
-            .execute(
-                &format!(
-                    "UPDATE webhook_deliveries SET attempt = attempt + 1, next_attempt_at = $1 \
-                     WHERE (tenant_id, id) IN ({})",
-                    keys.join(", ")
-                ),
-                &args,
-            )
-            .await?;
-        if n != out.len() as u64 {
-            return Err(StoreError::Other(format!(
-                "claimed {} deliveries but updated {n}",
-                out.len()
-            )));
-        }
-    }
+    // RETURNING gives no order; the claimed ones go out oldest due first.
+    out.sort_by_key(|d| (d.created_at, d.event_id));
     Ok(out)
 }
 
