@@ -7,12 +7,14 @@ use casegate_store::cases::StoredCase;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A case (alerts included).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct CaseView {
     /// Case id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: CaseId,
     /// `CASE-2026-000042`.
     pub reference: String,
@@ -33,20 +35,24 @@ pub struct CaseView {
     /// Business unit.
     pub business_unit: Option<String>,
     /// Custom field values.
+    #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
     /// Reasons.
     pub reasons: Vec<String>,
     /// Notes.
     pub notes: Option<String>,
     /// Linked alerts (for a case).
+    #[schema(value_type = Vec<String>)]
     pub alert_ids: Vec<CaseId>,
     /// The case an alert was escalated into.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub case_id: Option<CaseId>,
     /// Screening reference.
     pub screening_id: Option<String>,
     /// Subject reference.
     pub subject_id: Option<String>,
     /// Originating payload.
+    #[schema(value_type = Option<Object>)]
     pub source: Option<Value>,
     /// `TRUE_POSITIVE|FALSE_POSITIVE|ESCALATED|NO_ACTION_REQUIRED`.
     pub disposition: Option<String>,
@@ -112,11 +118,12 @@ impl From<StoredCase> for CaseView {
 }
 
 /// A comment.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct CommentView {
     /// Comment id.
     pub id: Uuid,
     /// Case.
+    #[schema(value_type = String, format = Uuid)]
     pub case_id: CaseId,
     /// Author as audited (email).
     pub author: String,
@@ -143,11 +150,12 @@ impl From<Comment> for CommentView {
 }
 
 /// An attachment.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct AttachmentView {
     /// Attachment id.
     pub id: Uuid,
     /// Case.
+    #[schema(value_type = String, format = Uuid)]
     pub case_id: CaseId,
     /// File name.
     pub name: String,
@@ -195,7 +203,7 @@ impl From<Attachment> for AttachmentView {
 }
 
 /// An activity.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct ActivityView {
     /// Activity id.
     pub id: Uuid,
@@ -207,6 +215,7 @@ pub struct ActivityView {
     /// Who (id).
     pub actor_id: Option<Uuid>,
     /// Kind-specific details.
+    #[schema(value_type = Object)]
     pub data: Value,
     /// When.
     #[serde(serialize_with = "serialize_wire_time")]
@@ -227,7 +236,7 @@ impl From<Activity> for ActivityView {
 }
 
 /// A status history entry (API.md "Status history entry").
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct HistoryView {
     /// Entry id.
     pub id: Uuid,
@@ -246,6 +255,7 @@ pub struct HistoryView {
     /// Why.
     pub reason: Option<String>,
     /// Approvals that let it happen.
+    #[schema(value_type = Object)]
     pub approvals: Value,
     /// Asked for.
     #[serde(serialize_with = "serialize_wire_time")]
@@ -282,11 +292,12 @@ impl From<HistoryEntry> for HistoryView {
 }
 
 /// A relation.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct RelationView {
     /// Relation id.
     pub id: Uuid,
     /// Case.
+    #[schema(value_type = String, format = Uuid)]
     pub case_id: CaseId,
     /// `case|alert|party|sar`.
     pub target_type: String,
@@ -316,7 +327,7 @@ impl From<Relation> for RelationView {
 }
 
 /// A party.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct PartyView {
     /// Party id.
     pub id: Uuid,
@@ -325,6 +336,7 @@ pub struct PartyView {
     /// Name.
     pub name: String,
     /// Identifiers.
+    #[schema(value_type = Object)]
     pub identifiers: Value,
     /// Created.
     #[serde(serialize_with = "serialize_wire_time")]
@@ -347,7 +359,7 @@ impl From<Party> for PartyView {
 }
 
 /// A case with its record (`GET /cases/{id}`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct CaseDetail {
     /// The case.
     #[serde(flatten)]
@@ -363,10 +375,13 @@ pub struct CaseDetail {
     /// Outgoing relations.
     pub relations: Vec<RelationView>,
     /// The transition request waiting for approval, if any.
+    #[schema(value_type = Option<Object>)]
     pub pending_request: Option<crate::approvals::RequestView>,
     /// Every task of the case, oldest first.
+    #[schema(value_type = Vec<Object>)]
     pub tasks: Vec<crate::tasks::TaskView>,
     /// The SAR filed from this case (none yet).
+    #[schema(value_type = Option<Object>)]
     pub sar_filing: Option<Value>,
 }
 

@@ -13,7 +13,7 @@ use casegate_domain::Error;
 use casegate_domain::fields::FieldDef;
 use casegate_domain::lifecycle::Lifecycle;
 use casegate_service::case_types::{self, CaseType, CaseTypeInput};
-use casegate_service::case_views::CaseView;
+use casegate_service::case_views::{CaseDetail, CaseView};
 use casegate_service::cases::{
     self, AlertDecision, ListQuery, NewAttachment, OverrideInput, PartyInput, RelationInput,
 };
@@ -200,7 +200,6 @@ pub async fn put_case_type(
 #[derive(Serialize, ToSchema)]
 pub struct CasesPage {
     /// The page, newest first unless `sort` says otherwise.
-    #[schema(value_type = Vec<Object>)]
     pub cases: Vec<CaseView>,
     /// Cases matching the filters; counting stops at 10,000 unless `exact_total=true`.
     pub total: i64,
@@ -216,7 +215,7 @@ pub struct CasesPage {
 /// `screening_id`, `subject_id`, `alert_ids`, `fields`, `reasons`, `notes`, `detected_at`,
 /// `score`, `business_unit`, `source`.
 #[utoipa::path(post, path = "/cases", tag = "cases", request_body = Object,
-    responses((status = 201, body = Object, description = "the case, with ETag and Location"),
+    responses((status = 201, body = CaseView, description = "the case, with ETag and Location"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_case(
     State(st): State<AppState>,
@@ -301,7 +300,7 @@ pub async fn list_cases(
 /// A case by id or reference, with comments, attachments, status history, activities,
 /// relations, pending request, tasks and SAR filing.
 #[utoipa::path(get, path = "/cases/{id}", tag = "cases", params(("id" = String, Path, description = "Case id or reference")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CaseDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_case(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -313,7 +312,7 @@ pub async fn get_case(
 
 /// Changes a case's attributes (`case.edit`); conditional with `If-Match`.
 #[utoipa::path(patch, path = "/cases/{id}", tag = "cases", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn update_case(
     State(st): State<AppState>,
@@ -329,7 +328,7 @@ pub async fn update_case(
 
 /// Assigns (or with `null` unassigns) a case (`case.assign`).
 #[utoipa::path(post, path = "/cases/{id}/assign", tag = "cases", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn assign_case(
     State(st): State<AppState>,
@@ -632,7 +631,7 @@ pub async fn download_attachment(
 
 /// Escalates a case (`case.escalate`): `{"reason", "escalated_to"}`.
 #[utoipa::path(post, path = "/cases/{id}/escalate", tag = "cases", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn escalate_case(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -656,7 +655,7 @@ pub async fn escalate_case(
 
 /// Records the decision (`case.dispose`): `{"disposition", "reason"}`.
 #[utoipa::path(post, path = "/cases/{id}/disposition", tag = "cases", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn dispose_case(
     State(st): State<AppState>,
@@ -716,7 +715,7 @@ pub async fn override_decision(
 
 /// Reopens a closed case (`case.transition`): `{"reason"}`.
 #[utoipa::path(post, path = "/cases/{id}/reopen", tag = "cases", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn reopen_case(
     State(st): State<AppState>,
     Auth(p): Auth,

@@ -50,6 +50,30 @@ async fn operations_endpoints_answer(b: Backend) {
         assert!(o["paths"][path].is_object(), "{path} documented");
     }
     assert!(o["components"]["schemas"]["ErrorBody"].is_object());
+    // Cases are documented field by field, not as a bare object.
+    let case = &o["components"]["schemas"]["CaseView"];
+    for field in [
+        "reference",
+        "status",
+        "priority",
+        "fields",
+        "version",
+        "detected_at",
+    ] {
+        assert!(case["properties"][field].is_object(), "CaseView.{field}");
+    }
+    let get = &o["paths"]["/cases/{id}"]["get"]["responses"]["200"]["content"]["application/json"];
+    assert_eq!(
+        get["schema"]["$ref"], "#/components/schemas/CaseDetail",
+        "{get}"
+    );
+    let detail = o["components"]["schemas"]["CaseDetail"].to_string();
+    assert!(
+        detail.contains("CaseView") && detail.contains("status_history"),
+        "{detail}"
+    );
+    let page = &o["components"]["schemas"]["CasesPage"]["properties"]["cases"]["items"];
+    assert_eq!(page["$ref"], "#/components/schemas/CaseView", "{page}");
     assert!(o["components"]["securitySchemes"]["api_key"].is_object());
     let docs = s.http.get(s.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
