@@ -291,15 +291,17 @@ impl Mutation {
         Ok(match moved {
             cases::Moved::Applied(case, entry) => TransitionResult {
                 applied: true,
-                case: Case::from(*case),
                 history_entry: Some(HistoryEntry(*entry)),
                 request: None,
+                moved: Some(*case),
+                case_id: case_id.to_string(),
             },
             cases::Moved::Requested(r) => TransitionResult {
                 applied: false,
-                case: cases::get(svc, p, &case_id).await.map_err(gql)?.into(),
                 history_entry: None,
                 request: Some((*r).into()),
+                moved: None,
+                case_id: case_id.to_string(),
             },
         })
     }

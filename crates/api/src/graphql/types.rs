@@ -427,15 +427,35 @@ pub struct ApprovalSlot {
 
 /// What `requestTransition` did.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct TransitionResult {
     /// True when the case moved now; false when the move waits for approval.
     pub applied: bool,
-    /// The case after the command.
-    pub case: Case,
     /// The new history entry, when applied.
     pub history_entry: Option<HistoryEntry>,
     /// The request opened, when the move needs approval.
     pub request: Option<TransitionRequest>,
+    /// The case as an applied move left it. A requested move leaves the case as it was, so
+    /// it is read only when the selection asks for it (`case_id`).
+    #[graphql(skip)]
+    pub moved: Option<CaseView>,
+    /// The case's id or reference, as the caller gave it.
+    #[graphql(skip)]
+    pub case_id: String,
+}
+
+#[async_graphql::ComplexObject]
+impl TransitionResult {
+    /// The case after the command.
+    async fn case(&self, ctx: &Context<'_>) -> async_graphql::Result<Case> {
+        Ok(match &self.moved {
+            Some(v) => Case::from(v.clone()),
+            None => cases::get(services(ctx), caller(ctx)?, &self.case_id)
+                .await
+                .map_err(gql)?
+                .into(),
+        })
+    }
 }
 
 /// A case type's workflow document, as `GET /case-types/{key}` shows it.
