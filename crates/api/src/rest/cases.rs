@@ -13,7 +13,9 @@ use casegate_domain::Error;
 use casegate_domain::fields::FieldDef;
 use casegate_domain::lifecycle::Lifecycle;
 use casegate_service::case_types::{self, CaseType, CaseTypeInput};
-use casegate_service::case_views::{CaseDetail, CaseView};
+use casegate_service::case_views::{
+    AttachmentView, CaseDetail, CaseView, CommentView, HistoryView,
+};
 use casegate_service::cases::{
     self, AlertDecision, ListQuery, NewAttachment, OverrideInput, PartyInput, RelationInput,
 };
@@ -349,6 +351,15 @@ pub async fn assign_case(
     Ok(case_answer(StatusCode::OK, &c))
 }
 
+/// The answer of a move applied at once (`POST /cases/{id}/transitions` and `/status`).
+#[derive(Serialize, ToSchema)]
+pub struct MoveApplied {
+    /// The case in its new status.
+    pub case: CaseView,
+    /// The status-history entry the move wrote.
+    pub history_entry: HistoryView,
+}
+
 async fn do_transition(
     st: &AppState,
     p: &casegate_domain::principal::Caller,
@@ -366,7 +377,10 @@ async fn do_transition(
             cases::Moved::Applied(c, h) => tagged(
                 StatusCode::OK,
                 c.version,
-                &json!({ "case": c, "history_entry": h }),
+                &MoveApplied {
+                    case: *c,
+                    history_entry: *h,
+                },
             ),
             cases::Moved::Requested(r) => {
                 (StatusCode::ACCEPTED, Json(json!({ "request": r }))).into_response()
@@ -378,7 +392,7 @@ async fn do_transition(
 /// Moves a case to another status (`case.transition`): `{"to", "reason"}` → 200
 /// `{"case", "history_entry"}`, or 202 `{"request"}` when the move needs approval.
 #[utoipa::path(post, path = "/cases/{id}/transitions", tag = "cases", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object), (status = 202, body = Object, description = "awaiting approval"),
+    responses((status = 200, body = MoveApplied), (status = 202, body = Object, description = "awaiting approval: {\"request\"}"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "version_conflict, request_pending"),
         (status = 422, body = ErrorBody, description = "invalid_transition, reason_required")))]
 pub async fn transition_case(
@@ -393,7 +407,7 @@ pub async fn transition_case(
 
 /// Alias of `POST /cases/{id}/transitions` taking `{"status", "reason"}`.
 #[utoipa::path(post, path = "/cases/{id}/status", tag = "cases", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = MoveApplied), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_status(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -430,7 +444,7 @@ pub async fn case_history(
 
 /// Adds a comment (`case.edit`).
 #[utoipa::path(post, path = "/cases/{id}/comments", tag = "cases", params(("id" = String, Path)), request_body = Object,
-    responses((status = 201, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = CommentView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add_comment(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -462,7 +476,7 @@ pub struct LinkAttachment {
 /// Adds an attachment (`case.edit`): JSON `{"name", "type", "url"}` for a file kept elsewhere,
 /// or `multipart/form-data` with the file in field `file` (and optionally `name`).
 #[utoipa::path(post, path = "/cases/{id}/attachments", tag = "cases", params(("id" = String, Path)), request_body = LinkAttachment,
-    responses((status = 201, body = Object), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+    responses((status = 201, body = AttachmentView), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn add_attachment(
     State(st): State<AppState>,

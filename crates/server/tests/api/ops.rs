@@ -72,6 +72,15 @@ async fn operations_endpoints_answer(b: Backend) {
         detail.contains("CaseView") && detail.contains("status_history"),
         "{detail}"
     );
+    let moved = &o["components"]["schemas"]["MoveApplied"]["properties"];
+    assert_eq!(
+        moved["case"]["$ref"], "#/components/schemas/CaseView",
+        "{moved}"
+    );
+    assert_eq!(
+        moved["history_entry"]["$ref"],
+        "#/components/schemas/HistoryView"
+    );
     let page = &o["components"]["schemas"]["CasesPage"]["properties"]["cases"]["items"];
     assert_eq!(page["$ref"], "#/components/schemas/CaseView", "{page}");
     assert!(o["components"]["securitySchemes"]["api_key"].is_object());
