@@ -30,11 +30,12 @@ use uuid::Uuid;
 pub const MAX_COMMENT_CHARS: usize = 4_000;
 
 /// A transition request as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RequestView {
     /// Request id.
     pub id: Uuid,
     /// The case.
+    #[schema(value_type = String, format = Uuid)]
     pub case_id: CaseId,
     /// Status left.
     pub from: String,
@@ -53,6 +54,7 @@ pub struct RequestView {
     /// Index of the tier taking decisions.
     pub current_tier: usize,
     /// Tiers with their slots, decisions and deadlines.
+    #[schema(value_type = Vec<Object>)]
     pub tiers: Vec<TierState>,
     /// Whether the requester is barred and one person fills one slot.
     pub separation_of_duties: bool,

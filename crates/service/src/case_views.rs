@@ -375,7 +375,6 @@ pub struct CaseDetail {
     /// Outgoing relations.
     pub relations: Vec<RelationView>,
     /// The transition request waiting for approval, if any.
-    #[schema(value_type = Option<Object>)]
     pub pending_request: Option<crate::approvals::RequestView>,
     /// Every task of the case, oldest first.
     #[schema(value_type = Vec<Object>)]

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use casegate_domain::Error;
 use casegate_domain::fields::FieldDef;
 use casegate_domain::lifecycle::Lifecycle;
+use casegate_service::approvals::RequestView;
 use casegate_service::case_types::{self, CaseType, CaseTypeInput};
 use casegate_service::case_views::{
     AttachmentView, CaseDetail, CaseView, CommentView, HistoryView,
@@ -360,6 +361,20 @@ pub struct MoveApplied {
     pub history_entry: HistoryView,
 }
 
+/// The answer of a move that waits for approval.
+#[derive(Serialize, ToSchema)]
+pub struct MoveRequested {
+    /// The transition request opened for it.
+    pub request: RequestView,
+}
+
+/// `GET /cases/{id}/history` answer.
+#[derive(Serialize, ToSchema)]
+pub struct CaseHistory {
+    /// Every applied move, oldest first.
+    pub status_history: Vec<HistoryView>,
+}
+
 async fn do_transition(
     st: &AppState,
     p: &casegate_domain::principal::Caller,
@@ -383,7 +398,7 @@ async fn do_transition(
                 },
             ),
             cases::Moved::Requested(r) => {
-                (StatusCode::ACCEPTED, Json(json!({ "request": r }))).into_response()
+                (StatusCode::ACCEPTED, Json(MoveRequested { request: *r })).into_response()
             }
         },
     )
@@ -392,7 +407,7 @@ async fn do_transition(
 /// Moves a case to another status (`case.transition`): `{"to", "reason"}` → 200
 /// `{"case", "history_entry"}`, or 202 `{"request"}` when the move needs approval.
 #[utoipa::path(post, path = "/cases/{id}/transitions", tag = "cases", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = MoveApplied), (status = 202, body = Object, description = "awaiting approval: {\"request\"}"),
+    responses((status = 200, body = MoveApplied), (status = 202, body = MoveRequested, description = "awaiting approval"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "version_conflict, request_pending"),
         (status = 422, body = ErrorBody, description = "invalid_transition, reason_required")))]
 pub async fn transition_case(
@@ -432,14 +447,14 @@ pub async fn list_transitions(
 
 /// The status history, oldest first.
 #[utoipa::path(get, path = "/cases/{id}/history", tag = "cases", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CaseHistory), (status = 404, body = ErrorBody)))]
 pub async fn case_history(
     State(st): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let h = cases::history(&st.svc, &p, &id).await?;
-    Ok(Json(json!({ "status_history": h })))
+) -> ApiResult<Json<CaseHistory>> {
+    let status_history = cases::history(&st.svc, &p, &id).await?;
+    Ok(Json(CaseHistory { status_history }))
 }
 
 /// Adds a comment (`case.edit`).

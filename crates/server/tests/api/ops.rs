@@ -81,6 +81,12 @@ async fn operations_endpoints_answer(b: Backend) {
         moved["history_entry"]["$ref"],
         "#/components/schemas/HistoryView"
     );
+    let waits = &o["components"]["schemas"]["MoveRequested"]["properties"]["request"];
+    assert_eq!(waits["$ref"], "#/components/schemas/RequestView", "{waits}");
+    let request = &o["components"]["schemas"]["RequestView"]["properties"];
+    assert!(request["current_tier"].is_object() && request["tiers"].is_object());
+    let history = &o["components"]["schemas"]["CaseHistory"]["properties"]["status_history"];
+    assert_eq!(history["items"]["$ref"], "#/components/schemas/HistoryView");
     let page = &o["components"]["schemas"]["CasesPage"]["properties"]["cases"]["items"];
     assert_eq!(page["$ref"], "#/components/schemas/CaseView", "{page}");
     assert!(o["components"]["securitySchemes"]["api_key"].is_object());
