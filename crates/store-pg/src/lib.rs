@@ -259,6 +259,9 @@ impl Tx for PgTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.0.commit().await.map_err(map_err)
     }
+    async fn rollback(self: Box<Self>) -> StoreResult<()> {
+        self.0.rollback().await.map_err(map_err)
+    }
 }
 
 /// The PostgreSQL database.

@@ -249,6 +249,9 @@ impl Tx for SqliteTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.0.commit().await.map_err(map_err)
     }
+    async fn rollback(self: Box<Self>) -> StoreResult<()> {
+        self.0.rollback().await.map_err(map_err)
+    }
 }
 
 /// The SQLite database.

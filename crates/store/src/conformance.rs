@@ -926,7 +926,9 @@ pub async fn one_pending_request_per_case_and_claims_never_overlap(db: Arc<dyn D
                 .is_none(),
             "a held request is skipped"
         );
-        drop(rival);
+        // Undone at once, releasing what it holds before the next claim (a dropped
+        // transaction lets go only when its connection goes back to the pool).
+        rival.rollback().await.unwrap();
     }
     let mut done = claimed.clone();
     done.next_due_at = None;
@@ -1161,7 +1163,9 @@ pub async fn outbox_claims_are_leased_and_each_post_action_runs_once(db: Arc<dyn
             .unwrap()
             .unwrap();
         assert_eq!(next.id, newer.id, "a held event is skipped");
-        drop(rival);
+        // Undone at once, releasing what it holds before the next claim (a dropped
+        // transaction lets go only when its connection goes back to the pool).
+        rival.rollback().await.unwrap();
     }
     holder.commit().await.unwrap();
     // Leased: the next claim takes the newer event, then nothing until the lease ends.
@@ -1308,7 +1312,9 @@ pub async fn notification_emails_are_claimed_once_under_a_lease(db: Arc<dyn Data
         let next = n::claim_emails(&mut *rival, now, lease, 10).await.unwrap();
         let ids: Vec<Uuid> = next.iter().map(|j| j.notification.id).collect();
         assert_eq!(ids, [c.id], "held copies are passed by");
-        drop(rival);
+        // Undone at once, releasing what it holds before the next claim (a dropped
+        // transaction lets go only when its connection goes back to the pool).
+        rival.rollback().await.unwrap();
     }
     holder.commit().await.unwrap();
     // Leased: only the third is due now.

@@ -306,6 +306,10 @@ pub trait Conn: Send {
 pub trait Tx: Conn {
     /// Makes every change of the transaction durable.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
+    /// Undoes the transaction now and releases its locks before answering. (Dropping a
+    /// transaction also undoes it, but only when its connection goes back to the pool, so
+    /// its row locks may outlive the drop for a moment.)
+    async fn rollback(self: Box<Self>) -> StoreResult<()>;
 }
 
 /// Connection-pool figures for the `/metrics` gauges.
