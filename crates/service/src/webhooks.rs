@@ -1016,11 +1016,13 @@ pub async fn deliver(svc: &Services, max: i64) -> Result<u64> {
     let mut hooks: HashMap<(TenantId, Uuid), Option<Webhook>> = HashMap::new();
     let mut work = Vec::with_capacity(claimed.len());
     for d in claimed {
-        let key = (d.tenant_id, d.webhook_id);
-        if let std::collections::hash_map::Entry::Vacant(v) = hooks.entry(key) {
-            v.insert(store::get(&mut *c, d.tenant_id, d.webhook_id, false).await?);
-        }
-        match &hooks[&key] {
+        let hook = match hooks.entry((d.tenant_id, d.webhook_id)) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(store::get(&mut *c, d.tenant_id, d.webhook_id, false).await?)
+            }
+        };
+        match hook {
             Some(w) => work.push((d, w.clone())),
             None => tracing::warn!(delivery_id = %d.id, "delivery of a deleted webhook skipped"),
         }
@@ -1093,7 +1095,7 @@ async fn record_round(
             started_at: now,
             status_code: d.status_code,
             duration_ms: s.duration_ms,
-            error: s.error.clone(),
+            error: d.error.clone(),
         });
         settled.push(d);
     }

@@ -1,7 +1,7 @@
 //! Case rows: insert, read (with the assignee's and escalation target's emails and the linked
 //! alerts), compare-and-swap update, list and search, per-tenant reference numbers and the side
 //! table that serves equality filters on indexed custom fields.
-use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, page_clause};
+use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, bind_row, page_clause};
 use casegate_domain::ids::{CaseId, TenantId};
 use serde_json::{Map, Value as Json};
 use time::OffsetDateTime;
@@ -211,25 +211,18 @@ const INSERT_COLS: &str = "tenant_id, id, reference, case_type, title, status, p
     disposition_reason, escalated, escalated_to, detected_at, created_by, created_by_label, created_at, \
     updated_at, version, entry_seq";
 
-/// `($1, …, $28)` shifted by `offset` parameters.
-fn placeholders(offset: usize, n: usize) -> String {
-    let p: Vec<String> = (1..=n).map(|i| format!("${}", offset + i)).collect();
-    format!("({})", p.join(", "))
-}
-
 /// Inserts cases in one statement (one row for a create, up to a few hundred for bulk loads).
 /// SQLite also gives each row its stable full-text key (`rid`).
 pub async fn insert_many(c: &mut dyn Conn, cases: &[StoredCase]) -> StoreResult<()> {
     if cases.is_empty() {
         return Ok(());
     }
-    let n = insert_args(&cases[0]).len();
-    let mut args = Vec::with_capacity(n * cases.len());
-    for k in cases {
-        args.extend(insert_args(k));
-    }
+    let mut args = Vec::new();
     if c.dialect() == Dialect::Postgres {
-        let rows: Vec<String> = (0..cases.len()).map(|i| placeholders(i * n, n)).collect();
+        let rows: Vec<String> = cases
+            .iter()
+            .map(|k| bind_row(&mut args, insert_args(k)))
+            .collect();
         let sql = format!(
             "INSERT INTO cases ({INSERT_COLS}) VALUES {}",
             rows.join(", ")
@@ -241,10 +234,11 @@ pub async fn insert_many(c: &mut dyn Conn, cases: &[StoredCase]) -> StoreResult<
         .fetch_one("SELECT coalesce(max(rid), 0) AS m FROM cases", &[])
         .await?
         .int("m")?;
-    let rows: Vec<String> = (0..cases.len())
-        .map(|i| {
-            let p = placeholders(i * n, n);
-            format!("{}, {})", &p[..p.len() - 1], base + i as i64 + 1)
+    let rows: Vec<String> = (1..)
+        .zip(cases)
+        .map(|(i, k)| {
+            let rid = Val::from(base + i);
+            bind_row(&mut args, insert_args(k).into_iter().chain([rid]))
         })
         .collect();
     let sql = format!(

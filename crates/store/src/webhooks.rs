@@ -515,9 +515,9 @@ pub async fn deliveries(
 const CLAIMABLE: &str = "w.active AND w.deleted_at IS NULL \
     AND (w.circuit_open_until IS NULL OR w.circuit_open_until <= $1)";
 
-/// The keys of the deliveries of registration `tenant`.`webhook` (SQL expressions) due at `$1`, at most
-/// `$2`, oldest due first, leaving out any whose case has an earlier event still undelivered
-/// to it (a case's events go out in order). It walks `webhook_deliveries_due` and stops after
+/// The keys of the deliveries of registration `tenant`.`webhook` (SQL expressions) due at
+/// `$1`, at most `$2`, oldest due first, leaving out any whose case has an earlier event still
+/// undelivered to it (a case's events go out in order). It walks `webhook_deliveries_due` and stops after
 /// the batch, so its cost does not grow with the queue.
 fn due_of(tenant: &str, webhook: &str) -> String {
     format!(
@@ -627,7 +627,7 @@ pub async fn claim_due(
         .iter()
         .map(delivery_row)
         .collect::<StoreResult<Vec<_>>>()?;
-    // RETURNING gives no order; the claimed ones go out oldest due first.
+    // RETURNING gives no order (and the claim overwrote the due times): commit order.
     out.sort_by_key(|d| (d.created_at, d.event_id));
     Ok(out)
 }
