@@ -276,7 +276,8 @@ pub(crate) struct Open {
     pub(crate) now: OffsetDateTime,
     /// A post-action this command carries out: recorded in its transaction, so it runs once.
     pub(crate) run: Option<PostActionRun>,
-    /// Whether the case's pending request was superseded in this transaction already.
+    /// Whether the case's pending request was superseded, or is known not to exist, in this
+    /// transaction already.
     superseded: bool,
 }
 
@@ -287,9 +288,13 @@ pub(crate) async fn open(
     expected: Option<i64>,
 ) -> Result<Open> {
     let mut tx = svc.db.begin().await?;
-    let found = read(&mut *tx, p.tenant_id, id).await?;
-    // Re-read under the row lock (PostgreSQL) so concurrent commands queue on the case.
-    let before = store::lock(&mut *tx, p.tenant_id, found.id)
+    // Read under the row lock (PostgreSQL) so concurrent commands queue on the case; a
+    // reference is resolved to its id first.
+    let id = match parse_ref(id)? {
+        Ref::Id(id) => id,
+        Ref::Reference(_) => read(&mut *tx, p.tenant_id, id).await?.id,
+    };
+    let before = store::lock(&mut *tx, p.tenant_id, id)
         .await?
         .ok_or_else(|| Error::not_found("case"))?;
     if let Some(v) = expected
@@ -428,13 +433,15 @@ impl Open {
         events: Vec<Event>,
     ) -> Result<CaseView> {
         let view = view_of(&mut *self.tx, p.tenant_id, id).await?;
-        audit::append_by(&mut *self.tx, self.now, p, entry).await?;
         emit(&mut *self.tx, p.tenant_id, self.now, &view, events).await?;
         if let Some(run) = &self.run
             && !outbox::record_run(&mut *self.tx, run).await?
         {
             return Err(crate::dispatch::already_ran());
         }
+        // Last before commit: the tenant's chain head stays locked from here to the commit, and
+        // every command of the tenant queues on it.
+        audit::append_by(&mut *self.tx, self.now, p, entry).await?;
         self.tx.commit().await?;
         Ok(view)
     }
@@ -1227,6 +1234,9 @@ pub async fn transition(
     if let Some(q) = requests::pending_for_case(&mut *o.tx, p.tenant_id, o.before.id).await? {
         return Err(approvals::request_pending(Some(q.id)));
     }
+    // None is pending, and none can be opened while this transaction holds the case's lock:
+    // there is nothing to supersede.
+    o.superseded = true;
     let mut k = o.before.clone();
     if k.case_type == crate::sars::WORK_ITEM_TYPE && to == crate::sars::FILED {
         // Whatever the tenant's stored workflow says (one saved before `filed` was reserved),

@@ -254,8 +254,18 @@ pub async fn get(
     tenant: TenantId,
     id: CaseId,
 ) -> StoreResult<Option<StoredCase>> {
+    by_id(c, tenant, id, "").await
+}
+
+/// Case `id` of `tenant` read by `SELECT … {suffix}` (a locking clause, or nothing).
+async fn by_id(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: CaseId,
+    suffix: &str,
+) -> StoreResult<Option<StoredCase>> {
     let sql = format!(
-        "{} WHERE c.tenant_id = $1 AND c.id = $2",
+        "{} WHERE c.tenant_id = $1 AND c.id = $2{suffix}",
         select(c.dialect())
     );
     c.fetch_optional(&sql, &[tenant.into(), id.into()])
@@ -289,14 +299,13 @@ pub async fn lock(
     tenant: TenantId,
     id: CaseId,
 ) -> StoreResult<Option<StoredCase>> {
-    if c.dialect() == Dialect::Postgres {
-        c.execute(
-            "SELECT 1 FROM cases WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-            &[tenant.into(), id.into()],
-        )
-        .await?;
-    }
-    get(c, tenant, id).await
+    // One statement: the row lock (PostgreSQL; only the case's row, not the joined users') and
+    // the read, so a command pays one round trip for both.
+    let lock = match c.dialect() {
+        Dialect::Postgres => " FOR UPDATE OF c",
+        Dialect::Sqlite => "",
+    };
+    by_id(c, tenant, id, lock).await
 }
 
 /// Writes every changeable column of `k` if the stored version is still `expected`; bumps
