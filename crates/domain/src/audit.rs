@@ -201,71 +201,56 @@ fn canonical_agrees(
             return false;
         }
         i += key.len() + 2;
-        let Some(end) = value_end(b, i) else {
-            return false;
-        };
-        let raw = &b[i..end];
-        // Byte-equal and free of escapes and control characters (which JSON must escape): an
-        // escaped string is never taken as equal here.
-        let string_is = |s: &[u8]| {
-            raw.len() == s.len() + 2
-                && raw[0] == b'"'
-                && &raw[1..raw.len() - 1] == s
-                && !s.iter().any(|&c| c == b'\\' || c < 0x20)
-        };
-        let ok = match want {
-            Want::Str(s) => string_is(s),
-            Want::OptStr(None) => raw == b"null",
-            Want::OptStr(Some(s)) => string_is(s.as_bytes()),
-            Want::Int(v) => raw == v.to_string().as_bytes(),
+        // The value's length: a compared value is matched in place (its end follows from the
+        // column's length), so only the values not compared are scanned.
+        let rest = &b[i..];
+        let len = match want {
+            Want::Str(s) => quoted_len(rest, s),
+            Want::OptStr(None) => rest.starts_with(b"null").then_some(4),
+            Want::OptStr(Some(s)) => quoted_len(rest, s.as_bytes()),
+            Want::Int(v) => {
+                use std::io::Write;
+                let mut digits = [0u8; 20];
+                let mut w = &mut digits[..];
+                let _ = write!(w, "{v}");
+                let n = 20 - w.len();
+                rest.starts_with(&digits[..n]).then_some(n)
+            }
             // Not compared, but checked as JSON all the same (serde's scanner, nothing built),
             // so the fast path never passes a record the full parse would refuse.
-            Want::Any => serde_json::from_slice::<serde::de::IgnoredAny>(raw).is_ok(),
+            Want::Any => json_value_len(rest),
         };
-        if !ok {
+        let Some(len) = len else {
             return false;
-        }
-        i = end;
+        };
+        // What follows must open the next member (or close the record): checked above on the
+        // next turn, and below after the last.
+        i += len;
     }
     i + 1 == b.len() && b[i] == b'}'
 }
 
-/// Where the JSON value starting at `b[i]` ends (one past its last byte): strings to their
-/// closing quote (escapes skipped), objects and arrays to their matching bracket, anything
-/// else to the next `,`, `}` or `]`. `None` when it runs off the end. A string whose compared
-/// bytes hold an escape never equals the column, so the caller falls back to the full parse.
-fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    loop {
-        match *b.get(i)? {
-            b'"' => {
-                i += 1;
-                loop {
-                    match *b.get(i)? {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
-                    }
-                }
-                i += 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' | b']' if depth > 0 => {
-                depth -= 1;
-                i += 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            b',' | b'}' | b']' if depth == 0 => return Some(i),
-            _ => i += 1,
-        }
+/// The length of `rest`'s leading JSON string when it is exactly `"s"`, `s` holding no escape
+/// or control character (which JSON must escape): then the closing quote right after `s` ends
+/// it. Anything else answers `None` (an escaped string is never taken as equal here).
+fn quoted_len(rest: &[u8], s: &[u8]) -> Option<usize> {
+    let n = s.len();
+    (rest.len() >= n + 2
+        && rest[0] == b'"'
+        && &rest[1..=n] == s
+        && rest[n + 1] == b'"'
+        && !s.iter().any(|&c| c == b'\\' || c < 0x20))
+    .then_some(n + 2)
+}
+
+/// The length of the one JSON value `rest` starts with, checked by serde's scanner (nothing
+/// built); `None` when it is not valid JSON.
+fn json_value_len(rest: &[u8]) -> Option<usize> {
+    let mut values =
+        serde_json::Deserializer::from_slice(rest).into_iter::<serde::de::IgnoredAny>();
+    match values.next() {
+        Some(Ok(_)) => Some(values.byte_offset()),
+        _ => None,
     }
 }
 

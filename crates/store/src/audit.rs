@@ -74,37 +74,46 @@ pub async fn lock_head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<(i64, 
 }
 
 /// Appends an event and moves the head. Call inside the transaction that holds the head lock.
+/// PostgreSQL does both in one statement (a data-modifying `WITH`), so an audited command pays
+/// one round trip for them, not two; SQLite runs in-process and has no such `WITH`.
 pub async fn insert(c: &mut dyn Conn, e: &StoredAudit) -> StoreResult<()> {
-    c.execute(
-        "INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, actor_id, action, entity_type, entity_id, record, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        &[
-            e.tenant_id.into(),
-            e.seq.into(),
-            e.event_id.into(),
-            e.occurred_at.into(),
-            e.actor.as_str().into(),
-            e.actor_id.into(),
-            e.action.as_str().into(),
-            e.entity_type.as_str().into(),
-            e.entity_id.clone().into(),
-            e.record.as_str().into(),
-            e.hash.as_str().into(),
-        ],
-    )
-    .await?;
-    let n = c
-        .execute(
-            "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1 AND seq = $4",
-            &[
-                e.tenant_id.into(),
-                e.seq.into(),
-                e.hash.as_str().into(),
-                (e.seq - 1).into(),
-            ],
+    const INSERT: &str = "INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, actor_id, action, entity_type, entity_id, record, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    // The head moves only from the event's predecessor: a writer without the head lock fails.
+    // `$n` are the insert's arguments (1 tenant, 2 seq, 11 hash).
+    let move_head = |hash: &str| {
+        format!(
+            "UPDATE audit_heads SET seq = $2, hash = ${hash} WHERE tenant_id = $1 AND seq = $2 - 1"
         )
-        .await?;
-    if n == 1 {
+    };
+    let args = [
+        e.tenant_id.into(),
+        e.seq.into(),
+        e.event_id.into(),
+        e.occurred_at.into(),
+        e.actor.as_str().into(),
+        e.actor_id.into(),
+        e.action.as_str().into(),
+        e.entity_type.as_str().into(),
+        e.entity_id.clone().into(),
+        e.record.as_str().into(),
+        e.hash.as_str().into(),
+    ];
+    let moved = match c.dialect() {
+        Dialect::Postgres => {
+            let sql = format!(
+                "WITH appended AS ({INSERT} RETURNING seq) {} AND EXISTS (SELECT 1 FROM appended)",
+                move_head("11")
+            );
+            c.execute(&sql, &args).await?
+        }
+        Dialect::Sqlite => {
+            c.execute(INSERT, &args).await?;
+            let [tenant, seq, .., hash] = args;
+            c.execute(&move_head("3"), &[tenant, seq, hash]).await?
+        }
+    };
+    if moved == 1 {
         Ok(())
     } else {
         Err(StoreError::Conflict {
@@ -216,6 +225,63 @@ pub async fn matching_after(
         .collect()
 }
 
+/// One event as verification reads it: the hashed record, its hash and the indexed columns the
+/// record must agree with, each column as text in the wire format. SQLite stores them so and
+/// they are moved out of the row as they are; PostgreSQL's native uuid and timestamp values are
+/// formatted. Nothing is parsed only to be printed again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainLink {
+    /// Position in the chain.
+    pub seq: i64,
+    /// Event id.
+    pub event_id: String,
+    /// When it happened, in the wire format.
+    pub occurred_at: String,
+    /// Actor as recorded.
+    pub actor: String,
+    /// Actor's user id.
+    pub actor_id: Option<String>,
+    /// `<entity>.<verb>`.
+    pub action: String,
+    /// Entity kind.
+    pub entity_type: String,
+    /// Entity id.
+    pub entity_id: Option<String>,
+    /// RFC 8785 canonical JSON of the record, exactly the hashed bytes.
+    pub record: String,
+    /// Lowercase hex SHA-256.
+    pub hash: String,
+}
+
+impl ChainLink {
+    /// The event as the verifier takes it.
+    pub fn event(&self) -> casegate_domain::audit::StoredEvent<'_> {
+        casegate_domain::audit::StoredEvent {
+            seq: self.seq,
+            record: self.record.as_bytes(),
+            hash: &self.hash,
+            event_id: &self.event_id,
+            actor: &self.actor,
+            actor_id: self.actor_id.as_deref(),
+            action: &self.action,
+            entity_type: &self.entity_type,
+            entity_id: self.entity_id.as_deref(),
+            occurred_at: &self.occurred_at,
+        }
+    }
+}
+
+/// A column as wire text, taken out of its row.
+fn wire_text(v: Val, col: &str) -> StoreResult<Option<String>> {
+    match v {
+        Val::Text(s) => Ok(s),
+        Val::Uuid(u) => Ok(u.map(|u| u.to_string())),
+        Val::Time(t) => Ok(t.map(casegate_domain::clock::wire_time)),
+        Val::Int(None) | Val::Bytes(None) => Ok(None),
+        _ => Err(StoreError::Other(format!("column {col}: expected text"))),
+    }
+}
+
 /// Events with `seq > after`, oldest first, at most `limit` (verification reads the chain in
 /// such batches).
 pub async fn chain_after(
@@ -223,14 +289,63 @@ pub async fn chain_after(
     tenant: TenantId,
     after: i64,
     limit: i64,
-) -> StoreResult<Vec<StoredAudit>> {
+) -> StoreResult<Vec<ChainLink>> {
+    const NAMES: [&str; 10] = [
+        "seq",
+        "event_id",
+        "occurred_at",
+        "actor",
+        "actor_id",
+        "action",
+        "entity_type",
+        "entity_id",
+        "record",
+        "hash",
+    ];
     let sql = format!(
-        "SELECT {COLS} FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        "SELECT {} FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        NAMES.join(", ")
     );
-    c.fetch_all(&sql, &[tenant.into(), after.into(), limit.into()])
-        .await?
-        .iter()
-        .map(from_row)
+    let rows = c
+        .fetch_all(&sql, &[tenant.into(), after.into(), limit.into()])
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let vals: [Val; 10] = r
+                .values
+                .try_into()
+                .map_err(|_| StoreError::Other("audit chain row: wrong column count".into()))?;
+            let [
+                seq,
+                event_id,
+                occurred_at,
+                actor,
+                actor_id,
+                action,
+                entity_type,
+                entity_id,
+                record,
+                hash,
+            ] = vals;
+            let required = |v: Val, col: &str| {
+                wire_text(v, col)?.ok_or_else(|| StoreError::Other(format!("column {col} is null")))
+            };
+            Ok(ChainLink {
+                seq: match seq {
+                    Val::Int(Some(s)) => s,
+                    _ => return Err(StoreError::Other("column seq: expected integer".into())),
+                },
+                event_id: required(event_id, "event_id")?,
+                occurred_at: required(occurred_at, "occurred_at")?,
+                actor: required(actor, "actor")?,
+                actor_id: wire_text(actor_id, "actor_id")?,
+                action: required(action, "action")?,
+                entity_type: required(entity_type, "entity_type")?,
+                entity_id: wire_text(entity_id, "entity_id")?,
+                record: required(record, "record")?,
+                hash: required(hash, "hash")?,
+            })
+        })
         .collect()
 }
 

@@ -544,22 +544,7 @@ pub async fn concurrent_audit_appends_form_one_chain(db: Arc<dyn Database>) {
         );
         let mut v = casegate_domain::audit::ChainVerifier::new(&tenant.to_string(), &[], None);
         for e in &events {
-            let (event_id, occurred_at) = (
-                e.event_id.to_string(),
-                casegate_domain::clock::wire_time(e.occurred_at),
-            );
-            assert!(v.push(&casegate_domain::audit::StoredEvent {
-                seq: e.seq,
-                record: e.record.as_bytes(),
-                hash: &e.hash,
-                event_id: &event_id,
-                actor: &e.actor,
-                actor_id: None,
-                action: &e.action,
-                entity_type: &e.entity_type,
-                entity_id: e.entity_id.as_deref(),
-                occurred_at: &occurred_at,
-            }));
+            assert!(v.push(&e.event()));
         }
         assert!(v.finish().valid);
         assert_eq!(

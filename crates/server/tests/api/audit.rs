@@ -351,6 +351,28 @@ async fn verdict(s: &TestServer, key: &str) -> Value {
     s.get("/audit/verify", key).await.assert_ok(200).clone()
 }
 
+/// The API's verdict on the tenant of `t` (id, admin key), after checking that verification in
+/// batches of 1, 2 and 3 events (the reader and the checker crossing batch boundaries) reaches
+/// the same one.
+async fn verdict_of(s: &TestServer, t: &(uuid::Uuid, String)) -> Value {
+    let v = verdict(s, &t.1).await;
+    for batch in [1, 2, 3] {
+        let small = casegate_service::audit::verify_tenant_in_batches(
+            &s.svc,
+            casegate_domain::ids::TenantId(t.0),
+            batch,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&small).unwrap(),
+            v,
+            "batches of {batch}"
+        );
+    }
+    v
+}
+
 async fn tenant_with_events(s: &TestServer, slug: &str) -> (uuid::Uuid, String) {
     let p = casegate_service::tenants::create(
         &s.svc,
@@ -380,8 +402,8 @@ async fn tampering_of_each_kind_is_detected(b: Backend) {
     let truncated = tenant_with_events(&s, "truncated").await;
     let reindexed = tenant_with_events(&s, "reindexed").await;
     let untouched = tenant_with_events(&s, "untouched").await;
-    for (_, key) in [&edited, &deleted, &truncated, &reindexed, &untouched] {
-        assert_eq!(verdict(&s, key).await["valid"], true);
+    for t in [&edited, &deleted, &truncated, &reindexed, &untouched] {
+        assert_eq!(verdict_of(&s, t).await["valid"], true);
     }
     // The tail is checkpointed before anything is touched.
     s.call(Method::POST, "/audit/checkpoints", Some(&truncated.1), None)
@@ -391,7 +413,7 @@ async fn tampering_of_each_kind_is_detected(b: Backend) {
     // 1. A record edited in place (seq 5 = the user named Name1).
     let n = sql(&s, "UPDATE audit_events SET record = replace(record, 'Name1', 'NameX') WHERE tenant_id = $1 AND seq = 5", &[edited.0.into()]).await;
     assert_eq!(n, 1);
-    let v = verdict(&s, &edited.1).await;
+    let v = verdict_of(&s, &edited).await;
     assert_eq!(
         (v["valid"].clone(), v["first_broken_seq"].clone()),
         (json!(false), json!(5)),
@@ -404,9 +426,9 @@ async fn tampering_of_each_kind_is_detected(b: Backend) {
         &[deleted.0.into()],
     )
     .await;
-    assert_eq!(verdict(&s, &deleted.1).await["first_broken_seq"], 5);
+    assert_eq!(verdict_of(&s, &deleted).await["first_broken_seq"], 5);
     // 3. The tail truncated behind the signed checkpoint, head rewound to look consistent.
-    let head = verdict(&s, &truncated.1).await["head_seq"]
+    let head = verdict_of(&s, &truncated).await["head_seq"]
         .as_i64()
         .unwrap();
     sql(
@@ -415,7 +437,7 @@ async fn tampering_of_each_kind_is_detected(b: Backend) {
         &[truncated.0.into(), (head - 2).into()],
     )
     .await;
-    let v = verdict(&s, &truncated.1).await;
+    let v = verdict_of(&s, &truncated).await;
     assert_eq!(v["first_broken_seq"], head - 1, "{v}");
     assert!(v["reason"].as_str().unwrap().contains("checkpoint"));
     // 4. An indexed column changed so that filters would hide the event.
@@ -425,9 +447,9 @@ async fn tampering_of_each_kind_is_detected(b: Backend) {
         &[reindexed.0.into()],
     )
     .await;
-    assert_eq!(verdict(&s, &reindexed.1).await["first_broken_seq"], 7);
+    assert_eq!(verdict_of(&s, &reindexed).await["first_broken_seq"], 7);
     // Other tenants' chains are unaffected.
-    assert_eq!(verdict(&s, &untouched.1).await["valid"], true);
+    assert_eq!(verdict_of(&s, &untouched).await["valid"], true);
     assert_eq!(verdict(&s, s.a.key("admin")).await["valid"], true);
     // The command-line verifier reaches the same verdicts.
     let ok = casegate_server::audit_verify(&s.svc, Some("untouched"))
