@@ -77,15 +77,21 @@ pub async fn lock_head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<(i64, 
 /// PostgreSQL does both in one statement (a data-modifying `WITH`), so an audited command pays
 /// one round trip for them, not two; SQLite runs in-process and has no such `WITH`.
 pub async fn insert(c: &mut dyn Conn, e: &StoredAudit) -> StoreResult<()> {
-    const INSERT: &str = "INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, actor_id, action, entity_type, entity_id, record, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     // The head moves only from the event's predecessor: a writer without the head lock fails.
-    // `$n` are the insert's arguments (1 tenant, 2 seq, 11 hash).
-    let move_head = |hash: &str| {
-        format!(
-            "UPDATE audit_heads SET seq = $2, hash = ${hash} WHERE tenant_id = $1 AND seq = $2 - 1"
-        )
-    };
+    macro_rules! insert_event {
+        () => {
+            "INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, actor_id, action, entity_type, entity_id, record, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        };
+    }
+    const APPEND_PG: &str = concat!(
+        "WITH appended AS (",
+        insert_event!(),
+        " RETURNING seq) UPDATE audit_heads SET seq = $2, hash = $11 \
+         WHERE tenant_id = $1 AND seq = $2 - 1 AND EXISTS (SELECT 1 FROM appended)"
+    );
+    const MOVE_HEAD_SQLITE: &str =
+        "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1 AND seq = $2 - 1";
     let args = [
         e.tenant_id.into(),
         e.seq.into(),
@@ -100,17 +106,11 @@ pub async fn insert(c: &mut dyn Conn, e: &StoredAudit) -> StoreResult<()> {
         e.hash.as_str().into(),
     ];
     let moved = match c.dialect() {
-        Dialect::Postgres => {
-            let sql = format!(
-                "WITH appended AS ({INSERT} RETURNING seq) {} AND EXISTS (SELECT 1 FROM appended)",
-                move_head("11")
-            );
-            c.execute(&sql, &args).await?
-        }
+        Dialect::Postgres => c.execute(APPEND_PG, &args).await?,
         Dialect::Sqlite => {
-            c.execute(INSERT, &args).await?;
+            c.execute(insert_event!(), &args).await?;
             let [tenant, seq, .., hash] = args;
-            c.execute(&move_head("3"), &[tenant, seq, hash]).await?
+            c.execute(MOVE_HEAD_SQLITE, &[tenant, seq, hash]).await?
         }
     };
     if moved == 1 {
