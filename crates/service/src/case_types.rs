@@ -12,6 +12,8 @@ use casegate_store::Conn;
 use casegate_store::case_types::{self as store, StoredCaseType};
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 
 /// A case type, decoded: what commands on cases need.
@@ -98,6 +100,63 @@ pub async fn load(c: &mut dyn Conn, tenant: TenantId, key: &str) -> Result<Optio
         .await?
         .map(CaseType::decode)
         .transpose()
+}
+
+/// Decoded case types by tenant and key, each with the stored version it was decoded from.
+/// A command reads the version with its case (`casegate_store::cases::lock`), so a hit costs no
+/// query, and a change made by any process is seen by the next command: the versions differ and
+/// the type is read again. Only types read at the start of a transaction are put here, never one
+/// its own transaction may have written (and could roll back).
+#[derive(Default)]
+pub(crate) struct Cache(Mutex<ByTenant>);
+
+/// A tenant's decoded types by key, each with its stored version.
+type ByTenant = HashMap<TenantId, HashMap<String, (i64, Arc<CaseType>)>>;
+
+/// Entries kept before the cache starts again empty (a bound, not an eviction policy: a type
+/// costs one read to come back).
+const CACHE_MAX: usize = 10_000;
+
+impl Cache {
+    fn map(&self) -> std::sync::MutexGuard<'_, ByTenant> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, tenant: TenantId, key: &str, version: i64) -> Option<Arc<CaseType>> {
+        let map = self.map();
+        let (v, ty) = map.get(&tenant)?.get(key)?;
+        (*v == version).then(|| ty.clone())
+    }
+
+    fn put(&self, tenant: TenantId, ty: Arc<CaseType>) {
+        let mut map = self.map();
+        if map.values().map(HashMap::len).sum::<usize>() >= CACHE_MAX {
+            map.clear();
+        }
+        map.entry(tenant)
+            .or_default()
+            .insert(ty.key.clone(), (ty.version, ty));
+    }
+}
+
+/// Case type `key` of `tenant` at stored `version` (as read with a case), from the cache when
+/// it holds that version; read (inside the caller's just-begun transaction) otherwise.
+pub(crate) async fn at_version(
+    svc: &Services,
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    key: &str,
+    version: Option<i64>,
+) -> Result<Option<Arc<CaseType>>> {
+    if let Some(ty) = version.and_then(|v| svc.case_types.get(tenant, key, v)) {
+        return Ok(Some(ty));
+    }
+    let Some(ty) = load(c, tenant, key).await? else {
+        return Ok(None);
+    };
+    let ty = Arc::new(ty);
+    svc.case_types.put(tenant, ty.clone());
+    Ok(Some(ty))
 }
 
 /// `GET /case-types` (`case.view`).

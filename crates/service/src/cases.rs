@@ -22,6 +22,7 @@ use casegate_store::outbox::{self, PostActionRun};
 use casegate_store::requests::{self, StoredRequest};
 use casegate_store::{Conn, Tx};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -272,13 +273,15 @@ async fn type_of(c: &mut dyn Conn, tenant: TenantId, key: &str) -> Result<CaseTy
 pub(crate) struct Open {
     pub(crate) tx: Box<dyn Tx>,
     pub(crate) before: StoredCase,
-    pub(crate) ty: CaseType,
+    pub(crate) ty: Arc<CaseType>,
     pub(crate) now: OffsetDateTime,
     /// A post-action this command carries out: recorded in its transaction, so it runs once.
     pub(crate) run: Option<PostActionRun>,
     /// Whether the case's pending request was superseded, or is known not to exist, in this
     /// transaction already.
     superseded: bool,
+    /// A status this transaction found no open mandatory task holding the case in.
+    free_to_leave: Option<String>,
 }
 
 pub(crate) async fn open(
@@ -294,15 +297,19 @@ pub(crate) async fn open(
         Ref::Id(id) => id,
         Ref::Reference(_) => read(&mut *tx, p.tenant_id, id).await?.id,
     };
-    let before = store::lock(&mut *tx, p.tenant_id, id)
+    let locked = store::lock(&mut *tx, p.tenant_id, id)
         .await?
         .ok_or_else(|| Error::not_found("case"))?;
+    let before = locked.case;
     if let Some(v) = expected
         && v != before.version
     {
         return Err(version_conflict(before.version));
     }
-    let ty = type_of(&mut *tx, p.tenant_id, &before.case_type).await?;
+    let key = &before.case_type;
+    let ty = case_types::at_version(svc, &mut *tx, p.tenant_id, key, locked.type_version)
+        .await?
+        .ok_or_else(|| Error::internal(format!("case type {key} missing")))?;
     Ok(Open {
         tx,
         before,
@@ -310,6 +317,7 @@ pub(crate) async fn open(
         now: svc.clock.now(),
         run: None,
         superseded: false,
+        free_to_leave: None,
     })
 }
 
@@ -421,18 +429,30 @@ impl Open {
             entity_id: Some(k.id.to_string()),
             changes: diff(Some(&self.before), &k),
         };
-        self.finish(p, k.id, entry, events).await
+        // The answer is the row as written, unless the database adds to what was written: the
+        // e-mails joined for a new assignee or escalation target, or the normalised JSON of new
+        // fields or payload. Then it is read back. (Times are whole microseconds already.)
+        let b = &self.before;
+        let view = if k.assigned_to == b.assigned_to
+            && k.escalated_to == b.escalated_to
+            && k.fields == b.fields
+            && k.source == b.source
+        {
+            CaseView::from(k)
+        } else {
+            view_of(&mut *self.tx, p.tenant_id, k.id).await?
+        };
+        self.finish(p, view, entry, events).await
     }
 
-    /// Audit, outbox, commit; answers the case as now stored.
+    /// Audit, outbox, commit; answers `view`, the case as now stored.
     async fn finish(
         mut self,
         p: &Caller,
-        id: CaseId,
+        view: CaseView,
         entry: Entry,
         events: Vec<Event>,
     ) -> Result<CaseView> {
-        let view = view_of(&mut *self.tx, p.tenant_id, id).await?;
         emit(&mut *self.tx, p.tenant_id, self.now, &view, events).await?;
         if let Some(run) = &self.run
             && !outbox::record_run(&mut *self.tx, run).await?
@@ -494,7 +514,9 @@ impl Open {
         k: &mut StoredCase,
         h: HistoryEntry,
     ) -> Result<(HistoryEntry, Vec<Event>)> {
-        tasks::check_leaving(&mut *self.tx, p.tenant_id, k.id, &k.status).await?;
+        if self.free_to_leave.as_deref() != Some(k.status.as_str()) {
+            tasks::check_leaving(&mut *self.tx, p.tenant_id, k.id, &k.status).await?;
+        }
         self.supersede(p, k.id).await?;
         record::add_history(&mut *self.tx, p.tenant_id, &h).await?;
         k.status = h.to.clone();
@@ -1230,13 +1252,17 @@ pub async fn transition(
         .map(|r| validate::text("reason", r, MAX_REASON_CHARS))
         .transpose()?;
     let mut o = open(svc, p, id, expected).await?;
+    let found = store::obstacles(&mut *o.tx, p.tenant_id, o.before.id, &o.before.status).await?;
     // While approvers decide, the case takes no other move (whatever the rules would say).
-    if let Some(q) = requests::pending_for_case(&mut *o.tx, p.tenant_id, o.before.id).await? {
-        return Err(approvals::request_pending(Some(q.id)));
+    if let Some(q) = found.pending_request {
+        return Err(approvals::request_pending(Some(q)));
     }
     // None is pending, and none can be opened while this transaction holds the case's lock:
-    // there is nothing to supersede.
+    // there is nothing to supersede. Nor can a mandatory task be opened meanwhile.
     o.superseded = true;
+    if !found.blocking_tasks {
+        o.free_to_leave = Some(o.before.status.clone());
+    }
     let mut k = o.before.clone();
     if k.case_type == crate::sars::WORK_ITEM_TYPE && to == crate::sars::FILED {
         // Whatever the tenant's stored workflow says (one saved before `filed` was reserved),
@@ -1258,7 +1284,9 @@ pub async fn transition(
             .decide(&k.status, to, reason.as_deref(), &asking)?;
     if d.approval.is_some() {
         // Approvers are not asked for a move the case could not make.
-        tasks::check_leaving(&mut *o.tx, p.tenant_id, k.id, &k.status).await?;
+        if found.blocking_tasks {
+            tasks::check_leaving(&mut *o.tx, p.tenant_id, k.id, &k.status).await?;
+        }
         let r = approvals::open_request(o, p, &k, d, reason).await?;
         return Ok(Moved::Requested(Box::new(r)));
     }
@@ -1534,7 +1562,8 @@ async fn record_only(
         entity_id: Some(k.id.to_string()),
         changes,
     };
-    o.finish(p, k.id, entry, vec![event("case.updated", extra)])
+    let view = view_of(&mut *o.tx, p.tenant_id, k.id).await?;
+    o.finish(p, view, entry, vec![event("case.updated", extra)])
         .await
 }
 
@@ -1999,7 +2028,8 @@ pub async fn decide_alert(
                 // Locked: the case's record gains an entry in this transaction.
                 let mut t = store::lock(&mut *o.tx, p.tenant_id, found.id)
                     .await?
-                    .ok_or_else(|| Error::not_found("case").with_param("case_id"))?;
+                    .ok_or_else(|| Error::not_found("case").with_param("case_id"))?
+                    .case;
                 if t.case_type == ALERT {
                     return Err(Error::validation(
                         "case_id",

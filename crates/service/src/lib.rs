@@ -143,6 +143,8 @@ pub struct Services {
     pub(crate) mailer: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
     /// Seals and opens secrets at rest.
     pub(crate) secrets: secrets::SecretBox,
+    /// Decoded case types, checked against the stored version on every use.
+    pub(crate) case_types: case_types::Cache,
 }
 
 impl Services {
@@ -161,6 +163,7 @@ impl Services {
             webhook_client: webhooks::client(&config),
             mailer: config.smtp.as_ref().and_then(|c| mail::transport(c).ok()),
             secrets: secrets::SecretBox::new(&config.secrets_key),
+            case_types: case_types::Cache::default(),
             db,
             clock,
             config,

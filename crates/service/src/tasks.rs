@@ -425,10 +425,12 @@ pub async fn create(svc: &Services, p: &Caller, input: NewTask) -> Result<TaskVi
     let case_id = crate::cases::find(&mut *tx, p.tenant_id, &case_ref)
         .await
         .map_err(|e| e.with_param("case_id"))?;
-    let k = case_store::lock(&mut *tx, p.tenant_id, case_id)
+    let locked = case_store::lock(&mut *tx, p.tenant_id, case_id)
         .await?
         .ok_or_else(|| Error::not_found("case").with_param("case_id"))?;
-    let ty = crate::case_types::load(&mut *tx, p.tenant_id, &k.case_type)
+    let k = locked.case;
+    let key = &k.case_type;
+    let ty = crate::case_types::at_version(svc, &mut *tx, p.tenant_id, key, locked.type_version)
         .await?
         .ok_or_else(|| Error::internal("case type missing"))?;
     if ty.workflow.is_terminal(&k.status) {

@@ -84,7 +84,7 @@ const JOINS: &str = "LEFT JOIN users ua ON ua.tenant_id = c.tenant_id AND ua.id 
     LEFT JOIN users ue ON ue.tenant_id = c.tenant_id AND ue.id = c.escalated_to";
 
 /// The select list, with the linked alerts aggregated per dialect.
-fn select(d: Dialect) -> String {
+fn select_list(d: Dialect) -> String {
     let alerts = match d {
         Dialect::Postgres => {
             "(SELECT coalesce(json_agg(a.id ORDER BY a.created_at, a.id), '[]'::json) FROM cases a \
@@ -95,7 +95,12 @@ fn select(d: Dialect) -> String {
              WHERE a.tenant_id = c.tenant_id AND a.parent_case_id = c.id ORDER BY a.created_at, a.id))"
         }
     };
-    format!("SELECT {BASE_COLS}, {alerts} AS alert_ids FROM cases c {JOINS}")
+    format!("SELECT {BASE_COLS}, {alerts} AS alert_ids")
+}
+
+/// `SELECT … FROM cases c` with the joined users.
+fn select(d: Dialect) -> String {
+    format!("{} FROM cases c {JOINS}", select_list(d))
 }
 
 fn json_of<T: serde::de::DeserializeOwned>(r: &Row, col: &str) -> StoreResult<T> {
@@ -254,18 +259,8 @@ pub async fn get(
     tenant: TenantId,
     id: CaseId,
 ) -> StoreResult<Option<StoredCase>> {
-    by_id(c, tenant, id, "").await
-}
-
-/// Case `id` of `tenant` read by `SELECT … {suffix}` (a locking clause, or nothing).
-async fn by_id(
-    c: &mut dyn Conn,
-    tenant: TenantId,
-    id: CaseId,
-    suffix: &str,
-) -> StoreResult<Option<StoredCase>> {
     let sql = format!(
-        "{} WHERE c.tenant_id = $1 AND c.id = $2{suffix}",
+        "{} WHERE c.tenant_id = $1 AND c.id = $2",
         select(c.dialect())
     );
     c.fetch_optional(&sql, &[tenant.into(), id.into()])
@@ -292,20 +287,70 @@ pub async fn by_reference(
         .transpose()
 }
 
+/// A case read for change, with the version of its type's stored document as of the same
+/// statement (so a command that has that version decoded already reads nothing more).
+#[derive(Clone, Debug)]
+pub struct Locked {
+    /// The case.
+    pub case: StoredCase,
+    /// `case_types.version` of the case's type; `None` if the type is missing.
+    pub type_version: Option<i64>,
+}
+
 /// Reads a case for change inside a transaction, locking its row on PostgreSQL (SQLite's write
 /// transaction is already exclusive), so commands on one case run one after the other.
-pub async fn lock(
-    c: &mut dyn Conn,
-    tenant: TenantId,
-    id: CaseId,
-) -> StoreResult<Option<StoredCase>> {
-    // One statement: the row lock (PostgreSQL; only the case's row, not the joined users') and
-    // the read, so a command pays one round trip for both.
+pub async fn lock(c: &mut dyn Conn, tenant: TenantId, id: CaseId) -> StoreResult<Option<Locked>> {
+    // One statement: the row lock (PostgreSQL; only the case's row, not the joined users'), the
+    // read and the type's version, so a command pays one round trip for all three.
     let lock = match c.dialect() {
         Dialect::Postgres => " FOR UPDATE OF c",
         Dialect::Sqlite => "",
     };
-    by_id(c, tenant, id, lock).await
+    let sql = format!(
+        "{}, (SELECT t.version FROM case_types t WHERE t.tenant_id = c.tenant_id AND t.key = c.case_type) \
+         AS type_version FROM cases c {JOINS} WHERE c.tenant_id = $1 AND c.id = $2{lock}",
+        select_list(c.dialect())
+    );
+    match c.fetch_optional(&sql, &[tenant.into(), id.into()]).await? {
+        Some(r) => Ok(Some(Locked {
+            case: from_row(&r)?,
+            type_version: r.opt_int("type_version")?,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// What may stop a case from leaving its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Obstacles {
+    /// The case's pending transition request.
+    pub pending_request: Option<Uuid>,
+    /// Whether open mandatory tasks hold the case in the status asked about.
+    pub blocking_tasks: bool,
+}
+
+/// The [`Obstacles`] of case `case` leaving `status`, in one statement. Read after the case's
+/// lock is held, in a statement of its own: on PostgreSQL it then sees what the command the lock
+/// waited for committed (a locking read's subqueries would not).
+pub async fn obstacles(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    case: CaseId,
+    status: &str,
+) -> StoreResult<Obstacles> {
+    let r = c
+        .fetch_one(
+            "SELECT (SELECT q.id FROM transition_requests q WHERE q.tenant_id = $1 AND q.case_id = $2 \
+             AND q.status = 'pending' LIMIT 1) AS pending_request, \
+             EXISTS (SELECT 1 FROM tasks t WHERE t.tenant_id = $1 AND t.case_id = $2 AND t.status = 'open' \
+             AND t.mandatory AND t.blocks_status = $3) AS blocking_tasks",
+            &[tenant.into(), case.into(), status.into()],
+        )
+        .await?;
+    Ok(Obstacles {
+        pending_request: r.opt_uuid("pending_request")?,
+        blocking_tasks: r.bool("blocking_tasks")?,
+    })
 }
 
 /// Writes every changeable column of `k` if the stored version is still `expected`; bumps

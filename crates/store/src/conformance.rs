@@ -840,8 +840,26 @@ pub async fn one_pending_request_per_case_and_claims_never_overlap(db: Arc<dyn D
     crate::cases::insert_many(&mut *c, &[k1.clone(), k2.clone()])
         .await
         .unwrap();
+    let obstacles = |tenant: TenantId| {
+        let db = db.clone();
+        async move {
+            let mut c = db.conn().await.unwrap();
+            crate::cases::obstacles(&mut *c, tenant, k1.id, "review")
+                .await
+                .unwrap()
+                .pending_request
+        }
+    };
+    assert_eq!(obstacles(t.id).await, None);
+    // A case read for change comes with its type's stored version.
+    let locked = crate::cases::lock(&mut *c, t.id, k1.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((locked.case, locked.type_version), (k1.clone(), Some(1)));
     let first = request(t.id, k1.id, u.id, Some(T0 + Duration::hours(1)));
     requests::insert(&mut *c, &first).await.unwrap();
+    assert_eq!(obstacles(t.id).await, Some(first.id));
     match requests::insert(&mut *c, &request(t.id, k1.id, u.id, None)).await {
         Err(StoreError::Conflict { constraint }) => assert_eq!(constraint, requests::ONE_PENDING),
         other => panic!("second pending request: {other:?}"),
@@ -860,6 +878,7 @@ pub async fn one_pending_request_per_case_and_claims_never_overlap(db: Arc<dyn D
             .unwrap()
             .is_none()
     );
+    assert_eq!(obstacles(other.id).await, None);
 
     // A stale version writes nothing.
     let mut stale = first.clone();
@@ -879,6 +898,11 @@ pub async fn one_pending_request_per_case_and_claims_never_overlap(db: Arc<dyn D
         .await
         .unwrap();
     assert_eq!(gone, Some(first.id));
+    assert_eq!(
+        obstacles(t.id).await,
+        None,
+        "a superseded request is no obstacle"
+    );
     assert_eq!(
         requests::supersede_pending(&mut *c, t.id, k1.id, T0)
             .await
@@ -1027,6 +1051,18 @@ pub async fn tasks_block_their_status_and_generated_ones_are_unique(db: Arc<dyn 
         ),
         ["Legal review", "Collect documents"]
     );
+    let blocked = async |tenant: TenantId, status: &str| {
+        let mut c = db.conn().await.unwrap();
+        crate::cases::obstacles(&mut *c, tenant, k.id, status)
+            .await
+            .unwrap()
+            .blocking_tasks
+    };
+    assert!(blocked(t.id, "review").await);
+    assert!(
+        !blocked(t.id, "open").await,
+        "tasks hold a case only in their status"
+    );
     // Completion: once, guarded by version.
     let mut done = legal.clone();
     done.completed_at = Some(T0 + Duration::minutes(5));
@@ -1047,6 +1083,10 @@ pub async fn tasks_block_their_status_and_generated_ones_are_unique(db: Arc<dyn 
                 .unwrap()
         ),
         ["Collect documents"]
+    );
+    assert!(
+        blocked(t.id, "review").await,
+        "one open task still holds it"
     );
     // Lists and filters.
     let open = Filter {
@@ -1098,6 +1138,7 @@ pub async fn tasks_block_their_status_and_generated_ones_are_unique(db: Arc<dyn 
             .unwrap(),
         0
     );
+    assert!(!blocked(other.id, "review").await);
 }
 
 /// The dispatcher's store: events without work are settled in bulk; an event with work is

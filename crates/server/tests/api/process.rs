@@ -263,7 +263,8 @@ async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-/// `casegate serve` on `url` with short webhook timeouts, waited for until ready.
+/// `casegate serve` on `url` with short webhook timeouts and worker ticks (timers polled every
+/// 50 ms), waited for until ready.
 async fn serve_until_ready(dir: &std::path::Path, url: &str, port: u16) -> std::process::Child {
     let mut child = casegate()
         .args([
@@ -274,6 +275,8 @@ async fn serve_until_ready(dir: &std::path::Path, url: &str, port: u16) -> std::
         ])
         .args([
             "--delivery-tick-ms",
+            "50",
+            "--worker-tick-ms",
             "50",
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -585,6 +588,117 @@ fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
                 .len();
             assert_eq!(approvals, 2, "{detail}");
         }
+        stop(&mut [a, b]);
+    });
+    rt.block_on(casegate_store_pg::testing::drop_database(pg_name));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Issue "workflows and approval gates": two `casegate serve` processes on one PostgreSQL, both
+/// polling the approval timers every 50 ms, race for the same deadlines. Every request is
+/// reminded once and expires once (one audit event each, written in the transaction that fires
+/// the timer and puts its events in the outbox), with its case left where it was. The deadlines are real seconds: the binary runs on the wall clock, and the test
+/// waits for conditions, never for a time.
+#[test]
+fn two_processes_on_one_postgres_fire_each_timer_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = temp_dir();
+    let (pg_name, url) = rt.block_on(casegate_store_pg::testing::create_database());
+    let demo = demo_json(&dir, &["--database-url", &url]);
+    let key = |role: &str| demo["api_keys"][role].as_str().unwrap().to_string();
+    let (admin, analyst) = (key("admin"), key("analyst"));
+    rt.block_on(async {
+        let (pa, pb) = (free_port(), free_port());
+        let a = serve_until_ready(&dir, &url, pa).await;
+        let b = serve_until_ready(&dir, &url, pb).await;
+        let http = reqwest::Client::new();
+        let apis = [pa, pb].map(|port| format!("http://127.0.0.1:{port}/api/v1"));
+        let call = |method: reqwest::Method, url: String, key: &str, body: Option<Value>| {
+            let mut rb = http.request(method, url).bearer_auth(key);
+            if let Some(b) = body {
+                rb = rb.json(&b);
+            }
+            async move {
+                let r = rb.send().await.unwrap();
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let tier = serde_json::json!([{"name": "Compliance", "slots": [{"role": "compliance_officer"}],
+            "quorum": "all", "deadline": "PT2S", "reminders": ["PT1S"], "on_timeout": {"action": "expire"}}]);
+        let doc = serde_json::json!({"name": "Timed", "workflow": {
+            "statuses": [{"key": "open", "label": "Open", "category": "open"},
+                         {"key": "closed", "label": "Closed", "category": "terminal"}],
+            "initial_status": "open",
+            "rules": [{"id": "close", "from": "open", "to": "closed", "approval": {"tiers": tier}}]}});
+        let put = format!("{}/case-types/TIMED", apis[0]);
+        let (s, body) = call(reqwest::Method::PUT, put, &admin, Some(doc)).await;
+        assert_eq!(s, 201, "{body}");
+        // Requests asked through either process, each due at its own deadline.
+        let ask = async |n: usize| {
+            let api = &apis[n % 2];
+            let new = serde_json::json!({"case_type": "TIMED", "title": format!("Timed {n}")});
+            let (s, case) = call(reqwest::Method::POST, format!("{api}/cases"), &analyst, Some(new)).await;
+            assert_eq!(s, 201, "{case}");
+            let case = case["id"].as_str().unwrap().to_string();
+            let moves = format!("{api}/cases/{case}/transitions");
+            let to = serde_json::json!({"to": "closed"});
+            let (s, asked) = call(reqwest::Method::POST, moves, &analyst, Some(to)).await;
+            assert_eq!(s, 202, "{asked}");
+            (case, asked["request"]["id"].as_str().unwrap().to_string())
+        };
+        let expired = async |rid: &str| {
+            for _ in 0..500 {
+                let url = format!("{}/transition-requests/{rid}", apis[1]);
+                let (_, q) = call(reqwest::Method::GET, url, &analyst, None).await;
+                if q["status"] == "expired" {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("request {rid} never expired");
+        };
+        let mut asked = Vec::new();
+        for n in 0..6 {
+            asked.push(ask(n).await);
+        }
+        for (_, rid) in &asked {
+            expired(rid).await;
+        }
+        // A later request's whole life (two more seconds of both timers polling) lets any
+        // second firing of the first ones show.
+        let (_, late) = ask(6).await;
+        expired(&late).await;
+
+        let url = format!(
+            "{}/audit/events?entity_type=transition_request&limit=200",
+            apis[0]
+        );
+        let (s, audit) = call(reqwest::Method::GET, url, &admin, None).await;
+        assert_eq!(s, 200, "{audit}");
+        for (case, rid) in &asked {
+            let actions: Vec<&str> = audit["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["entity_id"] == rid.as_str())
+                .filter_map(|e| e["action"].as_str())
+                .filter(|a| a.starts_with("transition_request.") && *a != "transition_request.created")
+                .collect();
+            let mut actions = actions;
+            actions.sort_unstable();
+            assert_eq!(
+                actions,
+                ["transition_request.expired", "transition_request.reminded"],
+                "request {rid}"
+            );
+            let url = format!("{}/cases/{case}", apis[0]);
+            let detail = get_json(&http, &url, &analyst).await;
+            assert_eq!(detail["status"], "open", "{detail}");
+        }
+        let url = format!("{}/audit/verify", apis[1]);
+        let verdict = get_json(&http, &url, &admin).await;
+        assert_eq!(verdict["valid"], true, "{verdict}");
         stop(&mut [a, b]);
     });
     rt.block_on(casegate_store_pg::testing::drop_database(pg_name));

@@ -269,6 +269,28 @@ async fn rules_decide_each_move_for_the_caller(b: Backend) {
         ]
     );
 
+    // A changed workflow decides the next move at once (no earlier version is remembered).
+    transition(&s, analyst, &id, "review", Some("New evidence"))
+        .await
+        .assert_error(422, "invalid_transition");
+    let mut doc = hv_fraud();
+    doc["workflow"]["rules"].as_array_mut().unwrap().push(
+        json!({"id": "reopen-review", "from": "closed", "to": "review", "require_reason": true}),
+    );
+    s.put("/case-types/CARD_FRAUD", s.a.key("admin"), doc)
+        .await
+        .assert_ok(200);
+    let moved = transition(&s, analyst, &id, "review", Some("New evidence"))
+        .await
+        .assert_ok(200)
+        .clone();
+    assert_eq!(moved["history_entry"]["rule_id"], "reopen-review");
+    // The answer is the case as stored, attribute for attribute.
+    let stored = get_case(&s, analyst, &id).await;
+    for (k, v) in moved["case"].as_object().unwrap() {
+        assert_eq!(&stored[k], v, "{k}");
+    }
+
     // Another organisation's case is not found, whatever its rules would say.
     s.post(
         &format!("/cases/{id}/transitions"),
