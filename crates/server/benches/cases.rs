@@ -339,18 +339,22 @@ fn statements(d: Dialect, read: Read) -> Vec<&'static str> {
                 "SELECT * FROM cases WHERE tenant_id = $1 AND assigned_to = $2 ORDER BY created_at DESC, id DESC LIMIT 50"
             },
         ],
-        Read::Search => vec![
-            if pg {
-                "SELECT count(*) FROM (SELECT 1 FROM cases c WHERE c.tenant_id = $1::uuid AND c.id IN (SELECT id FROM cases WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2) UNION SELECT case_id FROM case_comments WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2)) LIMIT 10001) x"
-            } else {
-                "SELECT count(*) FROM (SELECT 1 FROM cases c WHERE c.tenant_id = $1 AND c.rid IN (SELECT rowid FROM cases_fts WHERE cases_fts MATCH $2 UNION SELECT s.rid FROM case_comments_fts JOIN case_comments m ON m.rid = case_comments_fts.rowid JOIN cases s ON s.tenant_id = m.tenant_id AND s.id = m.case_id WHERE case_comments_fts MATCH $2 AND m.tenant_id = $1) LIMIT 10001) x"
-            },
-            if pg {
-                "SELECT * FROM cases c WHERE c.tenant_id = $1::uuid AND c.id IN (SELECT id FROM cases WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2) UNION SELECT case_id FROM case_comments WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2)) ORDER BY c.created_at DESC, c.id DESC LIMIT 50"
-            } else {
-                "SELECT * FROM cases c WHERE c.tenant_id = $1 AND c.rid IN (SELECT rowid FROM cases_fts WHERE cases_fts MATCH $2 UNION SELECT s.rid FROM case_comments_fts JOIN case_comments m ON m.rid = case_comments_fts.rowid JOIN cases s ON s.tenant_id = m.tenant_id AND s.id = m.case_id WHERE case_comments_fts MATCH $2 AND m.tenant_id = $1) ORDER BY c.created_at DESC, c.id DESC LIMIT 50"
-            },
-        ],
+        // One statement, as the API sends it: the matches once, the page and the capped count
+        // from them.
+        Read::Search => vec![if pg {
+            "WITH m AS MATERIALIZED (SELECT id, created_at FROM cases WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2) \
+             UNION SELECT c.id, c.created_at FROM case_comments m JOIN cases c ON c.tenant_id = m.tenant_id AND c.id = m.case_id \
+             WHERE m.tenant_id = $1::uuid AND m.search @@ plainto_tsquery('simple', $2)) \
+             SELECT c.*, (SELECT count(*) FROM (SELECT 1 FROM m LIMIT 10001) x) AS total FROM cases c WHERE c.tenant_id = $1::uuid \
+             AND c.id IN (SELECT id FROM m ORDER BY created_at DESC, id DESC LIMIT 50) ORDER BY c.created_at DESC, c.id DESC"
+        } else {
+            "WITH m AS MATERIALIZED (SELECT c.id, c.created_at FROM cases_fts JOIN cases c ON c.rid = cases_fts.rowid \
+             WHERE cases_fts MATCH $2 AND c.tenant_id = $1 \
+             UNION SELECT c.id, c.created_at FROM case_comments_fts JOIN case_comments m ON m.rid = case_comments_fts.rowid \
+             JOIN cases c ON c.tenant_id = m.tenant_id AND c.id = m.case_id WHERE case_comments_fts MATCH $2 AND m.tenant_id = $1) \
+             SELECT c.*, (SELECT count(*) FROM (SELECT 1 FROM m LIMIT 10001) x) AS total FROM cases c WHERE c.tenant_id = $1 \
+             AND c.id IN (SELECT id FROM m ORDER BY created_at DESC, id DESC LIMIT 50) ORDER BY c.created_at DESC, c.id DESC"
+        }],
     }
 }
 

@@ -455,6 +455,7 @@ pub struct CaseFilter {
     pub fields: Vec<FieldFilter>,
 }
 
+/// The conditions of `f` on `cases c` but its words (see [`word_matches`]), and their arguments.
 fn filter_clause(d: Dialect, tenant: TenantId, f: &CaseFilter) -> (String, Vec<Val>) {
     let mut w = Where::tenant("c.tenant_id", tenant);
     let mut push = |clause: &str, vals: Vec<Val>| w.push(clause, vals);
@@ -498,37 +499,9 @@ fn filter_clause(d: Dialect, tenant: TenantId, f: &CaseFilter) -> (String, Vec<V
             );
         }
     }
-    if !f.words.is_empty() {
-        match d {
-            Dialect::Postgres => push(
-                "c.id IN (SELECT s.id FROM cases s WHERE s.tenant_id = $1 AND s.search @@ plainto_tsquery('simple', ?) \
-                 UNION SELECT m.case_id FROM case_comments m WHERE m.tenant_id = $1 AND m.search @@ plainto_tsquery('simple', ?))",
-                vec![f.words.join(" ").into(), f.words.join(" ").into()],
-            ),
-            Dialect::Sqlite => {
-                // Each word quoted: FTS5 then reads it as a plain token, never as syntax.
-                let expr: Vec<String> = f
-                    .words
-                    .iter()
-                    .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-                    .collect();
-                let expr = expr.join(" ");
-                push(
-                    "c.rid IN (SELECT rowid FROM cases_fts WHERE cases_fts MATCH ? \
-                     UNION SELECT s.rid FROM case_comments_fts \
-                     JOIN case_comments m ON m.rid = case_comments_fts.rowid \
-                     JOIN cases s ON s.tenant_id = m.tenant_id AND s.id = m.case_id \
-                     WHERE case_comments_fts MATCH ? AND m.tenant_id = $1)",
-                    vec![expr.clone().into(), expr.into()],
-                )
-            }
-        }
-    }
     w.finish()
 }
 
-/// A page of `tenant`'s cases matching `f`, in `sort` order with the id as tie-breaker, and the
-/// number of cases matching.
 /// How far `list` counts the matches. Counting every match of a broad filter at a million cases
 /// costs a scan of all of them, while a page costs one index walk; so lists count up to a cap
 /// unless the caller asks for the exact number.
@@ -551,6 +524,43 @@ pub struct CasePage {
     pub total_exact: bool,
 }
 
+/// The search argument of `words` (bound as one value) for the dialect's full-text match.
+fn words_arg(d: Dialect, words: &[String]) -> Val {
+    match d {
+        Dialect::Postgres => words.join(" ").into(),
+        // Each word quoted: FTS5 then reads it as a plain token, never as syntax.
+        Dialect::Sqlite => words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into(),
+    }
+}
+
+/// The cases matching `filter` (on `cases c`) whose title and notes, or one of whose comments,
+/// hold every word of the search argument `w` (a placeholder): `SELECT {cols}` from each side,
+/// united. Each side takes the matched cases' own columns (`created_at` to sort by, say), so a
+/// page of matches is sorted among the matches alone, never by walking the tenant's whole
+/// `created_at` index to find them.
+fn word_matches(d: Dialect, filter: &str, w: &str, cols: &str) -> String {
+    match d {
+        Dialect::Postgres => format!(
+            "SELECT {cols} FROM cases c WHERE {filter} AND c.search @@ plainto_tsquery('simple', {w}) \
+             UNION SELECT {cols} FROM case_comments m JOIN cases c ON c.tenant_id = m.tenant_id AND c.id = m.case_id \
+             WHERE m.tenant_id = $1 AND m.search @@ plainto_tsquery('simple', {w}) AND {filter}"
+        ),
+        Dialect::Sqlite => format!(
+            "SELECT {cols} FROM cases_fts JOIN cases c ON c.rid = cases_fts.rowid \
+             WHERE cases_fts MATCH {w} AND {filter} \
+             UNION SELECT {cols} FROM case_comments_fts \
+             JOIN case_comments m ON m.rid = case_comments_fts.rowid \
+             JOIN cases c ON c.tenant_id = m.tenant_id AND c.id = m.case_id \
+             WHERE case_comments_fts MATCH {w} AND m.tenant_id = $1 AND {filter}"
+        ),
+    }
+}
+
 /// One page of the cases matching `f`, with the total counted as `count` says.
 pub async fn list(
     c: &mut dyn Conn,
@@ -562,34 +572,59 @@ pub async fn list(
 ) -> StoreResult<CasePage> {
     let d = c.dialect();
     let (filter, mut args) = filter_clause(d, tenant, f);
-    let (count_sql, cap) = match count {
-        Count::Exact => (
-            format!("SELECT count(*) AS n FROM cases c WHERE {filter}"),
-            i64::MAX,
-        ),
-        Count::UpTo(cap) => (
-            format!(
-                "SELECT count(*) AS n FROM (SELECT 1 FROM cases c WHERE {filter} LIMIT {}) x",
-                cap.saturating_add(1)
-            ),
-            cap,
+    let cap = match count {
+        Count::Exact => i64::MAX,
+        Count::UpTo(cap) => cap,
+    };
+    let capped = |from: &str| match count {
+        Count::Exact => format!("SELECT count(*) AS n FROM {from}"),
+        Count::UpTo(cap) => format!(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM {from} LIMIT {}) x",
+            cap.saturating_add(1)
         ),
     };
-    let counted = c.fetch_one(&count_sql, &args).await?.int("n")?;
-    let total_exact = counted <= cap;
-    let total = counted.min(cap);
-    if total_exact && total <= offset {
-        return Ok(CasePage {
-            rows: Vec::new(),
-            total,
-            total_exact,
-        });
-    }
     let order = match sort {
         CaseSort::CreatedDesc => "c.created_at DESC, c.id DESC",
         CaseSort::CreatedAsc => "c.created_at ASC, c.id ASC",
         CaseSort::UpdatedDesc => "c.updated_at DESC, c.id DESC",
     };
+    let page_of = |total: i64, rows: &[Row]| -> StoreResult<CasePage> {
+        Ok(CasePage {
+            rows: rows.iter().map(from_row).collect::<StoreResult<_>>()?,
+            total: total.min(cap),
+            total_exact: total <= cap,
+        })
+    };
+    if !f.words.is_empty() {
+        // A search: the matches are found once (the full-text indexes, then each match's row),
+        // and both the page and the count are taken from them in one statement.
+        args.push(words_arg(d, &f.words));
+        let w = format!("${}", args.len());
+        let matches = word_matches(d, &filter, &w, "c.id, c.created_at, c.updated_at");
+        let total = capped("m");
+        let page = page_clause(&mut args, limit, offset);
+        let sql = format!(
+            "WITH m AS MATERIALIZED ({matches}), p AS (SELECT c.id FROM m c ORDER BY {order} {page}) \
+             {}, ({total}) AS total_n FROM cases c {JOINS} \
+             WHERE c.tenant_id = $1 AND c.id IN (SELECT id FROM p) ORDER BY {order}",
+            select_list(d),
+        );
+        let rows = c.fetch_all(&sql, &args).await?;
+        if let Some(first) = rows.first() {
+            return page_of(first.int("total_n")?, &rows);
+        }
+        // No row: no match, or a page past the end, which still reports the total.
+        let sql = format!("WITH m AS ({matches}) {total}");
+        let counted = c.fetch_one(&sql, &args[..args.len() - 2]).await?.int("n")?;
+        return page_of(counted, &[]);
+    }
+    let counted = c
+        .fetch_one(&capped(&format!("cases c WHERE {filter}")), &args)
+        .await?
+        .int("n")?;
+    if counted <= cap && counted <= offset {
+        return page_of(counted, &[]);
+    }
     let page = page_clause(&mut args, limit, offset);
     // The page is chosen on the cases table alone (an index walk), then joined.
     let sql = format!(
@@ -597,11 +632,7 @@ pub async fn list(
         select(d),
     );
     let rows = c.fetch_all(&sql, &args).await?;
-    Ok(CasePage {
-        rows: rows.iter().map(from_row).collect::<StoreResult<_>>()?,
-        total,
-        total_exact,
-    })
+    page_of(counted, &rows)
 }
 
 /// Whether any case of `case_type` is in `status` (a status may not be removed while used).

@@ -623,11 +623,17 @@ pub async fn case_lists_count_up_to_the_cap_and_page_stably(db: Arc<dyn Database
     let mine: Vec<_> = (1..=7)
         .map(|n| {
             let at = T0 + Duration::minutes(if n <= 4 { 1 } else { 2 });
-            stored_case(t.id, n, if n == 7 { "closed" } else { "open" }, at)
+            let mut k = stored_case(t.id, n, if n == 7 { "closed" } else { "open" }, at);
+            k.title = format!("Ledger review {n}");
+            k
         })
         .collect();
     let theirs: Vec<_> = (1..=3)
-        .map(|n| stored_case(other.id, n, "open", T0))
+        .map(|n| {
+            let mut k = stored_case(other.id, n, "open", T0);
+            k.title = format!("Ledger review {n}");
+            k
+        })
         .collect();
     let mut tx = db.begin().await.unwrap();
     cases::insert_many(&mut *tx, &mine).await.unwrap();
@@ -675,6 +681,58 @@ pub async fn case_lists_count_up_to_the_cap_and_page_stably(db: Arc<dyn Database
         .await
         .unwrap();
     assert_eq!((past_end.total, past_end.rows.len()), (3, 0));
+
+    // A search counts and pages the same way (its matches found once, page and count taken
+    // from them), past its end too.
+    let search = CaseFilter {
+        words: vec!["ledger".into()],
+        ..CaseFilter::default()
+    };
+    let found = |offset: i64, count: Count| {
+        let db = db.clone();
+        let search = search.clone();
+        async move {
+            let mut c = db.conn().await.unwrap();
+            cases::list(&mut *c, t.id, &search, sort, (3, offset), count)
+                .await
+                .unwrap()
+        }
+    };
+    let capped = found(0, Count::UpTo(5)).await;
+    assert_eq!(
+        (capped.total, capped.total_exact, capped.rows.len()),
+        (5, false, 3)
+    );
+    let exact = found(0, Count::Exact).await;
+    assert_eq!((exact.total, exact.total_exact), (7, true));
+    let mut walked = Vec::new();
+    for offset in [0, 3, 6, 9] {
+        let page = found(offset, Count::UpTo(5)).await;
+        walked.extend(page.rows.into_iter().map(|k| (k.created_at, k.id)));
+    }
+    assert_eq!(walked, expected);
+    let beyond = found(9, Count::UpTo(5)).await;
+    assert_eq!(
+        (beyond.total, beyond.total_exact, beyond.rows.len()),
+        (5, false, 0)
+    );
+    let beyond = found(9, Count::Exact).await;
+    assert_eq!(
+        (beyond.total, beyond.total_exact, beyond.rows.len()),
+        (7, true, 0)
+    );
+    let closed = CaseFilter {
+        status: Some("closed".into()),
+        ..search.clone()
+    };
+    let one = cases::list(&mut *c, t.id, &closed, sort, (50, 0), Count::UpTo(5))
+        .await
+        .unwrap();
+    assert_eq!((one.total, one.rows[0].id), (1, mine[6].id));
+    let theirs_found = cases::list(&mut *c, other.id, &search, sort, (50, 0), Count::UpTo(5))
+        .await
+        .unwrap();
+    assert_eq!((theirs_found.total, theirs_found.rows.len()), (3, 3));
 }
 
 /// Concurrent case creations of one tenant get consecutive reference numbers without gaps or

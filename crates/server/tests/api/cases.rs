@@ -1536,6 +1536,24 @@ async fn cases_are_listed_filtered_and_searched(b: Backend) {
     assert_found(&s, analyst, "q=zeppelin", &[&c3]).await;
     assert_found(&s, analyst, "q=leeds%20offshore", &[&c3]).await;
     assert_found(&s, analyst, "q=Leeds%20marmalade", &[]).await;
+    // A search sorts, combines with the other filters (on both the case's own text and its
+    // comments), pages, and past its end still counts.
+    assert_found(&s, analyst, "q=Leeds&sort=created_at", &[&c1, &c3]).await;
+    assert_found(&s, analyst, "q=Leeds&from_date=2026-03-03", &[&c3]).await;
+    assert_found(&s, analyst, "q=zeppelin&from_date=2026-03-03", &[&c3]).await;
+    assert_found(&s, analyst, "q=zeppelin&to_date=2026-03-02", &[]).await;
+    let second = list(&s, analyst, "q=Leeds&limit=1&offset=1").await;
+    assert_eq!(ids(&second), [c1.as_str()]);
+    assert_eq!(
+        (&second["total"], &second["total_exact"]),
+        (&json!(2), &json!(true))
+    );
+    let past = list(&s, analyst, "q=Leeds&limit=1&offset=3").await;
+    assert_eq!(past["cases"], json!([]));
+    assert_eq!(
+        (&past["total"], &past["total_exact"]),
+        (&json!(2), &json!(true))
+    );
 
     // Paging.
     let page = list(&s, analyst, "limit=2&offset=2").await;
