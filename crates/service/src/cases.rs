@@ -280,7 +280,9 @@ pub(crate) struct Open {
     /// Whether the case's pending request was superseded, or is known not to exist, in this
     /// transaction already.
     superseded: bool,
-    /// A status this transaction found no open mandatory task holding the case in.
+    /// A status this transaction found no open mandatory task holding the case in (set by
+    /// `transition` from `store::obstacles`, under the case's lock); `move_with` then skips
+    /// its own check.
     free_to_leave: Option<String>,
 }
 
@@ -2078,7 +2080,7 @@ pub async fn decide_alert(
         events.extend(ev);
     }
     let tenant = p.tenant_id;
-    // Commit re-reads the alert; the case is read after commit so it lists the alert.
+    // The alert is answered as written; the case is read after commit, so it lists the alert.
     let alert = o.commit(p, k, "case.disposed", events).await?;
     let case = match case {
         Some(cid) => {

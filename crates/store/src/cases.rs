@@ -302,16 +302,34 @@ pub struct Locked {
 pub async fn lock(c: &mut dyn Conn, tenant: TenantId, id: CaseId) -> StoreResult<Option<Locked>> {
     // One statement: the row lock (PostgreSQL; only the case's row, not the joined users'), the
     // read and the type's version, so a command pays one round trip for all three.
-    let lock = match c.dialect() {
-        Dialect::Postgres => " FOR UPDATE OF c",
-        Dialect::Sqlite => "",
+    //
+    // On PostgreSQL a locking read that waited for another transaction returns the case's
+    // newest row, but reads everything else (the joined e-mails, the linked alerts, the type's
+    // version) as of the statement's start. `moved` says the row changed after that start
+    // (its `xmin` differs from the one the statement's snapshot sees); the read is then made
+    // again, with the lock held, so it sees that change in full.
+    let (lock, moved) = match c.dialect() {
+        Dialect::Postgres => (
+            " FOR UPDATE OF c",
+            ", c.xmin::text IS DISTINCT FROM (SELECT s.xmin::text FROM cases s \
+             WHERE s.tenant_id = c.tenant_id AND s.id = c.id) AS moved",
+        ),
+        Dialect::Sqlite => ("", ""),
     };
     let sql = format!(
         "{}, (SELECT t.version FROM case_types t WHERE t.tenant_id = c.tenant_id AND t.key = c.case_type) \
-         AS type_version FROM cases c {JOINS} WHERE c.tenant_id = $1 AND c.id = $2{lock}",
+         AS type_version{moved} FROM cases c {JOINS} WHERE c.tenant_id = $1 AND c.id = $2{lock}",
         select_list(c.dialect())
     );
-    match c.fetch_optional(&sql, &[tenant.into(), id.into()]).await? {
+    let args = [tenant.into(), id.into()];
+    let mut found = c.fetch_optional(&sql, &args).await?;
+    if let Some(r) = &found
+        && !moved.is_empty()
+        && r.bool("moved")?
+    {
+        found = c.fetch_optional(&sql, &args).await?;
+    }
+    match found {
         Some(r) => Ok(Some(Locked {
             case: from_row(&r)?,
             type_version: r.opt_int("type_version")?,
@@ -547,16 +565,16 @@ fn word_matches(d: Dialect, filter: &str, w: &str, cols: &str) -> String {
     match d {
         Dialect::Postgres => format!(
             "SELECT {cols} FROM cases c WHERE {filter} AND c.search @@ plainto_tsquery('simple', {w}) \
-             UNION SELECT {cols} FROM case_comments m JOIN cases c ON c.tenant_id = m.tenant_id AND c.id = m.case_id \
-             WHERE m.tenant_id = $1 AND m.search @@ plainto_tsquery('simple', {w}) AND {filter}"
+             UNION SELECT {cols} FROM case_comments cm JOIN cases c ON c.tenant_id = cm.tenant_id AND c.id = cm.case_id \
+             WHERE cm.tenant_id = $1 AND cm.search @@ plainto_tsquery('simple', {w}) AND {filter}"
         ),
         Dialect::Sqlite => format!(
             "SELECT {cols} FROM cases_fts JOIN cases c ON c.rid = cases_fts.rowid \
              WHERE cases_fts MATCH {w} AND {filter} \
              UNION SELECT {cols} FROM case_comments_fts \
-             JOIN case_comments m ON m.rid = case_comments_fts.rowid \
-             JOIN cases c ON c.tenant_id = m.tenant_id AND c.id = m.case_id \
-             WHERE case_comments_fts MATCH {w} AND m.tenant_id = $1 AND {filter}"
+             JOIN case_comments cm ON cm.rid = case_comments_fts.rowid \
+             JOIN cases c ON c.tenant_id = cm.tenant_id AND c.id = cm.case_id \
+             WHERE case_comments_fts MATCH {w} AND cm.tenant_id = $1 AND {filter}"
         ),
     }
 }
@@ -597,15 +615,18 @@ pub async fn list(
     };
     if !f.words.is_empty() {
         // A search: the matches are found once (the full-text indexes, then each match's row),
-        // and both the page and the count are taken from them in one statement.
+        // and both the page and the count are taken from them in one statement. The matches
+        // are read back under the alias `c`, so the page sorts by the same `order`.
         args.push(words_arg(d, &f.words));
         let w = format!("${}", args.len());
-        let matches = word_matches(d, &filter, &w, "c.id, c.created_at, c.updated_at");
-        let total = capped("m");
+        let matched = word_matches(d, &filter, &w, "c.id, c.created_at, c.updated_at");
+        let total_sql = capped("matched");
+        let bound = args.len();
         let page = page_clause(&mut args, limit, offset);
         let sql = format!(
-            "WITH m AS MATERIALIZED ({matches}), p AS (SELECT c.id FROM m c ORDER BY {order} {page}) \
-             {}, ({total}) AS total_n FROM cases c {JOINS} \
+            "WITH matched AS MATERIALIZED ({matched}), \
+             p AS (SELECT c.id FROM matched c ORDER BY {order} {page}) \
+             {}, ({total_sql}) AS total_n FROM cases c {JOINS} \
              WHERE c.tenant_id = $1 AND c.id IN (SELECT id FROM p) ORDER BY {order}",
             select_list(d),
         );
@@ -614,8 +635,8 @@ pub async fn list(
             return page_of(first.int("total_n")?, &rows);
         }
         // No row: no match, or a page past the end, which still reports the total.
-        let sql = format!("WITH m AS ({matches}) {total}");
-        let counted = c.fetch_one(&sql, &args[..args.len() - 2]).await?.int("n")?;
+        let sql = format!("WITH matched AS ({matched}) {total_sql}");
+        let counted = c.fetch_one(&sql, &args[..bound]).await?.int("n")?;
         return page_of(counted, &[]);
     }
     let counted = c

@@ -64,6 +64,7 @@ macro_rules! conformance_suite {
             audit_rows_cannot_be_updated_or_deleted,
             concurrent_audit_appends_form_one_chain,
             case_lists_count_up_to_the_cap_and_page_stably,
+            a_lock_that_waited_reads_the_change_in_full,
             case_numbers_are_gap_free_under_concurrency,
             case_record_rows_are_append_only,
             one_pending_request_per_case_and_claims_never_overlap,
@@ -733,6 +734,87 @@ pub async fn case_lists_count_up_to_the_cap_and_page_stably(db: Arc<dyn Database
         .await
         .unwrap();
     assert_eq!((theirs_found.total, theirs_found.rows.len()), (3, 3));
+}
+
+/// A case read for change after waiting for another transaction's lock sees that
+/// transaction's change in full: the row, the new assignee's e-mail, a newly linked alert and
+/// the type's new version (on PostgreSQL a locking read that waited reads all but the row as of
+/// its start, unless it reads again).
+pub async fn a_lock_that_waited_reads_the_change_in_full(db: Arc<dyn Database>) {
+    use crate::cases;
+    let (t, u) = setup(&*db, "bank").await;
+    case_fixture(&*db, &t).await;
+    let k = stored_case(t.id, 1, "open", T0);
+    let alert = stored_case(t.id, 2, "open", T0);
+    let mut c = db.conn().await.unwrap();
+    cases::insert_many(&mut *c, &[k.clone(), alert.clone()])
+        .await
+        .unwrap();
+    let mut holder = db.begin().await.unwrap();
+    let mut held = cases::lock(&mut *holder, t.id, k.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .case;
+    held.assigned_to = Some(u.id.0);
+    held.version = 2;
+    assert!(cases::update(&mut *holder, &held, 1).await.unwrap());
+    assert!(
+        cases::link_alert(&mut *holder, t.id, alert.id, k.id)
+            .await
+            .unwrap()
+    );
+    let ty = crate::case_types::get(&mut *holder, t.id, "AML_INV")
+        .await
+        .unwrap()
+        .unwrap();
+    let newer = crate::case_types::StoredCaseType { version: 2, ..ty };
+    assert!(
+        crate::case_types::update(&mut *holder, &newer, 1)
+            .await
+            .unwrap()
+    );
+    let waiter = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            let l = cases::lock(&mut *tx, t.id, k.id).await.unwrap().unwrap();
+            tx.commit().await.unwrap();
+            l
+        })
+    };
+    if db.dialect() == crate::Dialect::Postgres {
+        // Commit only once the waiter's locking read is queued behind the holder.
+        let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        let mut queued = false;
+        for _ in 0..500 {
+            if c.fetch_one(waiting, &[]).await.unwrap().int("n").unwrap() == 1 {
+                queued = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(queued, "the second locking read never waited");
+    }
+    holder.commit().await.unwrap();
+    let l = waiter.await.unwrap();
+    assert_eq!(
+        (
+            l.case.version,
+            l.case.assigned_to,
+            l.case.assigned_to_email.as_deref(),
+            l.case.alert_ids,
+            l.type_version
+        ),
+        (
+            2,
+            Some(u.id.0),
+            Some("ana@bank.example"),
+            vec![alert.id],
+            Some(2)
+        )
+    );
 }
 
 /// Concurrent case creations of one tenant get consecutive reference numbers without gaps or
