@@ -139,24 +139,29 @@ impl Cache {
     }
 }
 
-/// Case type `key` of `tenant` at stored `version` (as read with a case), from the cache when
-/// it holds that version; read (inside the caller's just-begun transaction) otherwise.
+/// The type `key` of a stored case of `tenant`: it exists (a type is never deleted while
+/// cases use it), so its absence is an internal error.
+pub(crate) async fn of_case(c: &mut dyn Conn, tenant: TenantId, key: &str) -> Result<CaseType> {
+    load(c, tenant, key)
+        .await?
+        .ok_or_else(|| Error::internal(format!("case type {key} missing")))
+}
+
+/// [`of_case`] at stored `version` (as read with the case): from the cache when it holds that
+/// version; read (inside the caller's just-begun transaction) otherwise.
 pub(crate) async fn at_version(
     svc: &Services,
     c: &mut dyn Conn,
     tenant: TenantId,
     key: &str,
     version: Option<i64>,
-) -> Result<Option<Arc<CaseType>>> {
+) -> Result<Arc<CaseType>> {
     if let Some(ty) = version.and_then(|v| svc.case_types.get(tenant, key, v)) {
-        return Ok(Some(ty));
+        return Ok(ty);
     }
-    let Some(ty) = load(c, tenant, key).await? else {
-        return Ok(None);
-    };
-    let ty = Arc::new(ty);
+    let ty = Arc::new(of_case(c, tenant, key).await?);
     svc.case_types.put(tenant, ty.clone());
-    Ok(Some(ty))
+    Ok(ty)
 }
 
 /// `GET /case-types` (`case.view`).

@@ -263,12 +263,6 @@ pub(crate) async fn find(c: &mut dyn Conn, tenant: TenantId, id: &str) -> Result
     Ok(read(c, tenant, id).await?.id)
 }
 
-async fn type_of(c: &mut dyn Conn, tenant: TenantId, key: &str) -> Result<CaseType> {
-    case_types::load(c, tenant, key)
-        .await?
-        .ok_or_else(|| Error::internal(format!("case type {key} missing")))
-}
-
 /// An open command on one case: the transaction, the case as read (locked) and its type.
 pub(crate) struct Open {
     pub(crate) tx: Box<dyn Tx>,
@@ -281,8 +275,8 @@ pub(crate) struct Open {
     /// transaction already.
     superseded: bool,
     /// A status this transaction found no open mandatory task holding the case in (set by
-    /// `transition` from `store::obstacles`, under the case's lock); `move_with` then skips
-    /// its own check.
+    /// `transition` from `store::obstacles`, under the case's lock); `check_leaving` then asks
+    /// no more.
     free_to_leave: Option<String>,
 }
 
@@ -309,9 +303,7 @@ pub(crate) async fn open(
         return Err(version_conflict(before.version));
     }
     let key = &before.case_type;
-    let ty = case_types::at_version(svc, &mut *tx, p.tenant_id, key, locked.type_version)
-        .await?
-        .ok_or_else(|| Error::internal(format!("case type {key} missing")))?;
+    let ty = case_types::at_version(svc, &mut *tx, p.tenant_id, key, locked.type_version).await?;
     Ok(Open {
         tx,
         before,
@@ -516,9 +508,7 @@ impl Open {
         k: &mut StoredCase,
         h: HistoryEntry,
     ) -> Result<(HistoryEntry, Vec<Event>)> {
-        if self.free_to_leave.as_deref() != Some(k.status.as_str()) {
-            tasks::check_leaving(&mut *self.tx, p.tenant_id, k.id, &k.status).await?;
-        }
+        self.check_leaving(p, k).await?;
         self.supersede(p, k.id).await?;
         record::add_history(&mut *self.tx, p.tenant_id, &h).await?;
         k.status = h.to.clone();
@@ -539,6 +529,15 @@ impl Open {
             events.push(event("task.created", json!({ "task": t })));
         }
         Ok((h, events))
+    }
+
+    /// 422 `unresolved_mandatory_tasks` while open mandatory tasks hold `k` in its status,
+    /// unless this transaction found none already.
+    async fn check_leaving(&mut self, p: &Caller, k: &StoredCase) -> Result<()> {
+        if self.free_to_leave.as_deref() == Some(k.status.as_str()) {
+            return Ok(());
+        }
+        tasks::check_leaving(&mut *self.tx, p.tenant_id, k.id, &k.status).await
     }
 
     /// Whether `k` may leave its status on its own (an automatic move on assignment or
@@ -661,7 +660,7 @@ pub async fn transitions(svc: &Services, p: &Caller, id: &str) -> Result<Vec<Tra
     if p.require(Permission::CaseTransition).is_err() {
         return Ok(Vec::new());
     }
-    let ty = type_of(&mut *c, p.tenant_id, &k.case_type).await?;
+    let ty = case_types::of_case(&mut *c, p.tenant_id, &k.case_type).await?;
     let now = svc.clock.now();
     let scope = scope_of(p, &k, now)?;
     let asking = Asking {
@@ -1093,7 +1092,7 @@ pub(crate) async fn create_work_item(
     parent: CaseId,
     now: OffsetDateTime,
 ) -> Result<CaseView> {
-    let ty = type_of(c, p.tenant_id, crate::sars::WORK_ITEM_TYPE).await?;
+    let ty = case_types::of_case(c, p.tenant_id, crate::sars::WORK_ITEM_TYPE).await?;
     let mut k = blank_case(p, &ty, now);
     k.title = title.chars().take(500).collect();
     k.parent_case_id = Some(parent);
@@ -1286,9 +1285,7 @@ pub async fn transition(
             .decide(&k.status, to, reason.as_deref(), &asking)?;
     if d.approval.is_some() {
         // Approvers are not asked for a move the case could not make.
-        if found.blocking_tasks {
-            tasks::check_leaving(&mut *o.tx, p.tenant_id, k.id, &k.status).await?;
-        }
+        o.check_leaving(p, &k).await?;
         let r = approvals::open_request(o, p, &k, d, reason).await?;
         return Ok(Moved::Requested(Box::new(r)));
     }

@@ -430,9 +430,8 @@ pub async fn create(svc: &Services, p: &Caller, input: NewTask) -> Result<TaskVi
         .ok_or_else(|| Error::not_found("case").with_param("case_id"))?;
     let k = locked.case;
     let key = &k.case_type;
-    let ty = crate::case_types::at_version(svc, &mut *tx, p.tenant_id, key, locked.type_version)
-        .await?
-        .ok_or_else(|| Error::internal("case type missing"))?;
+    let ty =
+        crate::case_types::at_version(svc, &mut *tx, p.tenant_id, key, locked.type_version).await?;
     if ty.workflow.is_terminal(&k.status) {
         return Err(Error::validation(
             "case_id",

@@ -477,26 +477,45 @@ fn stop(children: &mut [std::process::Child]) {
     }
 }
 
+/// Runs `body` against two `casegate serve` processes on one fresh PostgreSQL database that
+/// holds the demo sandbox, giving it the demo's JSON object (its keys) and the two ports; then
+/// stops the processes and removes the database and the data directory.
+fn with_two_servers(body: impl AsyncFnOnce(Value, [u16; 2])) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = temp_dir();
+    let (pg_name, url) = rt.block_on(casegate_store_pg::testing::create_database());
+    let demo = demo_json(&dir, &["--database-url", &url]);
+    rt.block_on(async {
+        let ports = [free_port(), free_port()];
+        let a = serve_until_ready(&dir, &url, ports[0]).await;
+        let b = serve_until_ready(&dir, &url, ports[1]).await;
+        body(demo, ports).await;
+        stop(&mut [a, b]);
+    });
+    rt.block_on(casegate_store_pg::testing::drop_database(pg_name));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A request's status and JSON answer (`null` when it has no JSON body).
+async fn answer(rb: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().await.unwrap_or(Value::Null))
+}
+
 /// Issue "workflows and approval gates": two `casegate serve` processes on one PostgreSQL.
 /// The same move of one case sent to both (with the version both read) applies once, the other
 /// gets 409; the same approval sent to both counts once, the other gets 409; the case ends with
 /// one history entry per move and the request with one decision per approver. Five rounds.
 #[test]
 fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = temp_dir();
-    let (pg_name, url) = rt.block_on(casegate_store_pg::testing::create_database());
-    let demo = demo_json(&dir, &["--database-url", &url]);
-    let key = |role: &str| demo["api_keys"][role].as_str().unwrap().to_string();
-    let (analyst, co, legal) = (
-        key("analyst"),
-        key("compliance_officer"),
-        key("legal_counsel"),
-    );
-    rt.block_on(async {
-        let (pa, pb) = (free_port(), free_port());
-        let a = serve_until_ready(&dir, &url, pa).await;
-        let b = serve_until_ready(&dir, &url, pb).await;
+    with_two_servers(async |demo, [pa, pb]| {
+        let key = |role: &str| demo["api_keys"][role].as_str().unwrap().to_string();
+        let (analyst, co, legal) = (
+            key("analyst"),
+            key("compliance_officer"),
+            key("legal_counsel"),
+        );
         let http = reqwest::Client::new();
         let base = |port: u16| format!("http://127.0.0.1:{port}/api/v1");
         let (api_a, api_b) = (base(pa), base(pb));
@@ -508,11 +527,7 @@ fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
             if let Some(e) = etag {
                 rb = rb.header("if-match", e);
             }
-            async move {
-                let r = rb.send().await.unwrap();
-                let status = r.status().as_u16();
-                (status, r.json::<Value>().await.unwrap_or(Value::Null))
-            }
+            answer(rb)
         };
         for round in 0..5 {
             let (s, case) = send(
@@ -588,29 +603,20 @@ fn two_processes_on_one_postgres_apply_each_move_and_approval_once() {
                 .len();
             assert_eq!(approvals, 2, "{detail}");
         }
-        stop(&mut [a, b]);
     });
-    rt.block_on(casegate_store_pg::testing::drop_database(pg_name));
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// Issue "workflows and approval gates": two `casegate serve` processes on one PostgreSQL, both
 /// polling the approval timers every 50 ms, race for the same deadlines. Every request is
 /// reminded once and expires once (one audit event each, written in the transaction that fires
-/// the timer and puts its events in the outbox), with its case left where it was. The deadlines are real seconds: the binary runs on the wall clock, and the test
-/// waits for conditions, never for a time.
+/// the timer and puts its events in the outbox), with its case left where it was. The deadlines
+/// are real seconds: the binary runs on the wall clock, and the test waits for conditions,
+/// never for a time.
 #[test]
 fn two_processes_on_one_postgres_fire_each_timer_once() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = temp_dir();
-    let (pg_name, url) = rt.block_on(casegate_store_pg::testing::create_database());
-    let demo = demo_json(&dir, &["--database-url", &url]);
-    let key = |role: &str| demo["api_keys"][role].as_str().unwrap().to_string();
-    let (admin, analyst) = (key("admin"), key("analyst"));
-    rt.block_on(async {
-        let (pa, pb) = (free_port(), free_port());
-        let a = serve_until_ready(&dir, &url, pa).await;
-        let b = serve_until_ready(&dir, &url, pb).await;
+    with_two_servers(async |demo, [pa, pb]| {
+        let key = |role: &str| demo["api_keys"][role].as_str().unwrap().to_string();
+        let (admin, analyst) = (key("admin"), key("analyst"));
         let http = reqwest::Client::new();
         let apis = [pa, pb].map(|port| format!("http://127.0.0.1:{port}/api/v1"));
         let call = |method: reqwest::Method, url: String, key: &str, body: Option<Value>| {
@@ -618,11 +624,7 @@ fn two_processes_on_one_postgres_fire_each_timer_once() {
             if let Some(b) = body {
                 rb = rb.json(&b);
             }
-            async move {
-                let r = rb.send().await.unwrap();
-                let status = r.status().as_u16();
-                (status, r.json::<Value>().await.unwrap_or(Value::Null))
-            }
+            answer(rb)
         };
         let tier = serde_json::json!([{"name": "Compliance", "slots": [{"role": "compliance_officer"}],
             "quorum": "all", "deadline": "PT2S", "reminders": ["PT1S"], "on_timeout": {"action": "expire"}}]);
@@ -638,7 +640,13 @@ fn two_processes_on_one_postgres_fire_each_timer_once() {
         let ask = async |n: usize| {
             let api = &apis[n % 2];
             let new = serde_json::json!({"case_type": "TIMED", "title": format!("Timed {n}")});
-            let (s, case) = call(reqwest::Method::POST, format!("{api}/cases"), &analyst, Some(new)).await;
+            let (s, case) = call(
+                reqwest::Method::POST,
+                format!("{api}/cases"),
+                &analyst,
+                Some(new),
+            )
+            .await;
             assert_eq!(s, 201, "{case}");
             let case = case["id"].as_str().unwrap().to_string();
             let moves = format!("{api}/cases/{case}/transitions");
@@ -677,15 +685,16 @@ fn two_processes_on_one_postgres_fire_each_timer_once() {
         let (s, audit) = call(reqwest::Method::GET, url, &admin, None).await;
         assert_eq!(s, 200, "{audit}");
         for (case, rid) in &asked {
-            let actions: Vec<&str> = audit["events"]
+            let mut actions: Vec<&str> = audit["events"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .filter(|e| e["entity_id"] == rid.as_str())
                 .filter_map(|e| e["action"].as_str())
-                .filter(|a| a.starts_with("transition_request.") && *a != "transition_request.created")
+                .filter(|a| {
+                    a.starts_with("transition_request.") && *a != "transition_request.created"
+                })
                 .collect();
-            let mut actions = actions;
             actions.sort_unstable();
             assert_eq!(
                 actions,
@@ -699,26 +708,16 @@ fn two_processes_on_one_postgres_fire_each_timer_once() {
         let url = format!("{}/audit/verify", apis[1]);
         let verdict = get_json(&http, &url, &admin).await;
         assert_eq!(verdict["valid"], true, "{verdict}");
-        stop(&mut [a, b]);
     });
-    rt.block_on(casegate_store_pg::testing::drop_database(pg_name));
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// Issue "server foundation": a key revoked through one `casegate serve` is refused by another
 /// sharing the same PostgreSQL at once, although that one had it cached (for 10 s by default).
 #[test]
 fn a_key_revoked_through_one_process_is_refused_by_the_other_at_once() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = temp_dir();
-    let (pg_name, url) = rt.block_on(casegate_store_pg::testing::create_database());
-    let demo = demo_json(&dir, &["--database-url", &url]);
-    let admin = demo["api_keys"]["admin"].as_str().unwrap().to_string();
-    let analyst = demo["api_keys"]["analyst"].as_str().unwrap().to_string();
-    rt.block_on(async {
-        let (pa, pb) = (free_port(), free_port());
-        let a = serve_until_ready(&dir, &url, pa).await;
-        let b = serve_until_ready(&dir, &url, pb).await;
+    with_two_servers(async |demo, [pa, pb]| {
+        let admin = demo["api_keys"]["admin"].as_str().unwrap().to_string();
+        let analyst = demo["api_keys"]["analyst"].as_str().unwrap().to_string();
         let http = reqwest::Client::new();
         let me_on_b = || {
             http.get(format!("http://127.0.0.1:{pb}/api/v1/me"))
@@ -758,8 +757,5 @@ fn a_key_revoked_through_one_process_is_refused_by_the_other_at_once() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(refused, "B still accepts a key revoked through A");
-        stop(&mut [a, b]);
     });
-    rt.block_on(casegate_store_pg::testing::drop_database(pg_name));
-    std::fs::remove_dir_all(dir).ok();
 }
