@@ -9,7 +9,8 @@
 //!   shape for malformed input.
 //! - [`rate_limit`]: per-credential GCRA buckets and the `X-RateLimit-*` headers.
 //! - [`rest`]: one module per resource (`users`, `api_keys`, `auth`, `roles`, `cases`,
-//!   `approvals`, `tasks`, `audit`, `webhooks`).
+//!   `approvals`, `tasks`, `audit`, `sars`, `webhooks`), and `bodies`: the OpenAPI schemas of
+//!   the JSON bodies the services read key by key.
 //! - [`graphql`]: `POST /graphql`, its schema, depth and complexity limits, error extensions.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/graphql/schema.graphql`,
 //!   `/docs`.

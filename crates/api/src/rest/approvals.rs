@@ -1,6 +1,7 @@
 //! `/approvals` and `/transition-requests` (API.md "Approvals", docs/workflows.md).
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody, OptJson};
+use crate::rest::bodies::{ApproveBody, RejectBody};
 use crate::rest::cases::{only, opt_str};
 use crate::rest::{Auth, flag_param, paging};
 use axum::Json;
@@ -77,7 +78,7 @@ fn decided(d: Decided) -> Response {
 /// Approves the current tier's slot the caller fills (`approval.decide`); `{"comment"}`
 /// optional. The last approval needed applies the move (status `applied`).
 #[utoipa::path(post, path = "/transition-requests/{id}/approve", tag = "approvals", params(("id" = String, Path)),
-    request_body(content = Object, description = "{\"comment\"} (optional)"),
+    request_body(content = ApproveBody, description = "Optional: the body may be left out."),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody,
         description = "not_an_eligible_approver, self_approval_forbidden, duplicate_approver"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already_decided, request_not_pending")))]
@@ -94,7 +95,7 @@ pub async fn approve_request(
 
 /// Rejects the request (`approval.decide`); `{"comment"}` required. One rejection vetoes.
 #[utoipa::path(post, path = "/transition-requests/{id}/reject", tag = "approvals", params(("id" = String, Path)),
-    request_body(content = Object, description = "{\"comment\"}"),
+    request_body = RejectBody,
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn reject_request(

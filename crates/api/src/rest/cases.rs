@@ -3,6 +3,11 @@
 //! conditional.
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, json_rejection, too_large};
+use crate::rest::bodies::{
+    AlertDispositionBody, AssignCaseBody, CommentBody, CreateCaseBody, DispositionBody,
+    EscalateBody, OverrideBody, PartyBody, RelationBody, ReopenBody, SetStatusBody, TransitionBody,
+    UpdateCaseBody,
+};
 use crate::rest::{Auth, flag_param, int_param};
 use axum::Json;
 use axum::body::Body;
@@ -97,7 +102,7 @@ pub(crate) fn opt_str<'a>(body: &'a Map<String, Value>, key: &str) -> ApiResult<
     }
 }
 
-fn opt_version(body: &Map<String, Value>) -> ApiResult<Option<i64>> {
+pub(crate) fn opt_version(body: &Map<String, Value>) -> ApiResult<Option<i64>> {
     match body.get("expected_version") {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -217,7 +222,7 @@ pub struct CasesPage {
 /// Opens a case (`case.create`): `case_type`, `title`, optional `priority`, `assigned_to`,
 /// `screening_id`, `subject_id`, `alert_ids`, `fields`, `reasons`, `notes`, `detected_at`,
 /// `score`, `business_unit`, `source`.
-#[utoipa::path(post, path = "/cases", tag = "cases", request_body = Object,
+#[utoipa::path(post, path = "/cases", tag = "cases", request_body = CreateCaseBody,
     responses((status = 201, body = CaseView, description = "the case, with ETag and Location"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_case(
@@ -314,7 +319,7 @@ pub async fn get_case(
 }
 
 /// Changes a case's attributes (`case.edit`); conditional with `If-Match`.
-#[utoipa::path(patch, path = "/cases/{id}", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(patch, path = "/cases/{id}", tag = "cases", params(("id" = String, Path)), request_body = UpdateCaseBody,
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn update_case(
@@ -330,7 +335,7 @@ pub async fn update_case(
 }
 
 /// Assigns (or with `null` unassigns) a case (`case.assign`).
-#[utoipa::path(post, path = "/cases/{id}/assign", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/cases/{id}/assign", tag = "cases", params(("id" = String, Path)), request_body = AssignCaseBody,
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn assign_case(
@@ -406,7 +411,7 @@ async fn do_transition(
 
 /// Moves a case to another status (`case.transition`): `{"to", "reason"}` → 200
 /// `{"case", "history_entry"}`, or 202 `{"request"}` when the move needs approval.
-#[utoipa::path(post, path = "/cases/{id}/transitions", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/cases/{id}/transitions", tag = "cases", params(("id" = String, Path)), request_body = TransitionBody,
     responses((status = 200, body = MoveApplied), (status = 202, body = MoveRequested, description = "awaiting approval"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "version_conflict, request_pending"),
         (status = 422, body = ErrorBody, description = "invalid_transition, reason_required")))]
@@ -421,7 +426,7 @@ pub async fn transition_case(
 }
 
 /// Alias of `POST /cases/{id}/transitions` taking `{"status", "reason"}`.
-#[utoipa::path(post, path = "/cases/{id}/status", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/cases/{id}/status", tag = "cases", params(("id" = String, Path)), request_body = SetStatusBody,
     responses((status = 200, body = MoveApplied), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_status(
     State(st): State<AppState>,
@@ -458,7 +463,7 @@ pub async fn case_history(
 }
 
 /// Adds a comment (`case.edit`).
-#[utoipa::path(post, path = "/cases/{id}/comments", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/cases/{id}/comments", tag = "cases", params(("id" = String, Path)), request_body = CommentBody,
     responses((status = 201, body = CommentView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add_comment(
     State(st): State<AppState>,
@@ -659,7 +664,7 @@ pub async fn download_attachment(
 }
 
 /// Escalates a case (`case.escalate`): `{"reason", "escalated_to"}`.
-#[utoipa::path(post, path = "/cases/{id}/escalate", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/cases/{id}/escalate", tag = "cases", params(("id" = String, Path)), request_body = EscalateBody,
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn escalate_case(
     State(st): State<AppState>,
@@ -683,7 +688,7 @@ pub async fn escalate_case(
 }
 
 /// Records the decision (`case.dispose`): `{"disposition", "reason"}`.
-#[utoipa::path(post, path = "/cases/{id}/disposition", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/cases/{id}/disposition", tag = "cases", params(("id" = String, Path)), request_body = DispositionBody,
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn dispose_case(
@@ -706,7 +711,7 @@ pub async fn dispose_case(
 }
 
 /// Overrides a decision (`case.override`) with a second person's approval.
-#[utoipa::path(post, path = "/cases/{id}/override", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/cases/{id}/override", tag = "cases", params(("id" = String, Path)), request_body = OverrideBody,
     responses((status = 201, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn override_decision(
@@ -743,7 +748,7 @@ pub async fn override_decision(
 }
 
 /// Reopens a closed case (`case.transition`): `{"reason"}`.
-#[utoipa::path(post, path = "/cases/{id}/reopen", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/cases/{id}/reopen", tag = "cases", params(("id" = String, Path)), request_body = ReopenBody,
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn reopen_case(
     State(st): State<AppState>,
@@ -792,7 +797,7 @@ fn party_input(v: &Value, prefix: &str) -> ApiResult<PartyInput> {
 }
 
 /// Links a case to a case, an alert or a party (existing, or created with `party`).
-#[utoipa::path(post, path = "/cases/{id}/relations", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/cases/{id}/relations", tag = "cases", params(("id" = String, Path)), request_body = RelationBody,
     responses((status = 201, body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn add_relation(
@@ -817,7 +822,7 @@ pub async fn add_relation(
 }
 
 /// Records a party (`case.edit`): `{"kind", "name", "identifiers"}`.
-#[utoipa::path(post, path = "/parties", tag = "cases", request_body = Object,
+#[utoipa::path(post, path = "/parties", tag = "cases", request_body = PartyBody,
     responses((status = 201, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_party(
     State(st): State<AppState>,
@@ -842,7 +847,7 @@ pub async fn get_party(
 
 /// Decides an alert (`case.dispose`): `{"disposition": "true_positive|false_positive",
 /// "reason", "escalate_to_case", "case_id", "case_type"}` → `{"alert", "case"}`.
-#[utoipa::path(post, path = "/alerts/{id}/disposition", tag = "cases", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/alerts/{id}/disposition", tag = "cases", params(("id" = String, Path)), request_body = AlertDispositionBody,
     responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn decide_alert(

@@ -17,6 +17,7 @@ pub mod api_keys;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod bodies;
 pub mod cases;
 pub mod roles;
 pub mod sars;

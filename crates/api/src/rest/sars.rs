@@ -2,7 +2,8 @@
 //! `ETag: "<version>"`; `If-Match` makes a content change conditional.
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
-use crate::rest::cases::{expected, only, opt_str, tagged};
+use crate::rest::bodies::{CreateSarBody, FilingProfileBody, SarStatusBody, UpdateSarBody};
+use crate::rest::cases::{expected, only, opt_str, opt_version, tagged};
 use crate::rest::{Auth, int_param, paging, unknown_param};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -45,7 +46,7 @@ fn required<'a>(b: &'a Map<String, Value>, key: &str) -> ApiResult<&'a str> {
 /// (`YYYY-MM-DD`, continuing activity on a report not filed through casegate),
 /// `suspect_identified`, `submit_for_review`. The content is pre-filled from the case.
 #[utoipa::path(post, path = "/sars", tag = "sars",
-    request_body(content = Object, description = "{\"case_id\", \"filing_type\", \"jurisdiction\", \"prior_report_id\", \"prior_filed_on\", \"suspect_identified\", \"submit_for_review\"}"),
+    request_body = CreateSarBody,
     responses((status = 201, body = Object, description = "the SAR, `status` draft or pending_review, with `deadline`"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_sar(
@@ -131,7 +132,7 @@ pub async fn get_sar(
 /// Changes the report's content (`sar.edit`): `subjects`, `suspect_identified`, `activity`,
 /// `narrative`; only in `draft` or `returned` (422 `sar_locked`).
 #[utoipa::path(patch, path = "/sars/{id}", tag = "sars", params(("id" = String, Path)),
-    request_body(content = Object, description = "{\"subjects\", \"suspect_identified\", \"activity\", \"narrative\"}"),
+    request_body = UpdateSarBody,
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody, description = "validation_failed, sar_locked")))]
 pub async fn update_sar(
@@ -139,9 +140,12 @@ pub async fn update_sar(
     Auth(p): Auth,
     Path(id): Path<String>,
     headers: HeaderMap,
-    ApiJson(b): ApiJson<Map<String, Value>>,
+    ApiJson(mut b): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Response> {
-    let v = sars::update(&st.svc, &p, &id, b, expected(&headers, None)?).await?;
+    // `If-Match`, or `expected_version` in the body (API.md conventions); the header wins.
+    let exp = expected(&headers, opt_version(&b)?)?;
+    b.remove("expected_version");
+    let v = sars::update(&st.svc, &p, &id, b, exp).await?;
     Ok(tagged(StatusCode::OK, v.version, &v))
 }
 
@@ -150,7 +154,7 @@ pub async fn update_sar(
 /// `reviewer_id` assigns the review). `filed` is 403 `status_reserved`. An approval gate
 /// answers 202 with the report and its `pending_request`.
 #[utoipa::path(post, path = "/sars/{id}/status", tag = "sars", params(("id" = String, Path)),
-    request_body(content = Object, description = "{\"new_status\", \"reason\", \"reviewer_id\"}"),
+    request_body = SarStatusBody,
     responses((status = 200, body = Object), (status = 202, body = Object, description = "awaiting approval"),
         (status = 403, body = ErrorBody, description = "forbidden, role_not_permitted, status_reserved"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -281,7 +285,7 @@ pub async fn get_filing_profile(State(st): State<AppState>, Auth(p): Auth) -> Ap
 
 /// Replaces the filing profile (`sar.review`); `If-Match` guards against a concurrent change.
 #[utoipa::path(put, path = "/settings/filing-profile", tag = "sars",
-    request_body(content = Object, description = "{\"filer\", \"transmitter\", \"transmitter_control_code\", \"contact_office\", \"primary_regulator_code\", \"institution_type_code\", \"goaml_rentity_id\", \"goaml_rentity_branch\", \"goaml_currency\"}"),
+    request_body = FilingProfileBody,
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn put_filing_profile(

@@ -2,6 +2,7 @@
 //! in-app inbox).
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, OptJson};
+use crate::rest::bodies::{CompleteTaskBody, CreateTaskBody};
 use crate::rest::cases::{only, opt_str};
 use crate::rest::{Auth, flag_param, paging};
 use axum::Json;
@@ -55,7 +56,7 @@ pub async fn list_tasks(
 /// `assigned_to` (user id or email), `assignee_role`, `due_at` (RFC 3339), `mandatory` (blocks
 /// leaving the case's current status until done).
 #[utoipa::path(post, path = "/tasks", tag = "tasks",
-    request_body(content = Object, description = "{\"case_id\", \"title\", \"description\", \"assigned_to\", \"assignee_role\", \"due_at\", \"mandatory\"}"),
+    request_body = CreateTaskBody,
     responses((status = 201, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn create_task(
@@ -113,7 +114,7 @@ pub async fn get_task(
 /// Marks a task done (its assignee, a holder of its role, or `case.edit`); `{"note"}`
 /// optional. 409 `already_completed` when it is done.
 #[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = String, Path)),
-    request_body(content = Object, description = "{\"note\"} (optional)"),
+    request_body(content = CompleteTaskBody, description = "Optional: the body may be left out."),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "already_completed"), (status = 422, body = ErrorBody)))]
 pub async fn complete_task(

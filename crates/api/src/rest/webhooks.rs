@@ -2,6 +2,7 @@
 //! delivery record and manual redelivery. All need `webhook.admin`.
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, OptJson};
+use crate::rest::bodies::{CreateWebhookBody, RotateSecretBody, UpdateWebhookBody};
 use crate::rest::cases::only;
 use crate::rest::{Auth, paging};
 use axum::Json;
@@ -32,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// (event names or `["*"]`, default all), `description`, `active`. The answer carries `secret`
 /// (`whsec_…`), shown only here. A `ping` delivery is queued at once.
 #[utoipa::path(post, path = "/webhooks", tag = "webhooks",
-    request_body(content = Object, description = "{\"url\", \"events\", \"description\", \"active\"}"),
+    request_body = CreateWebhookBody,
     responses((status = 201, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_webhook(
     State(st): State<AppState>,
@@ -75,7 +76,7 @@ pub async fn get_webhook(
 /// Changes `url`, `events`, `description` or `active`; turning a registration back on after a
 /// 410 clears `disabled_reason` and closes its circuit.
 #[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
-    request_body(content = Object, description = "{\"url\", \"events\", \"description\", \"active\"}"),
+    request_body = UpdateWebhookBody,
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn update_webhook(
@@ -103,7 +104,7 @@ pub async fn delete_webhook(
 /// A new secret, shown once; the previous one keeps signing beside it for `overlap_hours`
 /// (default 24, 0–168).
 #[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path)),
-    request_body(content = Object, description = "{\"overlap_hours\"} (optional)"),
+    request_body(content = RotateSecretBody, description = "Optional: the body may be left out."),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn rotate_secret(

@@ -1,10 +1,18 @@
-//! Operations endpoints, request ids, unknown routes.
+//! Operations endpoints, the OpenAPI document and its request bodies, request ids, unknown
+//! routes.
 use crate::both_backends;
+use crate::cases::{create_case, id_of};
 use crate::common::*;
+use casegate_domain::cases::{Disposition, Priority};
+use casegate_domain::sar::FilingType;
+use casegate_domain::sar::content::SubjectKind;
 use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
 
 both_backends!(
     operations_endpoints_answer,
+    request_bodies_are_documented,
     request_ids_are_echoed_or_assigned,
     unknown_routes_answer_in_the_error_shape
 );
@@ -107,6 +115,209 @@ async fn operations_endpoints_answer(b: Backend) {
         .unwrap();
     assert_eq!(js.status(), 200);
     assert!(js.bytes().await.unwrap().len() > 100_000);
+    s.stop().await;
+}
+
+/// Whether `r` is a 422 refusing `key` as a key its endpoint does not take: the services say
+/// "unknown field `key`", or "unknown field…" with `param` naming the key.
+fn refused_as_unknown(r: &Resp, key: &str) -> bool {
+    let e = &r.body["error"];
+    let message = e["message"].as_str().unwrap_or_default();
+    r.status.as_u16() == 422
+        && (message.contains(&format!("unknown field `{key}`"))
+            || (message.contains("unknown field") && e["param"] == key))
+}
+
+/// Every JSON request body in `/openapi.json` is documented property by property, and every
+/// documented property is one its endpoint takes. Most services read their body as a map, key
+/// by key, so the schemas of those bodies (`casegate_api::rest::bodies`) are written by hand;
+/// this keeps them in step. Per endpoint, a key it does not know must come back 422 `unknown
+/// field` (the control: it shows the probes reach the parsing, so they can fail), and no
+/// documented property, sent with `null`, may.
+async fn request_bodies_are_documented(b: Backend) {
+    let s = start(b).await;
+    let admin = s.a.key("admin");
+    let o = s
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .assert_ok(200)
+        .clone();
+    let schemas = &o["components"]["schemas"];
+
+    // No JSON request body is a bare object: each is a `$ref` to a component with properties.
+    let mut documented = BTreeMap::<(String, String), Vec<String>>::new();
+    let mut bare = Vec::new();
+    for (path, item) in o["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") else {
+                continue;
+            };
+            let properties = schema["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .and_then(|name| schemas[name]["properties"].as_object())
+                .filter(|p| !p.is_empty());
+            let method = method.to_uppercase();
+            match properties {
+                Some(p) => {
+                    documented.insert((method, path.clone()), p.keys().cloned().collect());
+                }
+                None => bare.push(format!("{method} {path}: {schema}")),
+            }
+        }
+    }
+    assert!(
+        bare.is_empty(),
+        "JSON request bodies documented without their properties:\n{}",
+        bare.join("\n")
+    );
+
+    // The vocabularies the body schemas spell out are the services' own.
+    let values = |name: &str| -> Vec<String> {
+        schemas[name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is a string enum: {}", schemas[name]))
+            .iter()
+            .map(|v| v.as_str().expect("an enum value").to_string())
+            .collect()
+    };
+    let mut events = vec!["*"];
+    events.extend(casegate_domain::events::EVENT_TYPES);
+    assert_eq!(values("WebhookEvent"), events);
+    assert_eq!(values("BuiltinRole"), casegate_domain::rbac::BUILTIN_ROLES);
+    assert_eq!(values("PartyKind"), casegate_service::cases::PARTY_KINDS);
+    let priorities: Vec<&str> = Priority::ALL.iter().map(|p| p.as_str()).collect();
+    assert_eq!(values("CasePriority"), priorities);
+    let dispositions: Vec<&str> = Disposition::ALL.iter().map(|d| d.as_str()).collect();
+    assert_eq!(values("CaseDisposition"), dispositions);
+    let filing_types: Vec<&str> = FilingType::ALL.iter().map(|f| f.as_str()).collect();
+    assert_eq!(values("FilingType"), filing_types);
+    let subject_kinds: Vec<&str> = SubjectKind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(values("SarSubjectKind"), subject_kinds);
+
+    // Every documented property is taken. One row per endpoint with a JSON body, with the
+    // smallest body the probes add their key to: empty where the endpoint looks at unknown keys
+    // before anything else, valid where it reads other keys first (`POST /cases` loads the
+    // case type before it reads the rest). Nothing is skipped: `{id}`s that are not a case, a
+    // task or a report (alerts, transition requests, users, webhooks) take the case's id, since
+    // those endpoints read the whole body before they look the id up (the control shows it
+    // for each row), and `{key}` takes a case type that does not exist, since `PUT
+    // /case-types/{key}` reads its body before anything else.
+    let table = [
+        ("POST", "/alerts/{id}/disposition", json!({})),
+        ("POST", "/api-keys", json!({})),
+        ("POST", "/audit/exports", json!({})),
+        ("POST", "/auth/login", json!({})),
+        ("PUT", "/case-types/{key}", json!({})),
+        (
+            "POST",
+            "/cases",
+            json!({"case_type": "AML_INV", "title": "Probe"}),
+        ),
+        ("PATCH", "/cases/{id}", json!({})),
+        ("POST", "/cases/{id}/assign", json!({})),
+        ("POST", "/cases/{id}/attachments", json!({})),
+        ("POST", "/cases/{id}/comments", json!({})),
+        ("POST", "/cases/{id}/disposition", json!({})),
+        ("POST", "/cases/{id}/escalate", json!({})),
+        ("POST", "/cases/{id}/override", json!({})),
+        ("POST", "/cases/{id}/relations", json!({})),
+        ("POST", "/cases/{id}/reopen", json!({})),
+        ("POST", "/cases/{id}/status", json!({})),
+        ("POST", "/cases/{id}/transitions", json!({})),
+        ("POST", "/parties", json!({})),
+        ("POST", "/sars", json!({})),
+        ("PATCH", "/sars/{id}", json!({})),
+        ("POST", "/sars/{id}/status", json!({})),
+        ("PUT", "/settings/filing-profile", json!({})),
+        ("POST", "/tasks", json!({})),
+        ("POST", "/tasks/{id}/complete", json!({})),
+        ("POST", "/transition-requests/{id}/approve", json!({})),
+        ("POST", "/transition-requests/{id}/reject", json!({})),
+        ("POST", "/users", json!({})),
+        ("PATCH", "/users/{id}", json!({})),
+        ("PUT", "/users/{id}/roles", json!({})),
+        ("POST", "/webhooks", json!({})),
+        ("PATCH", "/webhooks/{id}", json!({})),
+        ("POST", "/webhooks/{id}/rotate-secret", json!({})),
+    ];
+    let probed: BTreeSet<(String, String)> = table
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    let with_bodies: BTreeSet<(String, String)> = documented.keys().cloned().collect();
+    assert_eq!(
+        probed, with_bodies,
+        "the table lists every endpoint with a JSON body"
+    );
+
+    let case = id_of(
+        &create_case(
+            &s,
+            admin,
+            json!({"case_type": "AML_INV", "title": "Probed by every request body"}),
+        )
+        .await,
+    );
+    let task = id_of(
+        s.post("/tasks", admin, json!({"case_id": case, "title": "Probe"}))
+            .await
+            .assert_ok(201),
+    );
+    let sar = id_of(
+        s.post(
+            "/sars",
+            admin,
+            json!({"case_id": case, "filing_type": "initial", "jurisdiction": "fincen"}),
+        )
+        .await
+        .assert_ok(201),
+    );
+    let fill = |template: &str| -> String {
+        let id = if template.starts_with("/tasks/") {
+            task.as_str()
+        } else if template.starts_with("/sars/") {
+            sar.as_str()
+        } else {
+            case.as_str()
+        };
+        template.replace("{id}", id).replace("{key}", "PROBE_TYPE")
+    };
+    for (method, template, base) in &table {
+        let (method, template) = (*method, *template);
+        let m = Method::from_bytes(method.as_bytes()).expect("a method");
+        let path = fill(template);
+        let with_null = |key: &str| {
+            let mut body = base.clone();
+            body[key] = Value::Null;
+            body
+        };
+        let r = s
+            .call(
+                m.clone(),
+                &path,
+                Some(admin),
+                Some(with_null("not_a_field")),
+            )
+            .await;
+        assert!(
+            refused_as_unknown(&r, "not_a_field"),
+            "{method} {template} must refuse a key it does not take, else its probes prove \
+             nothing: {} {:#}",
+            r.status,
+            r.body
+        );
+        for key in &documented[&(method.to_string(), template.to_string())] {
+            let r = s
+                .call(m.clone(), &path, Some(admin), Some(with_null(key.as_str())))
+                .await;
+            assert!(
+                !refused_as_unknown(&r, key),
+                "{method} {template} documents `{key}` but refuses it: {:#}",
+                r.body
+            );
+        }
+    }
     s.stop().await;
 }
 

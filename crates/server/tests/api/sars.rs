@@ -768,6 +768,24 @@ async fn bad_input_is_refused_and_changes_nothing(b: Backend) {
         )
         .await;
     r.assert_error(409, "version_conflict");
+    // So does a stale `expected_version` in the body; a malformed one is refused by name.
+    patch(
+        &s,
+        analyst,
+        &id,
+        json!({"narrative": "stale", "expected_version": 7}),
+    )
+    .await
+    .assert_error(409, "version_conflict");
+    let r = patch(
+        &s,
+        analyst,
+        &id,
+        json!({"narrative": "x", "expected_version": "7"}),
+    )
+    .await;
+    r.assert_error(422, "validation_failed");
+    assert_eq!(r.body["error"]["param"], "expected_version");
     let after = s
         .get(&format!("/sars/{id}"), analyst)
         .await
@@ -812,9 +830,9 @@ async fn bad_input_is_refused_and_changes_nothing(b: Backend) {
         .await
         .assert_error(422, "validation_failed");
     // An incomplete report's document lists every problem for the officer.
-    patch(&s, analyst, &id, json!({"narrative": "", "subjects": []}))
-        .await
-        .assert_ok(200);
+    let current = after["version"].as_i64().expect("the report's version");
+    let body = json!({"narrative": "", "subjects": [], "expected_version": current});
+    patch(&s, analyst, &id, body).await.assert_ok(200);
     let r = s
         .get(&format!("/sars/{id}/document?format=fincen_xml"), analyst)
         .await;
