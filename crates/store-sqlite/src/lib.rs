@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_claim_index",
         include_str!("../migrations/0011_webhook_claim_index.sql"),
     ),
+    (
+        12,
+        "webhook_order_index",
+        include_str!("../migrations/0012_webhook_order_index.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -1867,6 +1867,9 @@ pub async fn webhook_claims_take_the_oldest_due_in_case_order(db: Arc<dyn Databa
     let bx = delivery(&b, "x", 2);
     let y = delivery(&a, "y", 3);
     let x2 = delivery(&a, "x", 4);
+    // Committed in the same instant as x2, after it: the event id breaks the tie.
+    let mut x3 = delivery(&a, "x", 4);
+    x3.event_id = Uuid::from_u128(x2.event_id.as_u128() + 1);
     let paused = delivery(&off, "z", 0);
     let mut c = db.conn().await.unwrap();
     for h in [&a, &b, &off] {
@@ -1879,10 +1882,11 @@ pub async fn webhook_claims_take_the_oldest_due_in_case_order(db: Arc<dyn Databa
         x1.clone(),
         y.clone(),
         bx.clone(),
+        x3.clone(),
         x2.clone(),
         paused.clone(),
     ];
-    assert_eq!(w::insert_deliveries(&mut *c, &all).await.unwrap(), 5);
+    assert_eq!(w::insert_deliveries(&mut *c, &all).await.unwrap(), 6);
     assert_eq!(
         w::insert_deliveries(&mut *c, &all).await.unwrap(),
         0,
@@ -1933,7 +1937,11 @@ pub async fn webhook_claims_take_the_oldest_due_in_case_order(db: Arc<dyn Databa
     let mut tx = db.begin().await.unwrap();
     assert_eq!(w::finish(&mut *tx, &done, now).await.unwrap(), [x1.id]);
     tx.commit().await.unwrap();
-    assert_eq!(ids(&claim(10).await), [x2.id], "now x's second event goes");
+    assert_eq!(
+        ids(&claim(10).await),
+        [x2.id],
+        "now x's second event goes; its third, of the same instant, waits for it"
+    );
 
     // Outcomes of a round: failures, then a success, then two failures leave two in a row and
     // the circuit closed; five more open it, and a's deliveries wait.
@@ -1990,6 +1998,6 @@ pub async fn webhook_claims_take_the_oldest_due_in_case_order(db: Arc<dyn Databa
     assert_eq!(
         ids(&claim(10).await),
         [late.id],
-        "a success closes it again"
+        "a success closes it again (x's third event still waits for its second)"
     );
 }

@@ -518,7 +518,8 @@ const CLAIMABLE: &str = "w.active AND w.deleted_at IS NULL \
 /// The keys of the deliveries of registration `tenant`.`webhook` (SQL expressions) due at
 /// `$1`, at most `$2`, oldest due first, leaving out any whose case has an earlier event still
 /// undelivered to it (a case's events go out in order). It walks `webhook_deliveries_due` and stops after
-/// the batch, so its cost does not grow with the queue.
+/// the batch, so its cost does not grow with the queue; the order check is a range of
+/// `webhook_deliveries_in_order`, which holds exactly the rows it asks about.
 fn due_of(tenant: &str, webhook: &str) -> String {
     format!(
         "SELECT d.tenant_id, d.id, d.next_attempt_at, d.created_at, d.event_id \
@@ -529,8 +530,7 @@ fn due_of(tenant: &str, webhook: &str) -> String {
              SELECT 1 FROM webhook_deliveries e WHERE e.tenant_id = d.tenant_id \
                AND e.webhook_id = d.webhook_id AND e.ordering_key = d.ordering_key \
                AND e.state IN ('pending', 'failed') AND e.redelivery_of IS NULL \
-               AND (e.created_at < d.created_at \
-                    OR (e.created_at = d.created_at AND e.event_id < d.event_id)))) \
+               AND (e.created_at, e.event_id) < (d.created_at, d.event_id))) \
          ORDER BY d.next_attempt_at, d.created_at, d.event_id LIMIT $2"
     )
 }
