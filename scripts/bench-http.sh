@@ -25,7 +25,10 @@ WORK=$(mktemp -d)
 PGDB=casegate_bench_$$
 PGURL="postgres://postgres@127.0.0.1:5432/$PGDB"
 if [ "$PIN" = 1 ]; then SRV=(taskset -c 0); GEN=(taskset -c 1); THREADS=1; else SRV=(); GEN=(); THREADS=2; fi
-cleanup() { pkill -f "$WORK" 2>/dev/null || true; pkill -f "$BARE 127.0.0.1:18081" 2>/dev/null || true;
+PIDS=()
+cleanup() { kill "${PIDS[@]}" 2>/dev/null || true
+            # Gone before a next run binds the same ports.
+            for p in "${PIDS[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
             psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
@@ -50,12 +53,14 @@ start_backend() { # name database_url port
   KEY[$name]=$(python3 -c 'import json,sys;print(json.load(sys.stdin)["api_keys"]["admin"])' <<<"$json")
   BASE[$name]="http://127.0.0.1:$port"
   "${SRV[@]}" "$BIN" serve 2>"$WORK/$name.log" >/dev/null &
+  PIDS+=($!)
   wait_up "${BASE[$name]}/healthz"
   USERID[$name]=$(curl -sf -H "Authorization: Bearer ${KEY[$name]}" "${BASE[$name]}/api/v1/users/analyst@demo.example" | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
   unset CASEGATE_DATA_DIR CASEGATE_DATABASE_URL CASEGATE_RATE_LIMIT_PER_MINUTE CASEGATE_LISTEN
 }
 
 "${SRV[@]}" "$BARE" 127.0.0.1:18081 &
+PIDS+=($!)
 wait_up http://127.0.0.1:18081/me
 start_backend sqlite "sqlite://$WORK/sqlite/casegate.db" 18082
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $PGDB" >/dev/null

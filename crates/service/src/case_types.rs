@@ -108,34 +108,43 @@ pub async fn load(c: &mut dyn Conn, tenant: TenantId, key: &str) -> Result<Optio
 /// the type is read again. Only types read at the start of a transaction are put here, never one
 /// its own transaction may have written (and could roll back).
 #[derive(Default)]
-pub(crate) struct Cache(Mutex<ByTenant>);
+pub(crate) struct Cache(Mutex<Cached>);
 
-/// A tenant's decoded types by key, each with its stored version.
-type ByTenant = HashMap<TenantId, HashMap<String, (i64, Arc<CaseType>)>>;
+/// The cache's content: each tenant's decoded types by key, each with its stored version, and
+/// how many there are in all.
+#[derive(Default)]
+struct Cached {
+    by_tenant: HashMap<TenantId, HashMap<String, (i64, Arc<CaseType>)>>,
+    len: usize,
+}
 
 /// Entries kept before the cache starts again empty (a bound, not an eviction policy: a type
 /// costs one read to come back).
 const CACHE_MAX: usize = 10_000;
 
 impl Cache {
-    fn map(&self) -> std::sync::MutexGuard<'_, ByTenant> {
+    fn map(&self) -> std::sync::MutexGuard<'_, Cached> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn get(&self, tenant: TenantId, key: &str, version: i64) -> Option<Arc<CaseType>> {
         let map = self.map();
-        let (v, ty) = map.get(&tenant)?.get(key)?;
+        let (v, ty) = map.by_tenant.get(&tenant)?.get(key)?;
         (*v == version).then(|| ty.clone())
     }
 
     fn put(&self, tenant: TenantId, ty: Arc<CaseType>) {
         let mut map = self.map();
-        if map.values().map(HashMap::len).sum::<usize>() >= CACHE_MAX {
-            map.clear();
+        if map.len >= CACHE_MAX {
+            *map = Cached::default();
         }
-        map.entry(tenant)
+        let added = map
+            .by_tenant
+            .entry(tenant)
             .or_default()
-            .insert(ty.key.clone(), (ty.version, ty));
+            .insert(ty.key.clone(), (ty.version, ty))
+            .is_none();
+        map.len += usize::from(added);
     }
 }
 
@@ -441,4 +450,57 @@ pub fn version_conflict(current: i64) -> Error {
         "the record changed since you read it; read it again and retry",
     )
     .with_details(json!({ "current_version": current }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn ty(key: &str, version: i64) -> Arc<CaseType> {
+        let b = &lifecycle::builtin_types()[0];
+        Arc::new(CaseType {
+            key: key.into(),
+            name: key.into(),
+            builtin: false,
+            fields: Vec::new(),
+            workflow: b.lifecycle.clone(),
+            version,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        })
+    }
+
+    #[test]
+    fn the_cache_answers_only_the_version_it_holds_and_stays_bounded() {
+        let cache = Cache::default();
+        let (a, b) = (TenantId(Uuid::new_v4()), TenantId(Uuid::new_v4()));
+        cache.put(a, ty("AML_INV", 3));
+        assert_eq!(cache.get(a, "AML_INV", 3).map(|t| t.version), Some(3));
+        assert!(
+            cache.get(a, "AML_INV", 4).is_none(),
+            "a newer version is read"
+        );
+        assert!(
+            cache.get(b, "AML_INV", 3).is_none(),
+            "another tenant's type"
+        );
+        // A new version replaces the old one without counting twice.
+        cache.put(a, ty("AML_INV", 4));
+        assert!(cache.get(a, "AML_INV", 3).is_none());
+        assert_eq!(cache.map().len, 1);
+        for i in 1..CACHE_MAX {
+            cache.put(b, ty(&format!("T{i}"), 1));
+        }
+        assert_eq!(cache.map().len, CACHE_MAX);
+        assert!(
+            cache.get(a, "AML_INV", 4).is_some(),
+            "full, nothing dropped yet"
+        );
+        // One more starts again empty, with only the newcomer.
+        cache.put(b, ty("NEW", 1));
+        assert_eq!(cache.map().len, 1);
+        assert!(cache.get(a, "AML_INV", 4).is_none());
+        assert!(cache.get(b, "NEW", 1).is_some());
+    }
 }
