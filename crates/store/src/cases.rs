@@ -216,41 +216,46 @@ const INSERT_COLS: &str = "tenant_id, id, reference, case_type, title, status, p
     disposition_reason, escalated, escalated_to, detected_at, created_by, created_by_label, created_at, \
     updated_at, version, entry_seq";
 
-/// Inserts cases in one statement (one row for a create, up to a few hundred for bulk loads).
-/// SQLite also gives each row its stable full-text key (`rid`).
+/// Inserts cases: one statement for a create; for a bulk load, multi-row statements of the
+/// dialect's size ([`Dialect::rows_per_statement`]: a few hundred rows on PostgreSQL, a dozen
+/// or so on SQLite, whose statements slow with the square of their parameters). SQLite also
+/// gives each row its stable full-text key (`rid`): the largest is read once, then each row
+/// takes the next.
 pub async fn insert_many(c: &mut dyn Conn, cases: &[StoredCase]) -> StoreResult<()> {
     if cases.is_empty() {
         return Ok(());
     }
-    let mut args = Vec::new();
-    if c.dialect() == Dialect::Postgres {
-        let rows: Vec<String> = cases
+    let d = c.dialect();
+    let base = match d {
+        Dialect::Postgres => None,
+        Dialect::Sqlite => Some(
+            c.fetch_one("SELECT coalesce(max(rid), 0) AS m FROM cases", &[])
+                .await?
+                .int("m")?,
+        ),
+    };
+    let (rid_col, params) = match base {
+        Some(_) => (", rid", INSERT_COLS.split(',').count() + 1),
+        None => ("", INSERT_COLS.split(',').count()),
+    };
+    let mut next_rid = base.unwrap_or_default();
+    for chunk in cases.chunks(d.rows_per_statement(params)) {
+        let mut args = Vec::with_capacity(chunk.len() * params);
+        let rows: Vec<String> = chunk
             .iter()
-            .map(|k| bind_row(&mut args, insert_args(k)))
+            .map(|k| {
+                next_rid += 1;
+                let rid = base.map(|_| Val::from(next_rid));
+                bind_row(&mut args, insert_args(k).into_iter().chain(rid))
+            })
             .collect();
         let sql = format!(
-            "INSERT INTO cases ({INSERT_COLS}) VALUES {}",
+            "INSERT INTO cases ({INSERT_COLS}{rid_col}) VALUES {}",
             rows.join(", ")
         );
-        return c.execute(&sql, &args).await.map(drop);
+        c.execute(&sql, &args).await?;
     }
-    // SQLite: the base `rid` is read once, then the rows are inserted with base + position.
-    let base = c
-        .fetch_one("SELECT coalesce(max(rid), 0) AS m FROM cases", &[])
-        .await?
-        .int("m")?;
-    let rows: Vec<String> = (1..)
-        .zip(cases)
-        .map(|(i, k)| {
-            let rid = Val::from(base + i);
-            bind_row(&mut args, insert_args(k).into_iter().chain([rid]))
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO cases ({INSERT_COLS}, rid) VALUES {}",
-        rows.join(", ")
-    );
-    c.execute(&sql, &args).await.map(drop)
+    Ok(())
 }
 
 /// One case of `tenant`.

@@ -64,6 +64,7 @@ macro_rules! conformance_suite {
             audit_rows_cannot_be_updated_or_deleted,
             concurrent_audit_appends_form_one_chain,
             case_lists_count_up_to_the_cap_and_page_stably,
+            bulk_inserts_store_every_case_under_its_own_words,
             a_lock_that_waited_reads_the_change_in_full,
             case_numbers_are_gap_free_under_concurrency,
             case_record_rows_are_append_only,
@@ -608,6 +609,62 @@ fn stored_case(t: TenantId, n: i64, status: &str, at: OffsetDateTime) -> crate::
         version: 1,
         entry_seq: 0,
         alert_ids: vec![],
+    }
+}
+
+/// A bulk insert spans several statements (more rows than one statement carries on either
+/// backend), stores every case, and files each under its own words: a search for a word of the
+/// first, a middle or the last case finds that case and no other (on SQLite, each row's
+/// full-text key is its own); a second bulk insert carries on after the first.
+pub async fn bulk_inserts_store_every_case_under_its_own_words(db: Arc<dyn Database>) {
+    use crate::cases::{self, CaseFilter, CaseSort, Count};
+    let (t, _) = setup(&*db, "bank").await;
+    case_fixture(&*db, &t).await;
+    let batch = |from: i64, n: i64| -> Vec<_> {
+        (from..from + n)
+            .map(|i| {
+                let mut k = stored_case(t.id, i, "open", T0 + Duration::seconds(i));
+                k.title = format!("Bulk w{i}");
+                k
+            })
+            .collect()
+    };
+    let (first, second) = (batch(1, 600), batch(601, 40));
+    let mut tx = db.begin().await.unwrap();
+    cases::insert_many(&mut *tx, &first).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = db.conn().await.unwrap();
+    cases::insert_many(&mut *c, &second).await.unwrap();
+    let all = cases::list(
+        &mut *c,
+        t.id,
+        &CaseFilter::default(),
+        CaseSort::CreatedAsc,
+        (200, 0),
+        Count::Exact,
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.total, 640, "every case stored");
+    assert_eq!(all.rows[0].id, first[0].id);
+    for k in [&first[0], &first[299], &first[599], &second[0], &second[39]] {
+        let word = k.title.split(' ').nth(1).unwrap().to_lowercase();
+        let search = CaseFilter {
+            words: vec![word.clone()],
+            ..CaseFilter::default()
+        };
+        let found = cases::list(
+            &mut *c,
+            t.id,
+            &search,
+            CaseSort::CreatedDesc,
+            (50, 0),
+            Count::Exact,
+        )
+        .await
+        .unwrap();
+        let ids: Vec<_> = found.rows.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [k.id], "`{word}` finds its case alone");
     }
 }
 
