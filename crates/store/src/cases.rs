@@ -1,7 +1,7 @@
 //! Case rows: insert, read (with the assignee's and escalation target's emails and the linked
 //! alerts), compare-and-swap update, list and search, per-tenant reference numbers and the side
 //! table that serves equality filters on indexed custom fields.
-use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, bind_row, page_clause};
+use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, page_clause, value_lists_of};
 use casegate_domain::ids::{CaseId, TenantId};
 use serde_json::{Map, Value as Json};
 use time::OffsetDateTime;
@@ -226,7 +226,7 @@ pub async fn insert_many(c: &mut dyn Conn, cases: &[StoredCase]) -> StoreResult<
         return Ok(());
     }
     let d = c.dialect();
-    let base = match d {
+    let mut rid = match d {
         Dialect::Postgres => None,
         Dialect::Sqlite => Some(
             c.fetch_one("SELECT coalesce(max(rid), 0) AS m FROM cases", &[])
@@ -234,25 +234,13 @@ pub async fn insert_many(c: &mut dyn Conn, cases: &[StoredCase]) -> StoreResult<
                 .int("m")?,
         ),
     };
-    let (rid_col, params) = match base {
-        Some(_) => (", rid", INSERT_COLS.split(',').count() + 1),
-        None => ("", INSERT_COLS.split(',').count()),
-    };
-    let mut next_rid = base.unwrap_or_default();
-    for chunk in cases.chunks(d.rows_per_statement(params)) {
-        let mut args = Vec::with_capacity(chunk.len() * params);
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|k| {
-                next_rid += 1;
-                let rid = base.map(|_| Val::from(next_rid));
-                bind_row(&mut args, insert_args(k).into_iter().chain(rid))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO cases ({INSERT_COLS}{rid_col}) VALUES {}",
-            rows.join(", ")
-        );
+    let rid_col = if rid.is_some() { ", rid" } else { "" };
+    let width = INSERT_COLS.split(',').count() + usize::from(rid.is_some());
+    for (rows, args) in value_lists_of(d, cases, &[], width, |k| {
+        rid = rid.map(|r| r + 1);
+        insert_args(k).into_iter().chain(rid.map(Val::from))
+    }) {
+        let sql = format!("INSERT INTO cases ({INSERT_COLS}{rid_col}) VALUES {rows}");
         c.execute(&sql, &args).await?;
     }
     Ok(())

@@ -139,12 +139,24 @@ pub fn value_lists<T, const N: usize>(
     d: Dialect,
     items: &[T],
     lead: &[Val],
-    row: impl Fn(&T) -> [Val; N],
+    row: impl FnMut(&T) -> [Val; N],
+) -> Vec<(String, Vec<Val>)> {
+    value_lists_of(d, items, lead, N, row)
+}
+
+/// [`value_lists`] for rows whose width is known only at run time: `row` gives `width`
+/// values per item, and is called once per item, in order.
+pub fn value_lists_of<T, R: IntoIterator<Item = Val>>(
+    d: Dialect,
+    items: &[T],
+    lead: &[Val],
+    width: usize,
+    mut row: impl FnMut(&T) -> R,
 ) -> Vec<(String, Vec<Val>)> {
     items
-        .chunks(d.rows_per_statement(N))
+        .chunks(d.rows_per_statement(width))
         .map(|chunk| {
-            let mut args = Vec::with_capacity(lead.len() + chunk.len() * N);
+            let mut args = Vec::with_capacity(lead.len() + chunk.len() * width);
             args.extend_from_slice(lead);
             let rows: Vec<String> = chunk.iter().map(|t| bind_row(&mut args, row(t))).collect();
             (rows.join(", "), args)

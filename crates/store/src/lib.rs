@@ -52,6 +52,6 @@ pub mod webhooks;
 
 pub use conn::{
     Conn, Database, Dialect, PoolStats, Row, Subscription, Tx, Val, Where, bind_row, page_clause,
-    publish, value_lists,
+    publish, value_lists, value_lists_of,
 };
 pub use error::{StoreError, StoreResult};
