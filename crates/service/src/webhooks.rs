@@ -504,18 +504,28 @@ fn description_of(v: Option<&Value>) -> Result<Option<String>> {
     }
 }
 
+/// `null` clears an attribute throughout the API; a registration always has a receiver and an
+/// on/off state, so `null` for `url` or `active` is refused rather than read as "unchanged".
 fn bool_of(v: Option<&Value>, key: &str, default: bool) -> Result<bool> {
     match v {
-        None | Some(Value::Null) => Ok(default),
+        None => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Null) => Err(Error::validation(
+            key,
+            "cannot be null: leave the key out to keep it, or send true or false",
+        )),
         Some(_) => Err(Error::validation(key, "must be true or false")),
     }
 }
 
 fn url_text(body: &Map<String, Value>) -> Result<Option<&str>> {
     match body.get("url") {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Null) => Err(Error::validation(
+            "url",
+            "cannot be null: a webhook always has a receiver; leave the key out to keep it",
+        )),
         Some(_) => Err(Error::validation("url", "must be a string")),
     }
 }

@@ -776,7 +776,7 @@ pub struct CreateWebhookBody {
     #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Whether deliveries go out.
-    #[schema(default = true)]
+    #[schema(nullable = false, default = true)]
     pub active: Option<bool>,
 }
 
@@ -784,8 +784,8 @@ pub struct CreateWebhookBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookBody {
-    /// The new receiver (same rules as on creation); `null` keeps the current one.
-    #[schema(max_length = 2048)]
+    /// The new receiver (same rules as on creation); leave it out to keep the current one.
+    #[schema(nullable = false, max_length = 2048)]
     pub url: Option<String>,
     /// The new event types, or `["*"]` for all; not empty.
     #[schema(nullable = false, min_items = 1)]
@@ -794,7 +794,8 @@ pub struct UpdateWebhookBody {
     #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Turn deliveries off or on; turning a registration back on after a 410 clears its
-    /// `disabled_reason` and closes its circuit. `null` keeps the current state.
+    /// `disabled_reason` and closes its circuit. Leave it out to keep the current state.
+    #[schema(nullable = false)]
     pub active: Option<bool>,
 }
 

@@ -205,6 +205,9 @@ async fn registrations_are_checked_and_pinged(b: Backend) {
         (bad(&url, json!([])), "events"),
         (json!({"url": url, "colour": "red"}), "colour"),
         (json!({"events": ["*"]}), "url"),
+        (json!({"url": null, "events": ["*"]}), "url"),
+        (json!({"url": url, "active": null}), "active"),
+        (json!({"url": url, "events": null}), "events"),
     ] {
         let r = s.post("/webhooks", admin, body).await;
         r.assert_error(422, "validation_failed");
@@ -230,6 +233,15 @@ async fn registrations_are_checked_and_pinged(b: Backend) {
     let read = s.get(&format!("/webhooks/{id}"), admin).await;
     assert!(read.assert_ok(200).get("secret").is_none(), "shown once");
     assert_eq!(read.body["events"], json!(["case.created"]));
+    // `null` would clear, and a registration cannot be without a receiver, an on/off state or
+    // its events: each is refused by name, and nothing changes.
+    for key in ["url", "active", "events"] {
+        let r = patch(&s, &format!("/webhooks/{id}"), json!({ key: null })).await;
+        r.assert_error(422, "validation_failed");
+        assert_eq!(r.body["error"]["param"], key, "{:#}", r.body);
+    }
+    let after = s.get(&format!("/webhooks/{id}"), admin).await;
+    assert_eq!(after.assert_ok(200), &read.body);
     s.get(&format!("/webhooks/{id}"), s.b.key("admin"))
         .await
         .assert_error(404, "not_found");
