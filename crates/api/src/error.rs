@@ -93,7 +93,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail::of(self.0),
         };
-        let mut resp = (status, axum::Json(body)).into_response();
+        let mut resp = (status, Json(body)).into_response();
         if code == Code::PayloadTooLarge {
             // The rest of the body is not read: the connection cannot carry another request.
             resp.headers_mut()
@@ -130,6 +130,30 @@ fn param_of(text: &str) -> (Option<String>, String) {
         return (Some(field.to_string()), format!("unknown field `{field}`"));
     }
     (None, text.to_string())
+}
+
+/// A JSON response body. axum's `Json` serialises through a `BytesMut` writer, which pays a
+/// bounds-checked `put_slice` and the generic `write_all` loop for each of the hundreds of small
+/// writes serde makes (a quarter of the instructions of `GET /me` in a callgrind profile,
+/// docs/benchmarks.md); a `Vec` takes them as plain appends. A value that cannot be serialised
+/// is a 500 in the API.md shape.
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        let mut buf = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                buf,
+            )
+                .into_response(),
+            Err(e) => ApiError(Error::internal(e)).into_response(),
+        }
+    }
 }
 
 /// `Json<T>` with API.md errors: bad syntax 400, wrong shape 422 naming the field, too large 413.

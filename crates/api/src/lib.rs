@@ -49,9 +49,20 @@ pub struct ApiConfig {
     pub login_attempts_per_minute: u32,
 }
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`Shared`] behind one `Arc`, because each layer and
+/// each `State` extractor clones the state once per request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct Shared {
     /// The use cases.
     pub svc: Arc<Services>,
     /// HTTP settings.
@@ -146,14 +157,14 @@ async fn method_not_allowed() -> Response {
 pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
     // Install the recorder before the first request so that no measurement is lost.
     ops::metrics_handle();
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         limiter: Arc::new(rate_limit::Limiter::new(config.rate_limit_per_minute)),
         login_limiter: Arc::new(rate_limit::Limiter::new(config.login_attempts_per_minute)),
         config: Arc::new(config),
         graphql: graphql::schema(svc.clone()),
         svc,
         metrics: Arc::default(),
-    };
+    }));
     rate_limit::purge_periodically(&state.limiter);
     rate_limit::purge_periodically(&state.login_limiter);
     let (api, doc) = api_routes(&state);
@@ -171,10 +182,9 @@ pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(graphql)
-        .merge(ops::router(openapi))
+        .merge(ops::router(openapi).route_layer(axum::middleware::from_fn(middleware::name_route)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(axum::middleware::from_fn(middleware::name_route))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,

@@ -105,8 +105,8 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
     st.metrics.record(&method, route, status, elapsed);
     let ctx = resp.extensions().get::<LogContext>().copied();
     tracing::info!(
-        request_id = %id,
-        method = %method,
+        request_id = id.as_str(),
+        method = method.as_str(),
         route,
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -121,10 +121,15 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
 }
 
 /// Route layer: records which route template matched (never the raw path, which may hold ids
-/// or emails).
+/// or emails) for [`observe`], which runs before routing. The API's own layers ([`authenticate`],
+/// [`limit_by_ip`]) run after routing and do the same, so only the operations routes need this
+/// extra layer.
 pub async fn name_route(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut resp = next.run(req).await;
+    named(route, next.run(req).await)
+}
+
+fn named(route: Option<MatchedPath>, mut resp: Response) -> Response {
     if let Some(r) = route {
         resp.extensions_mut().insert(r);
     }
@@ -198,13 +203,19 @@ async fn limited(limiter: &Limiter, key: String, then: impl Future<Output = Resp
 
 /// Requests without a credential (login): limited per client IP, with the login quota.
 pub async fn limit_by_ip(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let key = client_key(&req);
-    limited(&st.login_limiter, key, next.run(req)).await
+    named(route, limited(&st.login_limiter, key, next.run(req)).await)
 }
 
 /// Resolves the principal of an `/api/v1` request and enforces the tenant cross-check and the
 /// per-credential rate limit. Failures count against the client IP's bucket.
-pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    named(route, authenticated(&st, req, next).await)
+}
+
+async fn authenticated(st: &AppState, mut req: Request, next: Next) -> Response {
     let resolved: Result<Arc<Principal>, Error> = match credential(req.headers(), req.method()) {
         Ok(Some(c)) => auth::authenticate(&st.svc, c).await,
         Ok(None) => Err(Error::unauthenticated(

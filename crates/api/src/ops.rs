@@ -2,11 +2,12 @@
 //! Prometheus metrics, the OpenAPI document and the documentation page (served from the binary,
 //! no CDN).
 use crate::AppState;
+use crate::error::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use std::sync::{Arc, OnceLock};

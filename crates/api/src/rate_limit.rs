@@ -1,11 +1,15 @@
 //! Rate limiting per credential (API.md "Limits": 600 requests a minute by default), a GCRA
 //! bucket per key from `governor`. Requests that carry no valid credential are limited per
 //! client IP instead, which also slows password guessing on the login endpoint.
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header::RETRY_AFTER};
 use governor::clock::Clock;
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
+
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// The outcome of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +78,8 @@ impl Limiter {
         }
     }
 
-    /// Writes the `X-RateLimit-*` (and on refusal `Retry-After`) headers.
+    /// Writes the `X-RateLimit-*` (and on refusal `Retry-After`) headers (names built at compile
+    /// time: every API response carries them).
     pub fn write_headers(&self, d: Decision, h: &mut HeaderMap) {
         let num = |n: u64| HeaderValue::from(n);
         match d {
@@ -83,15 +88,15 @@ impl Limiter {
                 remaining,
                 reset_secs,
             } => {
-                h.insert("x-ratelimit-limit", num(self.per_minute.into()));
-                h.insert("x-ratelimit-remaining", num(remaining.into()));
-                h.insert("x-ratelimit-reset", num(reset_secs));
+                h.insert(LIMIT, num(self.per_minute.into()));
+                h.insert(REMAINING, num(remaining.into()));
+                h.insert(RESET, num(reset_secs));
             }
             Decision::Limited { retry_after_secs } => {
-                h.insert("x-ratelimit-limit", num(self.per_minute.into()));
-                h.insert("x-ratelimit-remaining", num(0));
-                h.insert("x-ratelimit-reset", num(retry_after_secs));
-                h.insert("retry-after", num(retry_after_secs));
+                h.insert(LIMIT, num(self.per_minute.into()));
+                h.insert(REMAINING, num(0));
+                h.insert(RESET, num(retry_after_secs));
+                h.insert(RETRY_AFTER, num(retry_after_secs));
             }
         }
     }

@@ -7,8 +7,10 @@
 //! - [`services`]: builds the service layer from settings and a clock.
 //! - [`serve`]: runs the API and/or the worker until the shutdown token fires.
 //! - [`demo_summary`]: the friendly text `casegate demo` prints.
+//! - [`logs`]: JSON log lines on stderr through a writer thread.
 #![forbid(unsafe_code)]
 
+pub mod logs;
 pub mod settings;
 
 use anyhow::Context;

@@ -17,35 +17,6 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Logs go to stderr through a dedicated writer thread, so a request never waits on a write
-/// system call. The thread writes through a buffer that it flushes whenever its queue runs
-/// empty (and when the buffer fills), so a burst of lines costs one system call instead of one
-/// each, and no line waits behind a quiet period. Dropping the returned guard flushes what is
-/// queued.
-fn init_logs(format: &str) -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CASEGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    if format == "text" {
-        builder.init();
-    } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
-    }
-    guard
-}
-
 /// Fires the token on SIGTERM or Ctrl-C.
 fn shutdown_on_signals(token: CancellationToken) {
     tokio::spawn(async move {
@@ -71,7 +42,7 @@ fn shutdown_on_signals(token: CancellationToken) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::resolve(cli.options)?;
-    let _log_guard = init_logs(&settings.log_format);
+    let _log_guard = casegate_server::logs::init(&settings.log_format);
     // One TLS crypto provider for every crate (sqlx, reqwest, jsonwebtoken): aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let db = open_database(&settings).await?;

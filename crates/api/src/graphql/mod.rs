@@ -8,13 +8,13 @@
 mod types;
 
 use crate::AppState;
+use crate::error::Json;
 use crate::error::{ApiJson, ApiResult, ErrorDetail};
 use crate::rest::Auth;
 use async_graphql::{
     Context, EmptySubscription, ErrorExtensionValues, ErrorExtensions, ID, Object, Schema,
     ServerError,
 };
-use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use casegate_domain::principal::Caller;

@@ -1,8 +1,8 @@
 //! `/api-keys`: service credentials (`admin.keys`). The key is returned once, at creation.
 use crate::AppState;
+use crate::error::Json;
 use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody};
 use crate::rest::{Auth, PageQuery};
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use casegate_domain::Error;

@@ -3,9 +3,9 @@
 //! Events are serialised straight from `casegate_domain::audit::AuditEvent`, so the JSON a
 //! client receives is exactly the hashed record plus `hash` (docs/audit-format.md).
 use crate::AppState;
+use crate::error::Json;
 use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody};
 use crate::rest::{Auth, PageQuery};
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

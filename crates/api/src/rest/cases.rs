@@ -2,6 +2,7 @@
 //! answers carry `ETag: "<version>"`; `If-Match` (or `expected_version`) makes a write
 //! conditional.
 use crate::AppState;
+use crate::error::Json;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, json_rejection, too_large};
 use crate::rest::bodies::{
     AlertDispositionBody, AssignCaseBody, CommentBody, CreateCaseBody, DispositionBody,
@@ -9,7 +10,6 @@ use crate::rest::bodies::{
     UpdateCaseBody,
 };
 use crate::rest::{Auth, flag_param, int_param};
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -524,7 +524,7 @@ pub async fn add_attachment(
                 "expected application/json (a link) or multipart/form-data (an upload)",
             )));
         }
-        let b = Json::<LinkAttachment>::from_bytes(&bytes)
+        let b = axum::Json::<LinkAttachment>::from_bytes(&bytes)
             .map_err(|r| ApiError(json_rejection(r)))?
             .0;
         NewAttachment::Link {

@@ -1,8 +1,8 @@
 //! `GET /roles`: the permission catalogue and the built-in roles.
 use crate::AppState;
 use crate::error::ApiResult;
+use crate::error::Json;
 use crate::rest::Auth;
-use axum::Json;
 use casegate_domain::rbac::{BUILTIN_ROLES, Permission, builtin_role};
 use serde::Serialize;
 use utoipa::ToSchema;

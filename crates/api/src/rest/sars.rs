@@ -96,7 +96,7 @@ pub async fn list_sars(
     State(st): State<AppState>,
     Auth(p): Auth,
     Query(params): Query<Vec<(String, String)>>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<crate::error::Json<Value>> {
     let mut q = SarQuery::default();
     let (page, rest) = paging(
         params,
@@ -111,7 +111,7 @@ pub async fn list_sars(
         }
     }
     let found = sars::list(&st.svc, &p, q, page).await?;
-    Ok(axum::Json(
+    Ok(crate::error::Json(
         json!({ "sars": found, "limit": page.limit, "offset": page.offset }),
     ))
 }

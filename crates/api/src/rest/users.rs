@@ -1,8 +1,8 @@
 //! `/users`: tenant user administration (`admin.users`).
 use crate::AppState;
+use crate::error::Json;
 use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody};
 use crate::rest::{Auth, PageQuery};
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use casegate_domain::clock::wire_time;
