@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP benchmark of the authenticated request path (docs/benchmarks.md).
 # Drives the release binary with wrk on loopback, on SQLite and on PostgreSQL, beside a bare
-# axum handler. Usage: scripts/bench-http.sh [duration_seconds] [connections] [rounds]
+# axum handler (a tiny body, and the same body as /me). Usage:
+# scripts/bench-http.sh [duration_seconds] [connections] [rounds]
 #
 # All three servers (bare, SQLite, PostgreSQL) run side by side, idle but for the one measured,
 # and the rows are taken in rounds (bare, then each casegate row, then bare again ...), so a
@@ -68,6 +69,7 @@ start_backend postgres "$PGURL" 18083
 
 # Warm-up: every target once, briefly.
 "${GEN[@]}" wrk -t1 -c4 -d2s http://127.0.0.1:18081/me >/dev/null
+"${GEN[@]}" wrk -t1 -c4 -d2s http://127.0.0.1:18081/me-sized >/dev/null
 for b in sqlite postgres; do
   "${GEN[@]}" wrk -t1 -c4 -d2s -H "Authorization: Bearer ${KEY[$b]}" "${BASE[$b]}/api/v1/me" >/dev/null
   "${GEN[@]}" wrk -t1 -c4 -d2s -H "Authorization: Bearer ${KEY[$b]}" "${BASE[$b]}/api/v1/users/${USERID[$b]}" >/dev/null
@@ -75,6 +77,7 @@ done
 
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r bare me $(run_wrk http://127.0.0.1:18081/me)"
+  echo "round $r bare me-sized $(run_wrk http://127.0.0.1:18081/me-sized)"
   for b in sqlite postgres; do
     echo "round $r $b me $(run_wrk -H "Authorization: Bearer ${KEY[$b]}" "${BASE[$b]}/api/v1/me")"
     echo "round $r $b user $(run_wrk -H "Authorization: Bearer ${KEY[$b]}" "${BASE[$b]}/api/v1/users/${USERID[$b]}")"

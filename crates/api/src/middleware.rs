@@ -104,14 +104,23 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
     let status = resp.status().as_u16();
     st.metrics.record(&method, route, status, elapsed);
     let ctx = resp.extensions().get::<LogContext>().copied();
+    // The ids go to the log as text written into stack buffers, not through `Display`.
+    let (mut tb, mut ub) = (uuid::Uuid::encode_buffer(), uuid::Uuid::encode_buffer());
+    let (tenant, user) = match ctx {
+        Some(c) => (
+            Some(&*c.tenant.0.hyphenated().encode_lower(&mut tb)),
+            Some(&*c.user.0.hyphenated().encode_lower(&mut ub)),
+        ),
+        None => (None, None),
+    };
     tracing::info!(
         request_id = id.as_str(),
         method = method.as_str(),
         route,
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
-        tenant_id = ctx.map(|c| tracing::field::display(c.tenant)),
-        user_id = ctx.map(|c| tracing::field::display(c.user)),
+        tenant_id = tenant,
+        user_id = user,
         "request"
     );
     if let Ok(v) = HeaderValue::from_str(&id) {

@@ -68,8 +68,8 @@ impl Principal {
 /// Where a request came from; recorded with every audit event it causes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Origin {
-    /// The client address.
-    pub ip: Option<String>,
+    /// The client address (kept as an address: it is written out only where it is recorded).
+    pub ip: Option<std::net::IpAddr>,
     /// The request's `X-Request-Id`.
     pub request_id: Option<String>,
 }

@@ -157,7 +157,7 @@ pub async fn append(
         occurred_at: wire_time(now),
         actor: actor_label.clone(),
         actor_id: actor_id.map(|u| u.to_string()),
-        actor_ip: origin.ip.clone(),
+        actor_ip: origin.ip.map(|ip| ip.to_string()),
         request_id: origin.request_id.clone(),
         action: entry.action.to_string(),
         entity_type: entry.entity_type.to_string(),

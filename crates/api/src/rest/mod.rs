@@ -70,7 +70,7 @@ pub fn origin_of(parts: &Parts) -> Origin {
         ip: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+            .map(|c| c.0.ip()),
         request_id: Some(crate::error::current_request_id()).filter(|s| !s.is_empty()),
     }
 }
