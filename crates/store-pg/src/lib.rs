@@ -141,6 +141,47 @@ fn bind<'q>(q: Query<'q>, v: &Val) -> Query<'q> {
     }
 }
 
+/// How a column's values are read, chosen once per result from the column's type.
+#[derive(Clone, Copy)]
+enum Kind {
+    Uuid,
+    Int8,
+    Int4,
+    Int2,
+    Bool,
+    Float8,
+    Float4,
+    Time,
+    Json,
+    Bytes,
+    Text,
+}
+
+fn kind_of(type_name: &str) -> Option<Kind> {
+    Some(match type_name {
+        "UUID" => Kind::Uuid,
+        "INT8" => Kind::Int8,
+        "INT4" => Kind::Int4,
+        "INT2" => Kind::Int2,
+        "BOOL" => Kind::Bool,
+        "FLOAT8" => Kind::Float8,
+        "FLOAT4" => Kind::Float4,
+        "TIMESTAMPTZ" => Kind::Time,
+        "JSONB" | "JSON" => Kind::Json,
+        "BYTEA" => Kind::Bytes,
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Kind::Text,
+        _ => return None,
+    })
+}
+
+/// Decodes one non-null value as `T`. The column's type was matched once for the whole result,
+/// so each value goes straight to its decoder instead of through `try_get`, which looks the
+/// column up again and re-checks type compatibility for every value (a page of 50 cases holds
+/// 1,550 of them).
+fn value<'r, T: sqlx::Decode<'r, Postgres>>(raw: sqlx::postgres::PgValueRef<'r>) -> StoreResult<T> {
+    T::decode(raw).map_err(|e| map_err(sqlx::Error::Decode(e)))
+}
+
 fn decode(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
     let Some(first) = rows.first() else {
         return Ok(Vec::new());
@@ -150,46 +191,38 @@ fn decode(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
         .iter()
         .map(|c| c.name().to_string())
         .collect();
-    let types: Vec<String> = first
+    let kinds: Vec<(Option<Kind>, &str)> = first
         .columns()
         .iter()
-        .map(|c| c.type_info().name().to_string())
+        .map(|c| (kind_of(c.type_info().name()), c.type_info().name()))
         .collect();
     rows.iter()
         .map(|r| {
             let mut values = Vec::with_capacity(columns.len());
-            for (i, ty) in types.iter().enumerate() {
-                if r.try_get_raw(i).map_err(map_err)?.is_null() {
+            for (i, &(kind, type_name)) in kinds.iter().enumerate() {
+                let raw = r.try_get_raw(i).map_err(map_err)?;
+                if raw.is_null() {
                     values.push(Val::Text(None));
                     continue;
                 }
-                let get_err = map_err;
-                values.push(match ty.as_str() {
-                    "UUID" => Val::Uuid(Some(r.try_get::<Uuid, _>(i).map_err(get_err)?)),
-                    "INT8" => Val::Int(Some(r.try_get::<i64, _>(i).map_err(get_err)?)),
-                    "INT4" => Val::Int(Some(r.try_get::<i32, _>(i).map_err(get_err)?.into())),
-                    "INT2" => Val::Int(Some(r.try_get::<i16, _>(i).map_err(get_err)?.into())),
-                    "BOOL" => Val::Bool(Some(r.try_get::<bool, _>(i).map_err(get_err)?)),
-                    "FLOAT8" => Val::Float(Some(r.try_get::<f64, _>(i).map_err(get_err)?)),
-                    "FLOAT4" => Val::Float(Some(r.try_get::<f32, _>(i).map_err(get_err)?.into())),
-                    "TIMESTAMPTZ" => {
-                        Val::Time(Some(r.try_get::<OffsetDateTime, _>(i).map_err(get_err)?))
-                    }
-                    "JSONB" | "JSON" => Val::Json(Some(
-                        r.try_get::<Json<serde_json::Value>, _>(i)
-                            .map_err(get_err)?
-                            .0,
-                    )),
-                    "BYTEA" => Val::Bytes(Some(r.try_get::<Vec<u8>, _>(i).map_err(get_err)?)),
-                    "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => {
-                        Val::Text(Some(r.try_get::<String, _>(i).map_err(get_err)?))
-                    }
-                    other => {
-                        return Err(StoreError::Other(format!(
-                            "unsupported column type {other} for {}",
-                            columns[i]
-                        )));
-                    }
+                let Some(kind) = kind else {
+                    return Err(StoreError::Other(format!(
+                        "unsupported column type {type_name} for {}",
+                        columns[i]
+                    )));
+                };
+                values.push(match kind {
+                    Kind::Uuid => Val::Uuid(Some(value::<Uuid>(raw)?)),
+                    Kind::Int8 => Val::Int(Some(value::<i64>(raw)?)),
+                    Kind::Int4 => Val::Int(Some(value::<i32>(raw)?.into())),
+                    Kind::Int2 => Val::Int(Some(value::<i16>(raw)?.into())),
+                    Kind::Bool => Val::Bool(Some(value::<bool>(raw)?)),
+                    Kind::Float8 => Val::Float(Some(value::<f64>(raw)?)),
+                    Kind::Float4 => Val::Float(Some(value::<f32>(raw)?.into())),
+                    Kind::Time => Val::Time(Some(value::<OffsetDateTime>(raw)?)),
+                    Kind::Json => Val::Json(Some(value::<Json<serde_json::Value>>(raw)?.0)),
+                    Kind::Bytes => Val::Bytes(Some(value::<Vec<u8>>(raw)?)),
+                    Kind::Text => Val::Text(Some(value::<String>(raw)?)),
                 });
             }
             Ok(Row {
