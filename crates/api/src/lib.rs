@@ -145,12 +145,17 @@ async fn not_found() -> Response {
     ApiError(Error::new(Code::NotFound, "no such endpoint")).into_response()
 }
 
-async fn method_not_allowed() -> Response {
-    ApiError(Error::new(
-        Code::MethodNotAllowed,
-        "this endpoint does not accept that method",
-    ))
-    .into_response()
+/// Replaces each route's own 405 answer, and with it the layers around that answer, so it names
+/// its route for the metrics and the log itself.
+async fn method_not_allowed(route: Option<axum::extract::MatchedPath>) -> Response {
+    middleware::named(
+        route,
+        ApiError(Error::new(
+            Code::MethodNotAllowed,
+            "this endpoint does not accept that method",
+        ))
+        .into_response(),
+    )
 }
 
 /// Builds the whole application.

@@ -138,7 +138,8 @@ pub async fn name_route(req: Request, next: Next) -> Response {
     named(route, next.run(req).await)
 }
 
-fn named(route: Option<MatchedPath>, mut resp: Response) -> Response {
+/// `resp`, carrying the route template that matched (for [`observe`]).
+pub(crate) fn named(route: Option<MatchedPath>, mut resp: Response) -> Response {
     if let Some(r) = route {
         resp.extensions_mut().insert(r);
     }

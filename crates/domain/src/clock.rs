@@ -22,7 +22,9 @@ pub fn wire_time(t: OffsetDateTime) -> String {
     // Written digit by digit into a fixed template: every timestamp on the wire and every log
     // line comes through here (a page of 50 cases holds hundreds), and `format!` with seven
     // padded fields cost about 3,000 instructions, `time`'s formatter 2,000; this is a few
-    // dozen. RFC 3339 has four-digit years only, so the year is held to 0000-9999.
+    // hundred. RFC 3339 has four-digit years only: a time before year 0 (`+01:00` on the first
+    // day of year 0 reaches it) or after 9999 is written as the first or last instant that
+    // fits, so text order stays time order.
     fn put(field: &mut [u8], mut n: u32) {
         for d in field.iter_mut().rev() {
             *d = b'0' + (n % 10) as u8;
@@ -30,8 +32,14 @@ pub fn wire_time(t: OffsetDateTime) -> String {
         }
     }
     let t = t.to_offset(time::UtcOffset::UTC);
+    if t.year() < 0 {
+        return "0000-01-01T00:00:00.000000Z".into();
+    }
+    if t.year() > 9999 {
+        return "9999-12-31T23:59:59.999999Z".into();
+    }
     let mut b = *b"0000-00-00T00:00:00.000000Z";
-    put(&mut b[0..4], t.year().clamp(0, 9999).unsigned_abs());
+    put(&mut b[0..4], t.year().unsigned_abs());
     put(&mut b[5..7], u8::from(t.month()).into());
     put(&mut b[8..10], t.day().into());
     put(&mut b[11..13], t.hour().into());
@@ -133,6 +141,10 @@ mod tests {
             wire_time(datetime!(2026-12-31 23:59:59.999999999 -00:30)),
             "2027-01-01T00:29:59.999999Z"
         );
+        // Before year 0 in UTC: the first instant RFC 3339 can write, still sorting first.
+        let early = wire_time(datetime!(0000-01-01 00:00:00 +01:00));
+        assert_eq!(early, "0000-01-01T00:00:00.000000Z");
+        assert!(early < wire_time(datetime!(0000-01-01 00:00:00.000001 UTC)));
     }
 
     #[test]

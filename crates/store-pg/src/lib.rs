@@ -178,8 +178,16 @@ fn kind_of(type_name: &str) -> Option<Kind> {
 /// so each value goes straight to its decoder instead of through `try_get`, which looks the
 /// column up again and re-checks type compatibility for every value (a page of 50 cases holds
 /// 1,550 of them).
-fn value<'r, T: sqlx::Decode<'r, Postgres>>(raw: sqlx::postgres::PgValueRef<'r>) -> StoreResult<T> {
-    T::decode(raw).map_err(|e| map_err(sqlx::Error::Decode(e)))
+fn value<'r, T: sqlx::Decode<'r, Postgres>>(
+    raw: sqlx::postgres::PgValueRef<'r>,
+    column: &str,
+) -> StoreResult<T> {
+    T::decode(raw).map_err(|source| {
+        map_err(sqlx::Error::ColumnDecode {
+            index: column.to_string(),
+            source,
+        })
+    })
 }
 
 fn decode(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
@@ -194,7 +202,10 @@ fn decode(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
     let kinds: Vec<(Option<Kind>, &str)> = first
         .columns()
         .iter()
-        .map(|c| (kind_of(c.type_info().name()), c.type_info().name()))
+        .map(|c| {
+            let name = c.type_info().name();
+            (kind_of(name), name)
+        })
         .collect();
     rows.iter()
         .map(|r| {
@@ -211,18 +222,19 @@ fn decode(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
                         columns[i]
                     )));
                 };
+                let c = &columns[i];
                 values.push(match kind {
-                    Kind::Uuid => Val::Uuid(Some(value::<Uuid>(raw)?)),
-                    Kind::Int8 => Val::Int(Some(value::<i64>(raw)?)),
-                    Kind::Int4 => Val::Int(Some(value::<i32>(raw)?.into())),
-                    Kind::Int2 => Val::Int(Some(value::<i16>(raw)?.into())),
-                    Kind::Bool => Val::Bool(Some(value::<bool>(raw)?)),
-                    Kind::Float8 => Val::Float(Some(value::<f64>(raw)?)),
-                    Kind::Float4 => Val::Float(Some(value::<f32>(raw)?.into())),
-                    Kind::Time => Val::Time(Some(value::<OffsetDateTime>(raw)?)),
-                    Kind::Json => Val::Json(Some(value::<Json<serde_json::Value>>(raw)?.0)),
-                    Kind::Bytes => Val::Bytes(Some(value::<Vec<u8>>(raw)?)),
-                    Kind::Text => Val::Text(Some(value::<String>(raw)?)),
+                    Kind::Uuid => Val::Uuid(Some(value::<Uuid>(raw, c)?)),
+                    Kind::Int8 => Val::Int(Some(value::<i64>(raw, c)?)),
+                    Kind::Int4 => Val::Int(Some(value::<i32>(raw, c)?.into())),
+                    Kind::Int2 => Val::Int(Some(value::<i16>(raw, c)?.into())),
+                    Kind::Bool => Val::Bool(Some(value::<bool>(raw, c)?)),
+                    Kind::Float8 => Val::Float(Some(value::<f64>(raw, c)?)),
+                    Kind::Float4 => Val::Float(Some(value::<f32>(raw, c)?.into())),
+                    Kind::Time => Val::Time(Some(value::<OffsetDateTime>(raw, c)?)),
+                    Kind::Json => Val::Json(Some(value::<Json<serde_json::Value>>(raw, c)?.0)),
+                    Kind::Bytes => Val::Bytes(Some(value::<Vec<u8>>(raw, c)?)),
+                    Kind::Text => Val::Text(Some(value::<String>(raw, c)?)),
                 });
             }
             Ok(Row {

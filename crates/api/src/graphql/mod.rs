@@ -8,8 +8,7 @@
 mod types;
 
 use crate::AppState;
-use crate::error::Json;
-use crate::error::{ApiJson, ApiResult, ErrorDetail};
+use crate::error::{ApiJson, ApiResult, ErrorDetail, Json};
 use crate::rest::Auth;
 use async_graphql::{
     Context, EmptySubscription, ErrorExtensionValues, ErrorExtensions, ID, Object, Schema,

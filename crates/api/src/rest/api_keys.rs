@@ -1,7 +1,6 @@
 //! `/api-keys`: service credentials (`admin.keys`). The key is returned once, at creation.
 use crate::AppState;
-use crate::error::Json;
-use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody};
+use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, Json};
 use crate::rest::{Auth, PageQuery};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

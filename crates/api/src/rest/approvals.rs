@@ -1,7 +1,6 @@
 //! `/approvals` and `/transition-requests` (API.md "Approvals", docs/workflows.md).
 use crate::AppState;
-use crate::error::Json;
-use crate::error::{ApiResult, ErrorBody, OptJson};
+use crate::error::{ApiResult, ErrorBody, Json, OptJson};
 use crate::rest::bodies::{ApproveBody, RejectBody};
 use crate::rest::cases::{only, opt_str};
 use crate::rest::{Auth, flag_param, paging};

@@ -3,8 +3,7 @@
 //! Events are serialised straight from `casegate_domain::audit::AuditEvent`, so the JSON a
 //! client receives is exactly the hashed record plus `hash` (docs/audit-format.md).
 use crate::AppState;
-use crate::error::Json;
-use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody};
+use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, Json};
 use crate::rest::{Auth, PageQuery};
 use axum::body::Body;
 use axum::extract::{Path, State};

@@ -2,8 +2,7 @@
 //! answers carry `ETag: "<version>"`; `If-Match` (or `expected_version`) makes a write
 //! conditional.
 use crate::AppState;
-use crate::error::Json;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, json_rejection, too_large};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, Json, json_rejection, too_large};
 use crate::rest::bodies::{
     AlertDispositionBody, AssignCaseBody, CommentBody, CreateCaseBody, DispositionBody,
     EscalateBody, OverrideBody, PartyBody, RelationBody, ReopenBody, SetStatusBody, TransitionBody,

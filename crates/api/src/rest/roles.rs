@@ -1,7 +1,6 @@
 //! `GET /roles`: the permission catalogue and the built-in roles.
 use crate::AppState;
-use crate::error::ApiResult;
-use crate::error::Json;
+use crate::error::{ApiResult, Json};
 use crate::rest::Auth;
 use casegate_domain::rbac::{BUILTIN_ROLES, Permission, builtin_role};
 use serde::Serialize;

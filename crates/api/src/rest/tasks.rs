@@ -1,8 +1,7 @@
 //! `/tasks` (API.md "Tasks", docs/workflows.md "Tasks") and `/notifications` (each caller's
 //! in-app inbox).
 use crate::AppState;
-use crate::error::Json;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, OptJson};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, Json, OptJson};
 use crate::rest::bodies::{CompleteTaskBody, CreateTaskBody};
 use crate::rest::cases::{only, opt_str};
 use crate::rest::{Auth, flag_param, paging};

@@ -1,7 +1,6 @@
 //! `/users`: tenant user administration (`admin.users`).
 use crate::AppState;
-use crate::error::Json;
-use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody};
+use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, Json};
 use crate::rest::{Auth, PageQuery};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

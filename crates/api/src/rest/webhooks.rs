@@ -1,8 +1,7 @@
 //! `/webhooks` (API.md "Webhooks", docs/webhooks.md): registrations, secret rotation, the
 //! delivery record and manual redelivery. All need `webhook.admin`.
 use crate::AppState;
-use crate::error::Json;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, OptJson};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, Json, OptJson};
 use crate::rest::bodies::{CreateWebhookBody, RotateSecretBody, UpdateWebhookBody};
 use crate::rest::cases::only;
 use crate::rest::{Auth, paging};

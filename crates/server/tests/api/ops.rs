@@ -24,6 +24,16 @@ async fn operations_endpoints_answer(b: Backend) {
     let r = s.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(r.assert_ok(200)["migrations"], "applied");
     s.get("/me", s.a.key("auditor")).await.assert_ok(200);
+    // Refusals are counted under their route too: a 401 from authentication, a 405.
+    s.call(Method::GET, "/api/v1/roles", None, None)
+        .await
+        .assert_error(401, "unauthenticated");
+    s.call(Method::DELETE, "/api/v1/me", Some(s.a.key("auditor")), None)
+        .await
+        .assert_error(405, "method_not_allowed");
+    s.call(Method::DELETE, "/readyz", None, None)
+        .await
+        .assert_error(405, "method_not_allowed");
     let m = s
         .http
         .get(s.url("/metrics"))
@@ -37,6 +47,18 @@ async fn operations_endpoints_answer(b: Backend) {
         m.contains("http_requests_total{") && m.contains("route=\"/api/v1/me\""),
         "{m}"
     );
+    for (route, status) in [
+        ("/api/v1/roles", 401),
+        ("/api/v1/me", 405),
+        ("/readyz", 405),
+    ] {
+        assert!(
+            m.lines().any(|l| l.starts_with("http_requests_total{")
+                && l.contains(&format!("route=\"{route}\""))
+                && l.contains(&format!("status=\"{status}\""))),
+            "{route} {status} counted under its route: {m}"
+        );
+    }
     assert!(
         m.contains("http_request_duration_seconds_bucket{"),
         "latency histogram"

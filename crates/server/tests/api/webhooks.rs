@@ -213,6 +213,15 @@ async fn registrations_are_checked_and_pinged(b: Backend) {
         r.assert_error(422, "validation_failed");
         assert_eq!(r.body["error"]["param"], param, "{:#}", r.body);
     }
+    // `null` is refused as null, not taken for a missing key or a default.
+    for body in [
+        json!({"url": null, "events": ["*"]}),
+        json!({"url": url, "active": null}),
+    ] {
+        let r = s.post("/webhooks", admin, body).await;
+        let message = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("cannot be null"), "{:#}", r.body);
+    }
     s.post("/webhooks", s.a.key("analyst"), bad(&url, json!(["*"])))
         .await
         .assert_error(403, "forbidden");
@@ -239,6 +248,10 @@ async fn registrations_are_checked_and_pinged(b: Backend) {
         let r = patch(&s, &format!("/webhooks/{id}"), json!({ key: null })).await;
         r.assert_error(422, "validation_failed");
         assert_eq!(r.body["error"]["param"], key, "{:#}", r.body);
+        if key != "events" {
+            let message = r.body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with("cannot be null"), "{:#}", r.body);
+        }
     }
     let after = s.get(&format!("/webhooks/{id}"), admin).await;
     assert_eq!(after.assert_ok(200), &read.body);
