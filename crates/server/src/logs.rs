@@ -119,22 +119,13 @@ fn json_line(event: &Event<'_>) -> serde_json::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Serialises a `Display` value as a JSON string, escaped as it is formatted (no temporary
-/// `String`).
-struct Shown<T>(T);
-
-impl<T: fmt::Display> Serialize for Shown<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
-
-/// A `Debug` value shown through `Display`, for [`Shown`].
+/// A `Debug` field value (tracing hands `%` fields over this way too), serialised as a JSON
+/// string escaped as it is formatted, with no temporary `String`.
 struct Debugged<'a>(&'a dyn fmt::Debug);
 
-impl fmt::Display for Debugged<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+impl Serialize for Debugged<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:?}", self.0))
     }
 }
 
@@ -171,7 +162,7 @@ impl<M: SerializeMap<Error = serde_json::Error>> Visit for Fields<'_, M> {
         self.put(field, &value);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, &Shown(Debugged(value)));
+        self.put(field, &Debugged(value));
     }
 }
 

@@ -199,18 +199,15 @@ fn decode(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
         .iter()
         .map(|c| c.name().to_string())
         .collect();
-    let kinds: Vec<(Option<Kind>, &str)> = first
+    let kinds: Vec<Option<Kind>> = first
         .columns()
         .iter()
-        .map(|c| {
-            let name = c.type_info().name();
-            (kind_of(name), name)
-        })
+        .map(|c| kind_of(c.type_info().name()))
         .collect();
     rows.iter()
         .map(|r| {
             let mut values = Vec::with_capacity(columns.len());
-            for (i, &(kind, type_name)) in kinds.iter().enumerate() {
+            for (i, &kind) in kinds.iter().enumerate() {
                 let raw = r.try_get_raw(i).map_err(map_err)?;
                 if raw.is_null() {
                     values.push(Val::Text(None));
@@ -218,7 +215,8 @@ fn decode(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
                 }
                 let Some(kind) = kind else {
                     return Err(StoreError::Other(format!(
-                        "unsupported column type {type_name} for {}",
+                        "unsupported column type {} for {}",
+                        first.columns()[i].type_info().name(),
                         columns[i]
                     )));
                 };

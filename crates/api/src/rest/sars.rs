@@ -1,7 +1,7 @@
 //! `/sars` and `/settings/filing-profile` (API.md "SARs", docs/sars.md). Reports carry
 //! `ETag: "<version>"`; `If-Match` makes a content change conditional.
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, Json};
 use crate::rest::bodies::{CreateSarBody, FilingProfileBody, SarStatusBody, UpdateSarBody};
 use crate::rest::cases::{expected, only, opt_str, opt_version, tagged};
 use crate::rest::{Auth, int_param, paging, unknown_param};
@@ -96,7 +96,7 @@ pub async fn list_sars(
     State(st): State<AppState>,
     Auth(p): Auth,
     Query(params): Query<Vec<(String, String)>>,
-) -> ApiResult<crate::error::Json<Value>> {
+) -> ApiResult<Json<Value>> {
     let mut q = SarQuery::default();
     let (page, rest) = paging(
         params,
@@ -111,7 +111,7 @@ pub async fn list_sars(
         }
     }
     let found = sars::list(&st.svc, &p, q, page).await?;
-    Ok(crate::error::Json(
+    Ok(Json(
         json!({ "sars": found, "limit": page.limit, "offset": page.offset }),
     ))
 }
