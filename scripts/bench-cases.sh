@@ -3,7 +3,8 @@
 # tenants) on PostgreSQL and SQLite, then measures through the HTTP API (wrk) and, beside it,
 # the same reads straight through sqlx (the raw baseline).
 # Usage: scripts/bench-cases.sh [cases] [duration_seconds] [connections] [backends]
-# Env: SKIP_LOAD=1 reuses the loaded databases (BENCH_WORK dir), SKIP_BUILD=1 the built binaries.
+# Env: SKIP_LOAD=1 reuses the loaded databases (BENCH_WORK dir), SKIP_BUILD=1 the built binaries,
+# BIN=<path> measures another server binary (an A/B against an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-1000000}"
@@ -16,7 +17,7 @@ if [ "${SKIP_BUILD:-}" != 1 ]; then
   cargo bench --no-run -q -p casegate-server --bench cases 2>/dev/null
 fi
 T="${CARGO_TARGET_DIR:-target}"
-BIN=$T/release/casegate
+BIN=${BIN:-$T/release/casegate}
 LOADER=$(ls -t "$T"/release/deps/cases-* | grep -v '\.d$' | head -1)
 WORK=${BENCH_WORK:-$(mktemp -d)}
 mkdir -p "$WORK"

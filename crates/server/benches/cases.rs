@@ -315,30 +315,22 @@ fn statements(d: Dialect, read: Read) -> Vec<&'static str> {
                 "SELECT * FROM case_relations WHERE tenant_id = $1 AND case_id = (SELECT id FROM cases WHERE tenant_id = $1 AND reference = $2) ORDER BY seq"
             },
         ],
-        Read::Status => vec![
-            if pg {
-                "SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1::uuid AND status = $2 LIMIT 10001) x"
-            } else {
-                "SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1 AND status = $2 LIMIT 10001) x"
-            },
-            if pg {
-                "SELECT * FROM cases WHERE tenant_id = $1::uuid AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 50"
-            } else {
-                "SELECT * FROM cases WHERE tenant_id = $1 AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 50"
-            },
-        ],
-        Read::Assignee => vec![
-            if pg {
-                "SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1::uuid AND assigned_to = $2::uuid LIMIT 10001) x"
-            } else {
-                "SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1 AND assigned_to = $2 LIMIT 10001) x"
-            },
-            if pg {
-                "SELECT * FROM cases WHERE tenant_id = $1::uuid AND assigned_to = $2::uuid ORDER BY created_at DESC, id DESC LIMIT 50"
-            } else {
-                "SELECT * FROM cases WHERE tenant_id = $1 AND assigned_to = $2 ORDER BY created_at DESC, id DESC LIMIT 50"
-            },
-        ],
+        // One statement each, as the API sends it: the page of 50 newest with the capped count
+        // as a scalar subquery.
+        Read::Status => vec![if pg {
+            "SELECT c.*, (SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1::uuid AND status = $2 LIMIT 10001) x) AS total \
+             FROM cases c WHERE c.tenant_id = $1::uuid AND c.status = $2 ORDER BY c.created_at DESC, c.id DESC LIMIT 50"
+        } else {
+            "SELECT c.*, (SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1 AND status = $2 LIMIT 10001) x) AS total \
+             FROM cases c WHERE c.tenant_id = $1 AND c.status = $2 ORDER BY c.created_at DESC, c.id DESC LIMIT 50"
+        }],
+        Read::Assignee => vec![if pg {
+            "SELECT c.*, (SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1::uuid AND assigned_to = $2::uuid LIMIT 10001) x) AS total \
+             FROM cases c WHERE c.tenant_id = $1::uuid AND c.assigned_to = $2::uuid ORDER BY c.created_at DESC, c.id DESC LIMIT 50"
+        } else {
+            "SELECT c.*, (SELECT count(*) FROM (SELECT 1 FROM cases WHERE tenant_id = $1 AND assigned_to = $2 LIMIT 10001) x) AS total \
+             FROM cases c WHERE c.tenant_id = $1 AND c.assigned_to = $2 ORDER BY c.created_at DESC, c.id DESC LIMIT 50"
+        }],
         // One statement, as the API sends it: the matches once, the page and the capped count
         // from them.
         Read::Search => vec![if pg {

@@ -173,6 +173,21 @@ pub(crate) async fn at_version(
     Ok(ty)
 }
 
+/// Case type `key` of `tenant` as stored now, `None` if there is none: one read of its version,
+/// and the decoded type from the cache when it holds that version (decoding compiles every
+/// rule's expressions). Like [`at_version`], call it before the transaction writes anything.
+pub(crate) async fn current(
+    svc: &Services,
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    key: &str,
+) -> Result<Option<Arc<CaseType>>> {
+    match store::version(c, tenant, key).await? {
+        Some(v) => at_version(svc, c, tenant, key, Some(v)).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// `GET /case-types` (`case.view`).
 pub async fn list(svc: &Services, p: &Caller) -> Result<Vec<CaseType>> {
     p.require(Permission::CaseView)?;

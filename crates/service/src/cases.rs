@@ -660,7 +660,9 @@ pub async fn transitions(svc: &Services, p: &Caller, id: &str) -> Result<Vec<Tra
     if p.require(Permission::CaseTransition).is_err() {
         return Ok(Vec::new());
     }
-    let ty = case_types::of_case(&mut *c, p.tenant_id, &k.case_type).await?;
+    let ty = case_types::current(svc, &mut *c, p.tenant_id, &k.case_type)
+        .await?
+        .ok_or_else(|| Error::internal(format!("case type {} missing", k.case_type)))?;
     let now = svc.clock.now();
     let scope = scope_of(p, &k, now)?;
     let asking = Asking {
@@ -785,6 +787,16 @@ pub struct CaseList {
     pub total_exact: bool,
 }
 
+/// The id of the user `a` (id or email) names in `assigned_to`; 422 if no user of the caller's
+/// organisation.
+async fn assignee(c: &mut dyn Conn, p: &Caller, a: &str) -> Result<Uuid> {
+    Ok(users::resolve(c, p.tenant_id, a)
+        .await
+        .map_err(|_| Error::validation("assigned_to", "no such user in this organisation"))?
+        .id
+        .0)
+}
+
 /// `GET /cases` (`case.view`).
 pub async fn list(svc: &Services, p: &Caller, q: ListQuery, page: Page) -> Result<CaseList> {
     p.require(Permission::CaseView)?;
@@ -818,15 +830,17 @@ pub async fn list(svc: &Services, p: &Caller, q: ListQuery, page: Page) -> Resul
             .unwrap_or_default(),
         ..CaseFilter::default()
     };
+    // An assignee given by id is checked only if nothing matches: a case's assignee is a user
+    // of its organisation (a foreign key), so a page with cases proves the user exists here.
+    let mut unchecked_assignee = None;
     if let Some(a) = q.assigned_to {
         f.assigned_to = Some(if a == "me" {
             p.user_id.0
+        } else if let Ok(id) = a.parse::<Uuid>() {
+            unchecked_assignee = Some(a);
+            id
         } else {
-            users::resolve(&mut *c, p.tenant_id, &a)
-                .await
-                .map_err(|_| Error::validation("assigned_to", "no such user in this organisation"))?
-                .id
-                .0
+            assignee(&mut *c, p, &a).await?
         });
     }
     let sort = match q.sort.as_deref() {
@@ -886,6 +900,11 @@ pub async fn list(svc: &Services, p: &Caller, q: ListQuery, page: Page) -> Resul
         },
     )
     .await?;
+    if let Some(a) = unchecked_assignee
+        && found.total == 0
+    {
+        assignee(&mut *c, p, &a).await?;
+    }
     Ok(CaseList {
         cases: found.rows.into_iter().map(Into::into).collect(),
         total: found.total,
@@ -909,7 +928,7 @@ pub async fn create(svc: &Services, p: &Caller, body: Map<String, Value>) -> Res
         return Err(Error::validation("title", "`title` is required"));
     }
     let mut tx = svc.db.begin().await?;
-    let ty = case_types::load(&mut *tx, p.tenant_id, &type_key)
+    let ty = case_types::current(svc, &mut *tx, p.tenant_id, &type_key)
         .await?
         .ok_or_else(|| Error::validation("case_type", format!("unknown case type `{type_key}`")))?;
     let now = svc.clock.now();

@@ -90,6 +90,18 @@ pub async fn update(c: &mut dyn Conn, t: &StoredCaseType, expected: i64) -> Stor
     Ok(n == 1)
 }
 
+/// The stored version of case type `key` of `tenant`, if there is one: enough to tell whether
+/// a decoded copy is current.
+pub async fn version(c: &mut dyn Conn, tenant: TenantId, key: &str) -> StoreResult<Option<i64>> {
+    c.fetch_optional(
+        "SELECT version FROM case_types WHERE tenant_id = $1 AND key = $2",
+        &[tenant.into(), key.into()],
+    )
+    .await?
+    .map(|r| r.int("version"))
+    .transpose()
+}
+
 /// One case type of `tenant`.
 pub async fn get(
     c: &mut dyn Conn,

@@ -1,7 +1,9 @@
 //! Case rows: insert, read (with the assignee's and escalation target's emails and the linked
 //! alerts), compare-and-swap update, list and search, per-tenant reference numbers and the side
 //! table that serves equality filters on indexed custom fields.
-use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, page_clause, value_lists_of};
+use crate::{
+    Conn, Dialect, Reader, Row, StoreError, StoreResult, Val, Where, page_clause, value_lists_of,
+};
 use casegate_domain::ids::{CaseId, TenantId};
 use serde_json::{Map, Value as Json};
 use time::OffsetDateTime;
@@ -103,13 +105,25 @@ fn select(d: Dialect) -> String {
     format!("{} FROM cases c {JOINS}", select_list(d))
 }
 
-fn json_of<T: serde::de::DeserializeOwned>(r: &Row, col: &str) -> StoreResult<T> {
+fn json_of<T: serde::de::DeserializeOwned>(r: &mut Reader, col: &str) -> StoreResult<T> {
     serde_json::from_value(r.json(col)?)
         .map_err(|e| StoreError::Other(format!("column {col}: {e}")))
 }
 
-fn from_row(r: &Row) -> StoreResult<StoredCase> {
-    let source = r.json("source")?;
+/// The JSON kind of `v`, for a decoding error that must not quote the value.
+fn kind_of(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// Decodes a case from a row of [`select_list`], moving its values out (a page is 50 wide rows).
+fn from_row(r: &mut Reader) -> StoreResult<StoredCase> {
     Ok(StoredCase {
         tenant_id: TenantId(r.uuid("tenant_id")?),
         id: CaseId(r.uuid("id")?),
@@ -122,10 +136,19 @@ fn from_row(r: &Row) -> StoreResult<StoredCase> {
         assigned_to: r.opt_uuid("assigned_to")?,
         assigned_to_email: r.opt_text("assigned_to_email")?,
         business_unit: r.opt_text("business_unit")?,
-        fields: json_of(r, "fields")?,
+        fields: match r.json("fields")? {
+            // The common case, without rebuilding the map through a deserializer.
+            Json::Object(m) => m,
+            other => {
+                return Err(StoreError::Other(format!(
+                    "column fields: expected an object, found {}",
+                    kind_of(&other)
+                )));
+            }
+        },
         reasons: json_of(r, "reasons")?,
         notes: r.opt_text("notes")?,
-        source: (!source.is_null()).then_some(source),
+        source: Some(r.json("source")?).filter(|s| !s.is_null()),
         screening_id: r.opt_text("screening_id")?,
         subject_id: r.opt_text("subject_id")?,
         parent_case_id: r.opt_uuid("parent_case_id")?.map(CaseId),
@@ -258,8 +281,7 @@ pub async fn get(
     );
     c.fetch_optional(&sql, &[tenant.into(), id.into()])
         .await?
-        .as_ref()
-        .map(from_row)
+        .map(|r| from_row(&mut r.reader()))
         .transpose()
 }
 
@@ -275,8 +297,7 @@ pub async fn by_reference(
     );
     c.fetch_optional(&sql, &[tenant.into(), reference.into()])
         .await?
-        .as_ref()
-        .map(from_row)
+        .map(|r| from_row(&mut r.reader()))
         .transpose()
 }
 
@@ -323,10 +344,13 @@ pub async fn lock(c: &mut dyn Conn, tenant: TenantId, id: CaseId) -> StoreResult
         found = c.fetch_optional(&sql, &args).await?;
     }
     match found {
-        Some(r) => Ok(Some(Locked {
-            case: from_row(&r)?,
-            type_version: r.opt_int("type_version")?,
-        })),
+        Some(r) => {
+            let mut r = r.reader();
+            Ok(Some(Locked {
+                case: from_row(&mut r)?,
+                type_version: r.opt_int("type_version")?,
+            }))
+        }
         None => Ok(None),
     }
 }
@@ -599,9 +623,12 @@ pub async fn list(
         CaseSort::CreatedAsc => "c.created_at ASC, c.id ASC",
         CaseSort::UpdatedDesc => "c.updated_at DESC, c.id DESC",
     };
-    let page_of = |total: i64, rows: &[Row]| -> StoreResult<CasePage> {
+    let page_of = |total: i64, rows: Vec<Row>| -> StoreResult<CasePage> {
         Ok(CasePage {
-            rows: rows.iter().map(from_row).collect::<StoreResult<_>>()?,
+            rows: rows
+                .into_iter()
+                .map(|r| from_row(&mut r.reader()))
+                .collect::<StoreResult<_>>()?,
             total: total.min(cap),
             total_exact: total <= cap,
         })
@@ -625,28 +652,30 @@ pub async fn list(
         );
         let rows = c.fetch_all(&sql, &args).await?;
         if let Some(first) = rows.first() {
-            return page_of(first.int("total_n")?, &rows);
+            return page_of(first.int("total_n")?, rows);
         }
         // No row: no match, or a page past the end, which still reports the total.
         let sql = format!("WITH matched AS ({matched}) {total_sql}");
         let counted = c.fetch_one(&sql, &args[..bound]).await?.int("n")?;
-        return page_of(counted, &[]);
+        return page_of(counted, Vec::new());
     }
-    let counted = c
-        .fetch_one(&capped(&format!("cases c WHERE {filter}")), &args)
-        .await?
-        .int("n")?;
-    if counted <= cap && counted <= offset {
-        return page_of(counted, &[]);
-    }
+    // The page is chosen on the cases table alone (an index walk), then joined; the capped
+    // count rides along as a scalar subquery (evaluated once), so a page is one round trip.
+    let count_sql = capped(&format!("cases c WHERE {filter}"));
+    let bound = args.len();
     let page = page_clause(&mut args, limit, offset);
-    // The page is chosen on the cases table alone (an index walk), then joined.
     let sql = format!(
-        "{} WHERE c.tenant_id = $1 AND c.id IN (SELECT c.id FROM cases c WHERE {filter} ORDER BY {order} {page}) ORDER BY {order}",
-        select(d),
+        "{}, ({count_sql}) AS total_n FROM cases c {JOINS} WHERE c.tenant_id = $1 AND c.id IN \
+         (SELECT c.id FROM cases c WHERE {filter} ORDER BY {order} {page}) ORDER BY {order}",
+        select_list(d),
     );
     let rows = c.fetch_all(&sql, &args).await?;
-    page_of(counted, &rows)
+    if let Some(first) = rows.first() {
+        return page_of(first.int("total_n")?, rows);
+    }
+    // No row: nothing matches, or a page past the end, which still reports the total.
+    let counted = c.fetch_one(&count_sql, &args[..bound]).await?.int("n")?;
+    page_of(counted, Vec::new())
 }
 
 /// Whether any case of `case_type` is in `status` (a status may not be removed while used).

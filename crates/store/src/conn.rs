@@ -192,102 +192,182 @@ fn bad(col: &str, want: &str, got: &Val) -> StoreError {
     StoreError::Other(format!("column {col}: expected {want}, found {kind}"))
 }
 
+fn no_column(col: &str) -> StoreError {
+    StoreError::Other(format!("no column {col}"))
+}
+
+fn null(col: &str) -> StoreError {
+    StoreError::Other(format!("column {col} is null"))
+}
+
+/// The typed reads of one value, shared by [`Row`] (which clones the value it reads) and
+/// [`Reader`] (which takes it). Each turns the backend's value of column `col` into the Rust
+/// type the store wants, accepting SQLite's storage conventions (see [`Val`]).
+mod conv {
+    use super::{Json, OffsetDateTime, StoreResult, Uuid, Val, bad};
+
+    pub fn opt_uuid(col: &str, v: Val) -> StoreResult<Option<Uuid>> {
+        match v {
+            Val::Uuid(u) => Ok(u),
+            Val::Text(None) | Val::Bytes(None) | Val::Int(None) => Ok(None),
+            Val::Text(Some(s)) => Uuid::parse_str(&s)
+                .map(Some)
+                .map_err(|_| bad(col, "uuid", &Val::Text(None))),
+            v => Err(bad(col, "uuid", &v)),
+        }
+    }
+    pub fn opt_text(col: &str, v: Val) -> StoreResult<Option<String>> {
+        match v {
+            Val::Text(s) => Ok(s),
+            Val::Int(None) | Val::Bytes(None) => Ok(None),
+            v => Err(bad(col, "text", &v)),
+        }
+    }
+    pub fn opt_int(col: &str, v: Val) -> StoreResult<Option<i64>> {
+        match v {
+            Val::Int(i) => Ok(i),
+            Val::Text(None) => Ok(None),
+            v => Err(bad(col, "integer", &v)),
+        }
+    }
+    pub fn opt_float(col: &str, v: Val) -> StoreResult<Option<f64>> {
+        match v {
+            Val::Float(f) => Ok(f),
+            Val::Int(i) => Ok(i.map(|i| i as f64)),
+            Val::Text(None) => Ok(None),
+            v => Err(bad(col, "float", &v)),
+        }
+    }
+    pub fn bool(col: &str, v: Val) -> StoreResult<bool> {
+        match v {
+            Val::Bool(Some(b)) => Ok(b),
+            Val::Int(Some(i)) => Ok(i != 0),
+            v => Err(bad(col, "boolean", &v)),
+        }
+    }
+    pub fn opt_time(col: &str, v: Val) -> StoreResult<Option<OffsetDateTime>> {
+        match v {
+            Val::Time(t) => Ok(t),
+            Val::Text(None) | Val::Int(None) => Ok(None),
+            Val::Text(Some(s)) => {
+                OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                    .map(Some)
+                    .map_err(|_| bad(col, "timestamp", &Val::Text(None)))
+            }
+            v => Err(bad(col, "timestamp", &v)),
+        }
+    }
+    pub fn json(col: &str, v: Val) -> StoreResult<Json> {
+        match v {
+            Val::Json(j) => Ok(j.unwrap_or(Json::Null)),
+            Val::Text(None) | Val::Int(None) => Ok(Json::Null),
+            Val::Text(Some(s)) => {
+                serde_json::from_str(&s).map_err(|_| bad(col, "json", &Val::Text(None)))
+            }
+            v => Err(bad(col, "json", &v)),
+        }
+    }
+}
+
+/// The typed getters, each defined once over `self.value(col)`: [`Row`]'s clone the value,
+/// [`Reader`]'s take it.
+macro_rules! getters {
+    ($s:ty) => {
+        /// A nullable UUID (native, or TEXT in SQLite).
+        pub fn opt_uuid(self: $s, col: &str) -> StoreResult<Option<Uuid>> {
+            conv::opt_uuid(col, self.value(col)?)
+        }
+        /// A non-null UUID.
+        pub fn uuid(self: $s, col: &str) -> StoreResult<Uuid> {
+            self.opt_uuid(col)?.ok_or_else(|| null(col))
+        }
+        /// A nullable string.
+        pub fn opt_text(self: $s, col: &str) -> StoreResult<Option<String>> {
+            conv::opt_text(col, self.value(col)?)
+        }
+        /// A non-null string.
+        pub fn text(self: $s, col: &str) -> StoreResult<String> {
+            self.opt_text(col)?.ok_or_else(|| null(col))
+        }
+        /// A nullable integer.
+        pub fn opt_int(self: $s, col: &str) -> StoreResult<Option<i64>> {
+            conv::opt_int(col, self.value(col)?)
+        }
+        /// A non-null integer.
+        pub fn int(self: $s, col: &str) -> StoreResult<i64> {
+            self.opt_int(col)?.ok_or_else(|| null(col))
+        }
+        /// A nullable float (integers widen).
+        pub fn opt_float(self: $s, col: &str) -> StoreResult<Option<f64>> {
+            conv::opt_float(col, self.value(col)?)
+        }
+        /// A boolean (SQLite: INTEGER 0/1).
+        pub fn bool(self: $s, col: &str) -> StoreResult<bool> {
+            conv::bool(col, self.value(col)?)
+        }
+        /// A nullable timestamp (native, or RFC 3339 TEXT in SQLite).
+        pub fn opt_time(self: $s, col: &str) -> StoreResult<Option<OffsetDateTime>> {
+            conv::opt_time(col, self.value(col)?)
+        }
+        /// A non-null timestamp.
+        pub fn time(self: $s, col: &str) -> StoreResult<OffsetDateTime> {
+            self.opt_time(col)?.ok_or_else(|| null(col))
+        }
+        /// A JSON document (native, or TEXT in SQLite); SQL NULL reads as JSON null.
+        pub fn json(self: $s, col: &str) -> StoreResult<Json> {
+            conv::json(col, self.value(col)?)
+        }
+    };
+}
+
 impl Row {
-    fn get(&self, col: &str) -> StoreResult<&Val> {
+    /// The value of column `col`, cloned.
+    fn value(&self, col: &str) -> StoreResult<Val> {
         self.columns
             .iter()
             .position(|c| c == col)
-            .map(|i| &self.values[i])
-            .ok_or_else(|| StoreError::Other(format!("no column {col}")))
+            .map(|i| self.values[i].clone())
+            .ok_or_else(|| no_column(col))
     }
-    /// A nullable UUID (native, or TEXT in SQLite).
-    pub fn opt_uuid(&self, col: &str) -> StoreResult<Option<Uuid>> {
-        match self.get(col)? {
-            Val::Uuid(u) => Ok(*u),
-            Val::Text(None) | Val::Bytes(None) | Val::Int(None) => Ok(None),
-            Val::Text(Some(s)) => Uuid::parse_str(s)
-                .map(Some)
-                .map_err(|_| bad(col, "uuid", &Val::Text(Some(s.clone())))),
-            v => Err(bad(col, "uuid", v)),
+    /// Reads this row's values by moving them out, for decoding a wide row once.
+    pub fn reader(self) -> Reader {
+        Reader {
+            columns: self.columns,
+            values: self.values,
+            next: 0,
         }
     }
-    /// A non-null UUID.
-    pub fn uuid(&self, col: &str) -> StoreResult<Uuid> {
-        self.opt_uuid(col)?
-            .ok_or_else(|| StoreError::Other(format!("column {col} is null")))
+}
+
+impl Row {
+    getters!(&Self);
+}
+
+/// A row being decoded into a record: each getter moves its value out (no copy of a string or
+/// a JSON document), and finds the column starting where the last one was found, so reading a
+/// row in select order compares one name per column. A column read twice reads as SQL NULL
+/// the second time.
+#[derive(Debug)]
+pub struct Reader {
+    columns: Arc<[String]>,
+    values: Vec<Val>,
+    next: usize,
+}
+
+impl Reader {
+    fn value(&mut self, col: &str) -> StoreResult<Val> {
+        let n = self.columns.len();
+        let i = (0..n)
+            .map(|k| (self.next + k) % n)
+            .find(|&i| self.columns[i] == col)
+            .ok_or_else(|| no_column(col))?;
+        self.next = i + 1;
+        Ok(std::mem::replace(&mut self.values[i], Val::Text(None)))
     }
-    /// A nullable string.
-    pub fn opt_text(&self, col: &str) -> StoreResult<Option<String>> {
-        match self.get(col)? {
-            Val::Text(s) => Ok(s.clone()),
-            Val::Int(None) | Val::Bytes(None) => Ok(None),
-            v => Err(bad(col, "text", v)),
-        }
-    }
-    /// A non-null string.
-    pub fn text(&self, col: &str) -> StoreResult<String> {
-        self.opt_text(col)?
-            .ok_or_else(|| StoreError::Other(format!("column {col} is null")))
-    }
-    /// A nullable integer.
-    pub fn opt_int(&self, col: &str) -> StoreResult<Option<i64>> {
-        match self.get(col)? {
-            Val::Int(i) => Ok(*i),
-            Val::Text(None) => Ok(None),
-            v => Err(bad(col, "integer", v)),
-        }
-    }
-    /// A non-null integer.
-    pub fn int(&self, col: &str) -> StoreResult<i64> {
-        self.opt_int(col)?
-            .ok_or_else(|| StoreError::Other(format!("column {col} is null")))
-    }
-    /// A nullable float (integers widen).
-    pub fn opt_float(&self, col: &str) -> StoreResult<Option<f64>> {
-        match self.get(col)? {
-            Val::Float(f) => Ok(*f),
-            Val::Int(i) => Ok(i.map(|i| i as f64)),
-            Val::Text(None) => Ok(None),
-            v => Err(bad(col, "float", v)),
-        }
-    }
-    /// A boolean (SQLite: INTEGER 0/1).
-    pub fn bool(&self, col: &str) -> StoreResult<bool> {
-        match self.get(col)? {
-            Val::Bool(Some(b)) => Ok(*b),
-            Val::Int(Some(i)) => Ok(*i != 0),
-            v => Err(bad(col, "boolean", v)),
-        }
-    }
-    /// A nullable timestamp (native, or RFC 3339 TEXT in SQLite).
-    pub fn opt_time(&self, col: &str) -> StoreResult<Option<OffsetDateTime>> {
-        match self.get(col)? {
-            Val::Time(t) => Ok(*t),
-            Val::Text(None) | Val::Int(None) => Ok(None),
-            Val::Text(Some(s)) => {
-                OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                    .map(Some)
-                    .map_err(|_| bad(col, "timestamp", &Val::Text(Some(s.clone()))))
-            }
-            v => Err(bad(col, "timestamp", v)),
-        }
-    }
-    /// A non-null timestamp.
-    pub fn time(&self, col: &str) -> StoreResult<OffsetDateTime> {
-        self.opt_time(col)?
-            .ok_or_else(|| StoreError::Other(format!("column {col} is null")))
-    }
-    /// A JSON document (native, or TEXT in SQLite); SQL NULL reads as JSON null.
-    pub fn json(&self, col: &str) -> StoreResult<Json> {
-        match self.get(col)? {
-            Val::Json(j) => Ok(j.clone().unwrap_or(Json::Null)),
-            Val::Text(None) | Val::Int(None) => Ok(Json::Null),
-            Val::Text(Some(s)) => {
-                serde_json::from_str(s).map_err(|_| bad(col, "json", &Val::Text(Some(s.clone()))))
-            }
-            v => Err(bad(col, "json", v)),
-        }
-    }
+}
+
+impl Reader {
+    getters!(&mut Self);
 }
 
 /// A connection: pooled, or inside a transaction. All SQL goes through these three methods,

@@ -140,6 +140,25 @@ async fn cases_are_created_and_read_by_id_or_reference(b: Backend) {
         assert_eq!(v["fields"]["counterparty"], "Initech");
         assert_eq!(v["fields"]["booked_on"], "2026-02-27");
     }
+    // A changed type applies to the next case at once (creation keeps decoded types by
+    // version): `booked_on` is no longer required, a new `desk` is.
+    let mut changed = trade_fin_type();
+    changed["fields"][2]["required"] = json!(false);
+    changed["fields"].as_array_mut().unwrap().push(
+        json!({"key": "desk", "label": "Desk", "type": "string", "size": "S", "required": true}),
+    );
+    s.put("/case-types/TRADE_FIN", s.a.key("admin"), changed)
+        .await
+        .assert_ok(200);
+    let undated =
+        json!({"case_type": "TRADE_FIN", "title": "LC discrepancy", "fields": {"amount": 1}});
+    let r = s.post("/cases", analyst, undated.clone()).await;
+    r.assert_error(422, "validation_failed");
+    assert_eq!(r.body["error"]["param"], "fields.desk", "{:#}", r.body);
+    let mut with_desk = undated;
+    with_desk["fields"]["desk"] = json!("London");
+    let tc2 = create_case(&s, analyst, with_desk).await;
+    assert_eq!(tc2["fields"]["desk"], "London");
 
     // Globex has its own sequence; acme's goes on where it was.
     let other = s.b.key("analyst");
@@ -153,7 +172,7 @@ async fn cases_are_created_and_read_by_id_or_reference(b: Backend) {
         json!({"case_type": "FRAUD", "title": "Card fraud"}),
     )
     .await;
-    assert_eq!(reference_number(&next), first + 3);
+    assert_eq!(reference_number(&next), first + 4);
     s.stop().await;
 }
 
@@ -1491,6 +1510,32 @@ async fn cases_are_listed_filtered_and_searched(b: Backend) {
     )
     .await;
     assert_found(&s, analyst, &format!("assigned_to={senior_id}"), &[&c2]).await;
+    // An assignee by id with no case is still checked: a user of this organisation lists
+    // nothing, an unknown id or another organisation's user is refused.
+    let admin_id = s
+        .get("/users/admin@acme.example", s.a.key("admin"))
+        .await
+        .assert_ok(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_found(&s, analyst, &format!("assigned_to={admin_id}"), &[]).await;
+    let theirs = s
+        .get("/users/analyst@globex.example", s.b.key("admin"))
+        .await
+        .assert_ok(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for who in [
+        theirs,
+        uuid::Uuid::new_v4().to_string(),
+        "ghost@acme.example".into(),
+    ] {
+        let r = s.get(&format!("/cases?assigned_to={who}"), analyst).await;
+        r.assert_error(422, "validation_failed");
+        assert_eq!(r.body["error"]["param"], "assigned_to", "{who}");
+    }
     assert_found(
         &s,
         analyst,
