@@ -1512,21 +1512,9 @@ async fn cases_are_listed_filtered_and_searched(b: Backend) {
     assert_found(&s, analyst, &format!("assigned_to={senior_id}"), &[&c2]).await;
     // An assignee by id with no case is still checked: a user of this organisation lists
     // nothing, an unknown id or another organisation's user is refused.
-    let admin_id = s
-        .get("/users/admin@acme.example", s.a.key("admin"))
-        .await
-        .assert_ok(200)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let admin_id = user_id(&s, s.a.key("admin"), "admin@acme.example").await;
     assert_found(&s, analyst, &format!("assigned_to={admin_id}"), &[]).await;
-    let theirs = s
-        .get("/users/analyst@globex.example", s.b.key("admin"))
-        .await
-        .assert_ok(200)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let theirs = user_id(&s, s.b.key("admin"), "analyst@globex.example").await;
     for who in [
         theirs,
         uuid::Uuid::new_v4().to_string(),
