@@ -78,6 +78,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_order_index",
         include_str!("../migrations/0012_webhook_order_index.sql"),
     ),
+    (
+        13,
+        "plan_indexes",
+        include_str!("../migrations/0013_plan_indexes.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

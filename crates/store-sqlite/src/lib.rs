@@ -76,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_order_index",
         include_str!("../migrations/0012_webhook_order_index.sql"),
     ),
+    (
+        13,
+        "plan_indexes",
+        include_str!("../migrations/0013_plan_indexes.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {
@@ -299,7 +304,15 @@ impl SqliteDb {
             // 32 MiB of page cache per connection instead of SQLite's 2 MB: the audit trail and
             // case tables grow to millions of rows, and index inserts then stay in memory.
             .pragma("cache_size", "-32768")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Statistics for the planner. SQLite has no autovacuum to gather them, and without
+            // them it picks indexes by shape alone (it once read a tenant's every case to answer
+            // one case's alert list). As SQLite advises for long-lived connections, each new
+            // connection (the pool replaces them every 30 minutes) runs `PRAGMA optimize`, which
+            // analyses only tables never analysed or grown or shrunk 25-fold since, reading at
+            // most `analysis_limit` rows of each index.
+            .analysis_limit(1000)
+            .pragma("optimize", "0x10002");
         let max = max_connections.max(1);
         let pool = SqlitePoolOptions::new()
             .max_connections(max)

@@ -585,14 +585,28 @@ fn word_matches(d: Dialect, filter: &str, w: &str, cols: &str) -> String {
              UNION SELECT {cols} FROM case_comments cm JOIN cases c ON c.tenant_id = cm.tenant_id AND c.id = cm.case_id \
              WHERE cm.tenant_id = $1 AND cm.search @@ plainto_tsquery('simple', {w}) AND {filter}"
         ),
+        // `CROSS JOIN` fixes SQLite's join order: the full-text index first, then each match's
+        // row. Otherwise, without statistics, it walked the tenant's cases and asked the
+        // full-text index about each.
         Dialect::Sqlite => format!(
-            "SELECT {cols} FROM cases_fts JOIN cases c ON c.rid = cases_fts.rowid \
+            "SELECT {cols} FROM cases_fts CROSS JOIN cases c ON c.rid = cases_fts.rowid \
              WHERE cases_fts MATCH {w} AND {filter} \
              UNION SELECT {cols} FROM case_comments_fts \
-             JOIN case_comments cm ON cm.rid = case_comments_fts.rowid \
-             JOIN cases c ON c.tenant_id = cm.tenant_id AND c.id = cm.case_id \
+             CROSS JOIN case_comments cm ON cm.rid = case_comments_fts.rowid \
+             CROSS JOIN cases c ON c.tenant_id = cm.tenant_id AND c.id = cm.case_id \
              WHERE case_comments_fts MATCH {w} AND cm.tenant_id = $1 AND {filter}"
         ),
+    }
+}
+
+/// The condition picking a page's rows (on `cases c`) of tenant `$1` from `ids`, a query of
+/// their ids. SQLite is given the rows as `(tenant_id, id)` row values, which it can only answer
+/// from the page's ids: asked `c.tenant_id = $1 AND c.id IN (…)` without statistics, it walked
+/// the tenant's whole `created_at` index and used the page as a filter.
+fn page_rows(d: Dialect, ids: &str) -> String {
+    match d {
+        Dialect::Postgres => format!("c.tenant_id = $1 AND c.id IN ({ids})"),
+        Dialect::Sqlite => format!("(c.tenant_id, c.id) IN (SELECT $1, id FROM ({ids}))"),
     }
 }
 
@@ -636,7 +650,7 @@ pub async fn list(
     if !f.words.is_empty() {
         // A search: the matches are found once (the full-text indexes, then each match's row),
         // and both the page and the count are taken from them in one statement. The matches
-        // are read back under the alias `c`, so the page sorts by the same `order`.
+        // are read back under the alias `m`, sorted by the same `order`.
         args.push(words_arg(d, &f.words));
         let w = format!("${}", args.len());
         let matched = word_matches(d, &filter, &w, "c.id, c.created_at, c.updated_at");
@@ -645,10 +659,12 @@ pub async fn list(
         let page = page_clause(&mut args, limit, offset);
         let sql = format!(
             "WITH matched AS MATERIALIZED ({matched}), \
-             p AS (SELECT c.id FROM matched c ORDER BY {order} {page}) \
+             p AS (SELECT m.id FROM matched m ORDER BY {} {page}) \
              {}, ({total_sql}) AS total_n FROM cases c {JOINS} \
-             WHERE c.tenant_id = $1 AND c.id IN (SELECT id FROM p) ORDER BY {order}",
+             WHERE {} ORDER BY {order}",
+            order.replace("c.", "m."),
             select_list(d),
+            page_rows(d, "SELECT id FROM p"),
         );
         let rows = c.fetch_all(&sql, &args).await?;
         if let Some(first) = rows.first() {
@@ -665,9 +681,12 @@ pub async fn list(
     let bound = args.len();
     let page = page_clause(&mut args, limit, offset);
     let sql = format!(
-        "{}, ({count_sql}) AS total_n FROM cases c {JOINS} WHERE c.tenant_id = $1 AND c.id IN \
-         (SELECT c.id FROM cases c WHERE {filter} ORDER BY {order} {page}) ORDER BY {order}",
+        "{}, ({count_sql}) AS total_n FROM cases c {JOINS} WHERE {} ORDER BY {order}",
         select_list(d),
+        page_rows(
+            d,
+            &format!("SELECT c.id FROM cases c WHERE {filter} ORDER BY {order} {page}")
+        ),
     );
     let rows = c.fetch_all(&sql, &args).await?;
     if let Some(first) = rows.first() {

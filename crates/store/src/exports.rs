@@ -167,7 +167,7 @@ pub async fn claim_next(
     let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
     let pick = format!(
         "SELECT tenant_id, id FROM audit_exports \
-         WHERE status = 'queued' OR (status = 'running' AND lease_until < $1) \
+         WHERE status IN ('queued', 'running') AND (status = 'queued' OR lease_until < $1) \
          ORDER BY requested_at, id LIMIT 1{lock}"
     );
     let Some(r) = c.fetch_optional(&pick, &[now.into()]).await? else {

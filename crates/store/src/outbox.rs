@@ -144,9 +144,12 @@ pub async fn any_due(c: &mut dyn Conn, now: OffsetDateTime) -> StoreResult<bool>
     if work.is_some() {
         return Ok(true);
     }
+    // Two EXISTS, each answered from its partial index; as one `OR` SQLite read the whole
+    // outbox, which keeps every event, on every idle tick.
     Ok(c.fetch_optional(
-        "SELECT 1 AS one FROM outbox WHERE (dispatched_at IS NULL AND actions IS NULL) \
-         OR fanned_out_at IS NULL LIMIT 1",
+        "SELECT 1 AS one WHERE EXISTS (SELECT 1 FROM outbox \
+         WHERE dispatched_at IS NULL AND actions IS NULL) \
+         OR EXISTS (SELECT 1 FROM outbox WHERE fanned_out_at IS NULL)",
         &[],
     )
     .await?

@@ -374,9 +374,14 @@ pub async fn filed_at(
     tenant: TenantId,
     id: &str,
 ) -> StoreResult<Option<OffsetDateTime>> {
+    // One branch per identifier, each answered from its own index (as one `OR`, SQLite read
+    // every report of the tenant).
     Ok(c.fetch_optional(
-        "SELECT submitted_at FROM sars WHERE tenant_id = $1 AND submitted_at IS NOT NULL \
-             AND (bsa_id = $2 OR filing_reference = $2) ORDER BY submitted_at LIMIT 1",
+        "SELECT submitted_at FROM (\
+         SELECT submitted_at FROM sars WHERE tenant_id = $1 AND bsa_id = $2 \
+         AND submitted_at IS NOT NULL \
+         UNION ALL SELECT submitted_at FROM sars WHERE tenant_id = $1 AND filing_reference = $2 \
+         AND submitted_at IS NOT NULL) s ORDER BY submitted_at LIMIT 1",
         &[tenant.into(), id.into()],
     )
     .await?
