@@ -24,7 +24,7 @@ use sqlx::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The embedded migrations, in order: (version, description, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -276,7 +276,13 @@ pub struct SqliteDb {
     /// concurrent case creations ran at 36/s). Other processes on the same file still queue
     /// through the busy timeout.
     writer: Arc<tokio::sync::Semaphore>,
+    /// When the planner's statistics were last refreshed (see [`SqliteDb::optimize`]).
+    optimized: std::sync::Mutex<Instant>,
 }
+
+/// How often the planner's statistics are refreshed, as SQLite advises for long-lived
+/// connections ("once per day or once per hour").
+const OPTIMIZE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The database file a `sqlite:` URL names (`sqlite://path/to/file.db` or `sqlite:file.db`).
 pub fn path_from_url(url: &str) -> Option<PathBuf> {
@@ -305,14 +311,8 @@ impl SqliteDb {
             // case tables grow to millions of rows, and index inserts then stay in memory.
             .pragma("cache_size", "-32768")
             .pragma("temp_store", "memory")
-            // Statistics for the planner. SQLite has no autovacuum to gather them, and without
-            // them it picks indexes by shape alone (it once read a tenant's every case to answer
-            // one case's alert list). As SQLite advises for long-lived connections, each new
-            // connection (the pool replaces them every 30 minutes) runs `PRAGMA optimize`, which
-            // analyses only tables never analysed or grown or shrunk 25-fold since, reading at
-            // most `analysis_limit` rows of each index.
-            .analysis_limit(1000)
-            .pragma("optimize", "0x10002");
+            // `PRAGMA optimize` (see `optimize`) reads at most this many rows of each index.
+            .analysis_limit(1000);
         let max = max_connections.max(1);
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
@@ -324,7 +324,37 @@ impl SqliteDb {
             pool,
             max,
             writer: Arc::new(tokio::sync::Semaphore::new(1)),
+            optimized: std::sync::Mutex::new(Instant::now()),
         })
+    }
+
+    /// Refreshes the planner's statistics; the caller holds the writer turn. SQLite has no
+    /// autovacuum to gather them, and without them it chooses indexes by shape alone (it once
+    /// read a tenant's every case to answer one case's alert list; migration 0013 and the
+    /// plan test keep the frequent reads right without them). `PRAGMA optimize=0x10002`
+    /// analyses the tables never analysed or changed ten-fold since, reading at most
+    /// `analysis_limit` rows of each index. It takes the write lock, so it runs only inside
+    /// this process's writer queue: after migrations, then at most hourly before a write.
+    /// A failure only leaves the old statistics, so it is logged, not returned.
+    async fn optimize(&self) {
+        *self.optimized.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let run = async {
+            let mut c = self.pool.acquire().await?;
+            sqlx::query("PRAGMA optimize=0x10002")
+                .execute(&mut *c)
+                .await
+        };
+        if let Err(e) = run.await {
+            tracing::warn!(error = %e, "could not refresh SQLite's planner statistics");
+        }
+    }
+
+    fn optimize_due(&self) -> bool {
+        self.optimized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+            >= OPTIMIZE_EVERY
     }
 }
 
@@ -350,6 +380,9 @@ impl Database for SqliteDb {
                     )
                 })?
                 .map_err(|_| StoreError::Other("the database is closed".into()))?;
+        if self.optimize_due() {
+            self.optimize().await;
+        }
         let tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -358,10 +391,17 @@ impl Database for SqliteDb {
         Ok(Box::new(SqliteTx(tx, turn)))
     }
     async fn migrate(&self) -> StoreResult<()> {
+        let _turn = self
+            .writer
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Other("the database is closed".into()))?;
         migrator()
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        self.optimize().await;
+        Ok(())
     }
     async fn ready(&self) -> StoreResult<bool> {
         let expected: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();

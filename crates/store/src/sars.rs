@@ -381,7 +381,7 @@ pub async fn filed_at(
          SELECT submitted_at FROM sars WHERE tenant_id = $1 AND bsa_id = $2 \
          AND submitted_at IS NOT NULL \
          UNION ALL SELECT submitted_at FROM sars WHERE tenant_id = $1 AND filing_reference = $2 \
-         AND submitted_at IS NOT NULL) s ORDER BY submitted_at LIMIT 1",
+         AND submitted_at IS NOT NULL) filings ORDER BY submitted_at LIMIT 1",
         &[tenant.into(), id.into()],
     )
     .await?
