@@ -632,11 +632,13 @@ pub async fn list(
             cap.saturating_add(1)
         ),
     };
-    let order = match sort {
-        CaseSort::CreatedDesc => "c.created_at DESC, c.id DESC",
-        CaseSort::CreatedAsc => "c.created_at ASC, c.id ASC",
-        CaseSort::UpdatedDesc => "c.updated_at DESC, c.id DESC",
+    // The sort, on the rows of alias `a`.
+    let order = |a: &str| match sort {
+        CaseSort::CreatedDesc => format!("{a}.created_at DESC, {a}.id DESC"),
+        CaseSort::CreatedAsc => format!("{a}.created_at ASC, {a}.id ASC"),
+        CaseSort::UpdatedDesc => format!("{a}.updated_at DESC, {a}.id DESC"),
     };
+    let by = order("c");
     let page_of = |total: i64, rows: Vec<Row>| -> StoreResult<CasePage> {
         Ok(CasePage {
             rows: rows
@@ -647,10 +649,25 @@ pub async fn list(
             total_exact: total <= cap,
         })
     };
-    if !f.words.is_empty() {
-        // A search: the matches are found once (the full-text indexes, then each match's row),
-        // and both the page and the count are taken from them in one statement. The matches
-        // are read back under the alias `m`, sorted by the same `order`.
+    // The page with its capped count as a scalar subquery (evaluated once), so a page is one
+    // round trip; and the count alone, with the arguments before the page's.
+    let (sql, count_sql, bound) = if f.words.is_empty() {
+        // The page is chosen on the cases table alone (an index walk), then joined.
+        let count_sql = capped(&format!("cases c WHERE {filter}"));
+        let bound = args.len();
+        let page = page_clause(&mut args, limit, offset);
+        let sql = format!(
+            "{}, ({count_sql}) AS total_n FROM cases c {JOINS} WHERE {} ORDER BY {by}",
+            select_list(d),
+            page_rows(
+                d,
+                &format!("SELECT c.id FROM cases c WHERE {filter} ORDER BY {by} {page}")
+            ),
+        );
+        (sql, count_sql, bound)
+    } else {
+        // A search: the matches are found once (the full-text indexes, then each match's
+        // row), and both the page and the count are taken from them, read back as `m`.
         args.push(words_arg(d, &f.words));
         let w = format!("${}", args.len());
         let matched = word_matches(d, &filter, &w, "c.id, c.created_at, c.updated_at");
@@ -661,33 +678,17 @@ pub async fn list(
             "WITH matched AS MATERIALIZED ({matched}), \
              p AS (SELECT m.id FROM matched m ORDER BY {} {page}) \
              {}, ({total_sql}) AS total_n FROM cases c {JOINS} \
-             WHERE {} ORDER BY {order}",
-            order.replace("c.", "m."),
+             WHERE {} ORDER BY {by}",
+            order("m"),
             select_list(d),
             page_rows(d, "SELECT id FROM p"),
         );
-        let rows = c.fetch_all(&sql, &args).await?;
-        if let Some(first) = rows.first() {
-            return page_of(first.int("total_n")?, rows);
-        }
-        // No row: no match, or a page past the end, which still reports the total.
-        let sql = format!("WITH matched AS ({matched}) {total_sql}");
-        let counted = c.fetch_one(&sql, &args[..bound]).await?.int("n")?;
-        return page_of(counted, Vec::new());
-    }
-    // The page is chosen on the cases table alone (an index walk), then joined; the capped
-    // count rides along as a scalar subquery (evaluated once), so a page is one round trip.
-    let count_sql = capped(&format!("cases c WHERE {filter}"));
-    let bound = args.len();
-    let page = page_clause(&mut args, limit, offset);
-    let sql = format!(
-        "{}, ({count_sql}) AS total_n FROM cases c {JOINS} WHERE {} ORDER BY {order}",
-        select_list(d),
-        page_rows(
-            d,
-            &format!("SELECT c.id FROM cases c WHERE {filter} ORDER BY {order} {page}")
-        ),
-    );
+        (
+            sql,
+            format!("WITH matched AS ({matched}) {total_sql}"),
+            bound,
+        )
+    };
     let rows = c.fetch_all(&sql, &args).await?;
     if let Some(first) = rows.first() {
         return page_of(first.int("total_n")?, rows);

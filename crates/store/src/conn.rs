@@ -337,9 +337,6 @@ impl Row {
             next: 0,
         }
     }
-}
-
-impl Row {
     getters!(&Self);
 }
 
@@ -364,9 +361,6 @@ impl Reader {
         self.next = i + 1;
         Ok(std::mem::replace(&mut self.values[i], Val::Text(None)))
     }
-}
-
-impl Reader {
     getters!(&mut Self);
 }
 
