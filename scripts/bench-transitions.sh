@@ -5,7 +5,7 @@
 # version, insert the history row, lock the audit head, insert the chained audit row, advance the
 # head) run by pgbench on PostgreSQL and by a single-writer loop on SQLite.
 # Usage: scripts/bench-transitions.sh [duration_seconds] [backends]
-# Env: SKIP_BUILD=1 reuses the built binaries.
+# Env: SKIP_BUILD=1 reuses the built binaries; BIN and DRIVER name other ones (an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR="${1:-10}"
@@ -15,8 +15,8 @@ if [ "${SKIP_BUILD:-}" != 1 ]; then
   cargo bench --no-run -q -p casegate-server --bench transitions 2>/dev/null
 fi
 T="${CARGO_TARGET_DIR:-target}"
-BIN=$T/release/casegate
-DRIVER=$(ls -t "$T"/release/deps/transitions-* | grep -v '\.d$' | head -1)
+BIN="${BIN:-$T/release/casegate}"
+DRIVER="${DRIVER:-$(ls -t "$T"/release/deps/transitions-* | grep -v '\.d$' | head -1)}"
 WORK=$(mktemp -d)
 PGDB=casegate_bench_transitions
 PGRAW=casegate_bench_transitions_raw

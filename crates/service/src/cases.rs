@@ -1092,12 +1092,20 @@ async fn insert_new(
         entity_id: Some(k.id.to_string()),
         changes,
     };
-    audit::append_by(c, now, p, entry).await?;
-    let last = entries.last().map(|h| h.id).unwrap_or_else(new_id);
-    for t in tasks::enter_status(c, p, k.id, &ty.workflow, &k.status, last, now).await? {
-        events.push(event("task.created", json!({ "task": t })));
+    if demands(&k.status) {
+        // The tasks the status opens are audited after the case they belong to.
+        audit::append_by(c, now, p, entry).await?;
+        let last = entries.last().map(|h| h.id).unwrap_or_else(new_id);
+        for t in tasks::enter_status(c, p, k.id, &ty.workflow, &k.status, last, now).await? {
+            events.push(event("task.created", json!({ "task": t })));
+        }
+        emit(c, p.tenant_id, now, &view, events).await?;
+    } else {
+        // The audit event last: the tenant's audit head stays locked from the append to the
+        // commit, and every case created in the tenant meanwhile waits for it.
+        emit(c, p.tenant_id, now, &view, events).await?;
+        audit::append_by(c, now, p, entry).await?;
     }
-    emit(c, p.tenant_id, now, &view, events).await?;
     Ok(view)
 }
 

@@ -59,18 +59,26 @@ fn backoff(attempts: i64) -> Duration {
     Duration::seconds(30 * (1 << exp)).min(Duration::hours(1))
 }
 
-/// One round: settles events without work, then runs the post-actions of at most `max` events.
-/// Answers how many events it handed on.
+/// One round: fans events out to webhooks (which also settles those without work), settles
+/// any left unsettled, then runs the post-actions of at most `max` events. Answers how many
+/// events it handed on.
 pub async fn run(svc: &Services, max: u64) -> Result<u64> {
     let now = svc.clock.now();
-    // A plain read first: an idle dispatcher takes no write lock (SQLite has one writer).
-    if !outbox::any_due(&mut *svc.db.conn().await?, now).await? {
-        return Ok(0);
+    // A plain read first: an idle dispatcher takes no write lock (SQLite has one writer), and
+    // a busy one opens no transaction for a step with nothing to do.
+    let due = outbox::due(&mut *svc.db.conn().await?, now).await?;
+    let mut handled = 0;
+    if due.fan_out {
+        handled += crate::webhooks::fan_out(svc).await?;
     }
-    let mut handled = crate::webhooks::fan_out(svc).await?;
-    let mut tx = svc.db.begin().await?;
-    handled += outbox::settle_plain(&mut *tx, now, PLAIN_BATCH).await?;
-    tx.commit().await?;
+    if due.settle {
+        let mut tx = svc.db.begin().await?;
+        handled += outbox::settle_plain(&mut *tx, now, PLAIN_BATCH).await?;
+        tx.commit().await?;
+    }
+    if !due.work {
+        return Ok(handled);
+    }
     for _ in 0..max {
         let now = svc.clock.now();
         let mut tx = svc.db.begin().await?;

@@ -881,16 +881,13 @@ pub async fn fan_out(svc: &Services) -> Result<u64> {
     if batch.is_empty() {
         return Ok(0);
     }
-    let mut hooks: HashMap<TenantId, Vec<Webhook>> = HashMap::new();
+    let mut tenants: Vec<TenantId> = batch.iter().map(|e| e.tenant_id).collect();
+    tenants.sort_by_key(|t| t.0);
+    tenants.dedup();
+    let hooks = store::active_of(&mut *tx, &tenants).await?;
     let mut deliveries = Vec::new();
     for e in &batch {
-        let subscribed = match hooks.entry(e.tenant_id) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(store::active(&mut *tx, e.tenant_id).await?)
-            }
-        };
-        for w in subscribed.iter() {
+        for w in hooks.get(&e.tenant_id).into_iter().flatten() {
             // `ping` goes only to the registration it tests (queued by `create`).
             if e.event_type != "ping" && wants(w, &e.event_type) {
                 deliveries.push(new_delivery(w, e, now));

@@ -88,7 +88,8 @@ pub async fn by_type(
 }
 
 /// Marks up to `max` undispatched events that carry no work dispatched at `now`; answers how
-/// many. (Webhook fan-out is tracked apart, by `fanned_out_at`: see [`take_for_fan_out`].)
+/// many. [`take_for_fan_out`] marks the plain events it takes itself; this settles those it did
+/// not (fanned out by an earlier version, which left them to this statement).
 pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> StoreResult<u64> {
     let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
     c.execute(
@@ -105,6 +106,8 @@ pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> St
 /// Takes up to `max` events not yet fanned out to webhooks, oldest first, and marks them
 /// fanned out at `now`, in one statement: the caller writes their deliveries in the same
 /// transaction, so a failure un-marks them. PostgreSQL skips events another dispatcher holds.
+/// An event carrying no work has nothing left to do once fanned out, so it is marked
+/// dispatched by the same update (one row version per event instead of two).
 pub async fn take_for_fan_out(
     c: &mut dyn Conn,
     now: OffsetDateTime,
@@ -114,7 +117,9 @@ pub async fn take_for_fan_out(
     let mut taken = c
         .fetch_all(
             &format!(
-                "UPDATE outbox SET fanned_out_at = $1 WHERE (tenant_id, id) IN (\
+                "UPDATE outbox SET fanned_out_at = $1, dispatched_at = CASE \
+                 WHEN actions IS NULL AND dispatched_at IS NULL THEN $1 ELSE dispatched_at END \
+                 WHERE (tenant_id, id) IN (\
                  SELECT tenant_id, id FROM outbox WHERE fanned_out_at IS NULL \
                  ORDER BY created_at, id LIMIT $2{lock}) RETURNING {COLS}"
             ),
@@ -132,28 +137,45 @@ pub async fn take_for_fan_out(
 const DUE: &str = "dispatched_at IS NULL AND actions IS NOT NULL \
     AND (next_attempt_at IS NULL OR next_attempt_at <= $1)";
 
-/// Whether the dispatcher has anything to do at `now` (a plain read: an idle dispatcher takes
-/// no write lock).
-pub async fn any_due(c: &mut dyn Conn, now: OffsetDateTime) -> StoreResult<bool> {
-    let work = c
-        .fetch_optional(
-            &format!("SELECT 1 AS one FROM outbox WHERE {DUE} LIMIT 1"),
+/// What the dispatcher has to do at a given time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    /// Events carrying work are due ([`claim`]).
+    pub work: bool,
+    /// Events await webhook fan-out ([`take_for_fan_out`]).
+    pub fan_out: bool,
+    /// Events without work were fanned out but not marked dispatched ([`settle_plain`]).
+    pub settle: bool,
+}
+
+impl Due {
+    /// Whether there is anything to do.
+    pub fn any(self) -> bool {
+        self.work || self.fan_out || self.settle
+    }
+}
+
+/// What the dispatcher has to do at `now`: one plain read, so an idle dispatcher takes no
+/// write lock and a busy one skips the steps with nothing to do.
+pub async fn due(c: &mut dyn Conn, now: OffsetDateTime) -> StoreResult<Due> {
+    // Three EXISTS, each answered from a partial index; as one `OR` SQLite read the whole
+    // outbox, which keeps every event, on every idle tick.
+    let r = c
+        .fetch_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE {DUE}) AS work, \
+                 EXISTS (SELECT 1 FROM outbox WHERE fanned_out_at IS NULL) AS fan_out, \
+                 EXISTS (SELECT 1 FROM outbox WHERE dispatched_at IS NULL AND actions IS NULL \
+                   AND fanned_out_at IS NOT NULL) AS settle"
+            ),
             &[now.into()],
         )
         .await?;
-    if work.is_some() {
-        return Ok(true);
-    }
-    // Two EXISTS, each answered from its partial index; as one `OR` SQLite read the whole
-    // outbox, which keeps every event, on every idle tick.
-    Ok(c.fetch_optional(
-        "SELECT 1 AS one WHERE EXISTS (SELECT 1 FROM outbox \
-         WHERE dispatched_at IS NULL AND actions IS NULL) \
-         OR EXISTS (SELECT 1 FROM outbox WHERE fanned_out_at IS NULL)",
-        &[],
-    )
-    .await?
-    .is_some())
+    Ok(Due {
+        work: r.bool("work")?,
+        fan_out: r.bool("fan_out")?,
+        settle: r.bool("settle")?,
+    })
 }
 
 /// Claims the oldest due event carrying work: counts the attempt and hides it from other

@@ -30,7 +30,8 @@ const WEBHOOKS_PER_ROUND: i64 = 32;
 /// waits for its next tick; a fuller one suggests a backlog, and the lane goes round at once.
 /// Each round costs a few transactions whatever its size, so under a steady stream of events
 /// (a busy API in the same process) going round at once after every item would settle the
-/// outbox one event per round, three transactions each, on the cores serving requests.
+/// outbox one event per round, a read and two transactions each (fan-out, delivery claim), on
+/// the cores serving requests.
 const BACKLOG_ROUND: u64 = 32;
 /// Notification e-mails sent per round.
 const EMAILS_PER_ROUND: i64 = casegate_service::mail::BATCH;
