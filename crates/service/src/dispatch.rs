@@ -1,7 +1,7 @@
 //! The outbox dispatcher (DESIGN.md principle 3): after commit, the worker hands each event on.
-//! Every event is fanned out into webhook deliveries (`webhooks::fan_out`); events without
-//! work are marked dispatched in batches. An event
-//! carrying a rule's post-actions is claimed under a lease; each action then runs in its own
+//! Every event is fanned out into webhook deliveries (`webhooks::fan_out`), in batches; an
+//! event without work is marked dispatched by that same update. An event carrying a rule's
+//! post-actions is claimed under a lease; each action then runs in its own
 //! transaction, which also records it in `post_action_runs` keyed by (event id, action index),
 //! so a retried event (a crash, a lost lease, a failing database) skips what already ran: at
 //! least once, each action once.

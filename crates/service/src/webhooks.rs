@@ -881,9 +881,7 @@ pub async fn fan_out(svc: &Services) -> Result<u64> {
     if batch.is_empty() {
         return Ok(0);
     }
-    let mut tenants: Vec<TenantId> = batch.iter().map(|e| e.tenant_id).collect();
-    tenants.sort_by_key(|t| t.0);
-    tenants.dedup();
+    let tenants: Vec<TenantId> = batch.iter().map(|e| e.tenant_id).collect();
     let hooks = store::active_of(&mut *tx, &tenants).await?;
     let mut deliveries = Vec::new();
     for e in &batch {

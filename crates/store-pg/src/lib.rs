@@ -83,6 +83,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "plan_indexes",
         include_str!("../migrations/0013_plan_indexes.sql"),
     ),
+    (
+        14,
+        "outbox_due_indexes",
+        include_str!("../migrations/0014_outbox_due_indexes.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

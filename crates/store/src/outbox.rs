@@ -87,16 +87,16 @@ pub async fn by_type(
     .collect()
 }
 
-/// Marks up to `max` undispatched events that carry no work dispatched at `now`; answers how
-/// many. [`take_for_fan_out`] marks the plain events it takes itself; this settles those it did
-/// not (fanned out by an earlier version, which left them to this statement).
+/// Marks up to `max` fanned-out, undispatched events that carry no work dispatched at `now`;
+/// answers how many. [`take_for_fan_out`] marks the plain events it takes itself; this settles
+/// those an earlier version fanned out and left to this statement.
 pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> StoreResult<u64> {
     let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
     c.execute(
         &format!(
             "UPDATE outbox SET dispatched_at = $1 WHERE (tenant_id, id) IN (\
              SELECT tenant_id, id FROM outbox WHERE dispatched_at IS NULL AND actions IS NULL \
-             ORDER BY created_at, id LIMIT $2{lock})"
+             AND fanned_out_at IS NOT NULL ORDER BY created_at, id LIMIT $2{lock})"
         ),
         &[now.into(), max.into()],
     )
@@ -158,8 +158,9 @@ impl Due {
 /// What the dispatcher has to do at `now`: one plain read, so an idle dispatcher takes no
 /// write lock and a busy one skips the steps with nothing to do.
 pub async fn due(c: &mut dyn Conn, now: OffsetDateTime) -> StoreResult<Due> {
-    // Three EXISTS, each answered from a partial index; as one `OR` SQLite read the whole
-    // outbox, which keeps every event, on every idle tick.
+    // Three EXISTS, each answered from its own partial index (`outbox_work`,
+    // `outbox_to_fan_out`, `outbox_to_settle`), which holds only the rows it asks about; as
+    // one `OR` SQLite read the whole outbox, which keeps every event, on every idle tick.
     let r = c
         .fetch_one(
             &format!(

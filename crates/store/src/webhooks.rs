@@ -239,13 +239,16 @@ pub async fn list(
 /// size, so the statement has one text (one prepared statement) whatever the batch.
 const TENANTS_PER_STATEMENT: usize = 32;
 
-/// The active registrations (what an event fans out to) of each of `tenants`, oldest first, in
-/// a few statements rather than one per tenant: a fan-out round of events from many tenants
-/// would otherwise send one query per tenant.
+/// The active registrations (what an event fans out to) of each of `tenants` (repeats allowed),
+/// oldest first, in a few statements rather than one per tenant: a fan-out round of events
+/// from many tenants would otherwise send one query per tenant.
 pub async fn active_of(
     c: &mut dyn Conn,
     tenants: &[TenantId],
 ) -> StoreResult<HashMap<TenantId, Vec<Webhook>>> {
+    let mut tenants = tenants.to_vec();
+    tenants.sort_by_key(|t| t.0);
+    tenants.dedup();
     let mut found: HashMap<TenantId, Vec<Webhook>> =
         tenants.iter().map(|t| (*t, Vec::new())).collect();
     let marks: Vec<String> = (1..=TENANTS_PER_STATEMENT)
