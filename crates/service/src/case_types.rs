@@ -151,9 +151,12 @@ impl Cache {
 /// The type `key` of a stored case of `tenant`: it exists (a type is never deleted while
 /// cases use it), so its absence is an internal error.
 pub(crate) async fn of_case(c: &mut dyn Conn, tenant: TenantId, key: &str) -> Result<CaseType> {
-    load(c, tenant, key)
-        .await?
-        .ok_or_else(|| Error::internal(format!("case type {key} missing")))
+    load(c, tenant, key).await?.ok_or_else(|| missing(key))
+}
+
+/// The error for a stored case whose type `key` is not there (see [`of_case`]).
+pub(crate) fn missing(key: &str) -> Error {
+    Error::internal(format!("case type {key} missing"))
 }
 
 /// [`of_case`] at stored `version` (as read with the case): from the cache when it holds that

@@ -662,7 +662,7 @@ pub async fn transitions(svc: &Services, p: &Caller, id: &str) -> Result<Vec<Tra
     }
     let ty = case_types::current(svc, &mut *c, p.tenant_id, &k.case_type)
         .await?
-        .ok_or_else(|| Error::internal(format!("case type {} missing", k.case_type)))?;
+        .ok_or_else(|| case_types::missing(&k.case_type))?;
     let now = svc.clock.now();
     let scope = scope_of(p, &k, now)?;
     let asking = Asking {

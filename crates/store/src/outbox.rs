@@ -148,13 +148,6 @@ pub struct Due {
     pub settle: bool,
 }
 
-impl Due {
-    /// Whether there is anything to do.
-    pub fn any(self) -> bool {
-        self.work || self.fan_out || self.settle
-    }
-}
-
 /// What the dispatcher has to do at `now`: one plain read, so an idle dispatcher takes no
 /// write lock and a busy one skips the steps with nothing to do.
 pub async fn due(c: &mut dyn Conn, now: OffsetDateTime) -> StoreResult<Due> {

@@ -251,19 +251,17 @@ pub async fn active_of(
     tenants.dedup();
     let mut found: HashMap<TenantId, Vec<Webhook>> =
         tenants.iter().map(|t| (*t, Vec::new())).collect();
-    let marks: Vec<String> = (1..=TENANTS_PER_STATEMENT)
-        .map(|i| format!("${i}"))
-        .collect();
-    let sql = format!(
-        "SELECT {HOOK_COLS} FROM webhooks WHERE tenant_id IN ({}) AND active \
-         AND deleted_at IS NULL ORDER BY created_at, id",
-        marks.join(", ")
-    );
     for chunk in tenants.chunks(TENANTS_PER_STATEMENT) {
         // Padded with the chunk's first tenant; a repeated value matches nothing more.
-        let args: Vec<Val> = (0..TENANTS_PER_STATEMENT)
-            .map(|i| (*chunk.get(i).unwrap_or(&chunk[0])).into())
-            .collect();
+        let mut args = Vec::with_capacity(TENANTS_PER_STATEMENT);
+        let ids = bind_row(
+            &mut args,
+            (0..TENANTS_PER_STATEMENT).map(|i| (*chunk.get(i).unwrap_or(&chunk[0])).into()),
+        );
+        let sql = format!(
+            "SELECT {HOOK_COLS} FROM webhooks WHERE tenant_id IN {ids} AND active \
+             AND deleted_at IS NULL ORDER BY created_at, id"
+        );
         for r in c.fetch_all(&sql, &args).await? {
             let w = hook_row(&r)?;
             found.entry(w.tenant_id).or_default().push(w);
