@@ -316,6 +316,70 @@ pub fn seal(record: &AuditRecord, prev: &[u8; 32]) -> (Vec<u8>, [u8; 32]) {
     (bytes, hash)
 }
 
+/// A record's canonical form before its place in the chain is known: the JCS bytes with the
+/// `prev_hash` and `seq` values cut out, so that the head's writer can join them in without
+/// canonicalising again. Lets PostgreSQL seal the record in the same statement that locks the
+/// chain head (`casegate_store::audit::append`), so the head is held for one statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsealed {
+    /// Up to and including `"prev_hash":"`.
+    pub head: String,
+    /// From the quote closing `prev_hash` up to and including `"seq":`.
+    pub middle: String,
+    /// After the `seq` value, to the end.
+    pub tail: String,
+}
+
+impl Unsealed {
+    /// Cuts `record`'s canonical form around its `prev_hash` and `seq` (their values in
+    /// `record` are ignored). `None` only if the canonical form lacked either key, which an
+    /// `AuditRecord` cannot.
+    pub fn of(record: &AuditRecord) -> Option<Self> {
+        let blank = AuditRecord {
+            seq: 0,
+            prev_hash: String::new(),
+            ..record.clone()
+        };
+        // JCS orders keys by code unit, and the record's keys after `prev_hash` are
+        // `request_id`, `seq` and `tenant_id`, whose values (strings, an integer) cannot hold
+        // an unescaped quote. So the last `"prev_hash":""` and the last `"seq":0` are the
+        // record's own, whatever `changes` holds (a custom field may be called `seq`).
+        let text = String::from_utf8(canonical(&blank)).unwrap_or_default();
+        const PREV: &str = "\"prev_hash\":\"";
+        const SEQ: &str = "\"seq\":";
+        let p = text.rfind("\"prev_hash\":\"\"").map(|i| i + PREV.len());
+        let q = text.rfind("\"seq\":0").map(|i| i + SEQ.len());
+        match (p, q) {
+            (Some(p), Some(q)) if p < q => Some(Self {
+                head: text[..p].to_string(),
+                middle: text[p..q].to_string(),
+                tail: text[q + 1..].to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The canonical record at `seq` after the event hashed `prev_hex`.
+    pub fn record(&self, seq: i64, prev_hex: &str) -> String {
+        let mut s =
+            String::with_capacity(self.head.len() + self.middle.len() + self.tail.len() + 84);
+        s.push_str(&self.head);
+        s.push_str(prev_hex);
+        s.push_str(&self.middle);
+        s.push_str(&seq.to_string());
+        s.push_str(&self.tail);
+        s
+    }
+
+    /// [`Self::record`] and its chained hash; `None` when `prev_hex` is not a hash.
+    pub fn seal(&self, seq: i64, prev_hex: &str) -> Option<(String, [u8; 32])> {
+        let prev = unhex32(prev_hex)?;
+        let record = self.record(seq, prev_hex);
+        let hash = chain_hash(&prev, record.as_bytes());
+        Some((record, hash))
+    }
+}
+
 /// The signed statement of a checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointBody {
@@ -689,6 +753,49 @@ mod tests {
     }
 
     proptest! {
+        /// A record cut before its place in the chain is known, then joined with any `seq` and
+        /// previous hash, is byte for byte the record sealed whole, with the same hash, and
+        /// verifies: whatever its fields hold, including `changes` keys named `prev_hash` or
+        /// `seq` and quotes, escapes or non-ASCII text in any string.
+        #[test]
+        fn an_unsealed_record_joined_at_the_head_is_the_sealed_record(
+            changes in arb_changes(),
+            trap in "[a-z\\\\\"\u{1}é ]{0,10}",
+            actor in "[a-z@.\\\\\"\u{7f}€]{0,16}",
+            request in proptest::option::of("[a-zA-Z0-9_-]{1,20}"),
+            entity in proptest::option::of("[a-z0-9\\\\\"]{0,8}"),
+            seq in 1i64..(1i64 << 53),
+            prev in any::<[u8; 32]>(),
+        ) {
+            let mut c = changes[0].clone();
+            if let Value::Object(m) = &mut c {
+                // The very patterns the cut looks for, inside `changes`.
+                m.insert("prev_hash".into(), json!(""));
+                m.insert("seq".into(), json!(0));
+                m.insert("title".into(), json!({"before": "\"prev_hash\":\"\"", "after": trap}));
+            }
+            let mut r = record("t", seq, &prev, "case.updated", c);
+            r.actor = actor;
+            r.request_id = request;
+            r.entity_id = entity;
+            let (bytes, hash) = seal(&r, &prev);
+            let u = Unsealed::of(&r).expect("an audit record cuts");
+            let (joined, joined_hash) = u.seal(seq, &hex(&prev)).expect("a hex hash");
+            prop_assert_eq!(joined.as_bytes(), &bytes[..]);
+            prop_assert_eq!(joined_hash, hash);
+            // The cut does not depend on the seq or previous hash the record was built with.
+            let mut other = r.clone();
+            other.seq = 1;
+            other.prev_hash = hex(&GENESIS);
+            prop_assert_eq!(Unsealed::of(&other), Some(u.clone()));
+            // Joined as the first event of a chain, the record verifies.
+            let (first, first_hash) = u.seal(1, &hex(&GENESIS)).expect("a hex hash");
+            let at_one = AuditRecord { seq: 1, prev_hash: hex(&GENESIS), ..r };
+            let mut v = ChainVerifier::new("t", &[], None);
+            prop_assert!(v.push(&StoredEvent::of(&at_one, first.as_bytes(), &hex(&first_hash))));
+            prop_assert!(v.finish().valid);
+        }
+
         /// The hand-written fast path says "agrees" only when the full parse does, for any
         /// field contents (quotes, backslashes, control characters, non-ASCII) and any columns,
         /// and it does say so for every sealed record whose compared fields need no escape.

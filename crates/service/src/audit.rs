@@ -5,7 +5,8 @@
 use crate::{Error, Result, Services};
 use base64::Engine;
 use casegate_domain::audit::{
-    self as chain, AuditEvent, AuditRecord, ChainVerifier, Checkpoint, CheckpointBody, Verification,
+    self as chain, AuditEvent, AuditRecord, ChainVerifier, Checkpoint, CheckpointBody, Unsealed,
+    Verification,
 };
 use casegate_domain::clock::wire_time;
 use casegate_domain::ids::{TenantId, UserId};
@@ -141,18 +142,17 @@ pub async fn append(
     origin: &Origin,
     entry: Entry,
 ) -> Result<AuditEvent> {
-    let (seq, prev_hex) = store::lock_head(c, tenant).await?;
-    let prev =
-        chain::unhex32(&prev_hex).ok_or_else(|| Error::internal("audit head hash is not hex"))?;
     let (actor_label, actor_id) = match actor {
         Actor::User { id, label } => (label.clone(), Some(*id)),
         Actor::Anonymous(label) => (label.clone(), None),
         Actor::System => ("system".to_string(), None),
     };
     let event_id = Uuid::new_v4();
-    let record = AuditRecord {
+    // Built and canonicalised before the chain head is locked; the head's place is joined in
+    // by the append itself (`store::append`).
+    let mut record = AuditRecord {
         tenant_id: tenant.to_string(),
-        seq: seq + 1,
+        seq: 0,
         event_id: event_id.to_string(),
         occurred_at: wire_time(now),
         actor: actor_label.clone(),
@@ -161,27 +161,41 @@ pub async fn append(
         request_id: origin.request_id.clone(),
         action: entry.action.to_string(),
         entity_type: entry.entity_type.to_string(),
-        entity_id: entry.entity_id.clone(),
+        entity_id: entry.entity_id,
         changes: entry.changes,
-        prev_hash: prev_hex,
+        prev_hash: String::new(),
     };
-    let (bytes, hash) = chain::seal(&record, &prev);
-    let hash = chain::hex(&hash);
-    let stored = StoredAudit {
-        tenant_id: tenant,
-        seq: record.seq,
-        event_id,
-        occurred_at: now,
-        actor: actor_label,
-        actor_id: actor_id.map(|u| u.0),
-        action: record.action.clone(),
-        entity_type: record.entity_type.clone(),
-        entity_id: record.entity_id.clone(),
-        record: String::from_utf8(bytes).map_err(Error::internal)?,
-        hash: hash.clone(),
-    };
-    store::insert(c, &stored).await?;
-    Ok(AuditEvent { record, hash })
+    let unsealed = Unsealed::of(&record)
+        .ok_or_else(|| Error::internal("audit record without its chain fields"))?;
+    let prev_at = unsealed.head.len();
+    let stored = store::append(
+        c,
+        StoredAudit {
+            tenant_id: tenant,
+            seq: 0,
+            event_id,
+            occurred_at: now,
+            actor: actor_label,
+            actor_id: actor_id.map(|u| u.0),
+            action: record.action.clone(),
+            entity_type: record.entity_type.clone(),
+            entity_id: record.entity_id.clone(),
+            record: String::new(),
+            hash: String::new(),
+        },
+        &unsealed,
+    )
+    .await?;
+    record.seq = stored.seq;
+    record.prev_hash = stored
+        .record
+        .get(prev_at..prev_at + 64)
+        .ok_or_else(|| Error::internal("appended audit record is cut short"))?
+        .to_string();
+    Ok(AuditEvent {
+        record,
+        hash: stored.hash,
+    })
 }
 
 /// [`append`] with the caller as actor and the request's origin.

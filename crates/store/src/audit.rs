@@ -2,6 +2,7 @@
 //! per-tenant chain head that serialises appends, and signed checkpoints. Hashing and
 //! verification are pure and live in `casegate_domain::audit`.
 use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, page_clause};
+use casegate_domain::audit::{Unsealed, hex};
 use casegate_domain::ids::TenantId;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -55,7 +56,7 @@ fn from_row(r: &Row) -> StoreResult<StoredAudit> {
 /// last event (`(0, 64 zeros)` for an empty chain). PostgreSQL takes a row lock, so concurrent
 /// writers of one tenant queue here and the chain stays linear across server processes; SQLite
 /// transactions are already serialised by `BEGIN IMMEDIATE`.
-pub async fn lock_head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<(i64, String)> {
+async fn lock_head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<(i64, String)> {
     let sql = match c.dialect() {
         Dialect::Postgres => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE",
         Dialect::Sqlite => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
@@ -73,28 +74,44 @@ pub async fn lock_head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<(i64, 
     Ok((r.int("seq")?, r.text("hash")?))
 }
 
-/// Appends an event and moves the head. Call inside the transaction that holds the head lock.
-/// PostgreSQL does both in one statement (a data-modifying `WITH`), so an audited command pays
-/// one round trip for them, not two; SQLite runs in-process and has no such `WITH`.
-pub async fn insert(c: &mut dyn Conn, e: &StoredAudit) -> StoreResult<()> {
-    // The head moves only from the event's predecessor: a writer without the head lock fails.
-    macro_rules! insert_event {
-        () => {
-            "INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, actor_id, action, entity_type, entity_id, record, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        };
+/// Appends event `e` at the head of its tenant's chain and answers it as stored: `record` is
+/// its canonical form cut where the head's `prev_hash` and `seq` go; `e`'s own `seq`, `record`
+/// and `hash` are set here.
+///
+/// PostgreSQL locks the head, joins the record with the head's hash and next `seq`, hashes it
+/// (`sha256` is built in), inserts it and moves the head in one statement, so the tenant's head
+/// stays locked for that statement and the commit only: every writer of the tenant queues on
+/// it, and a second round trip (with the server's work between the two) held them all up.
+/// SQLite (one in-process writer, already serialised by `BEGIN IMMEDIATE`) reads the head and
+/// seals the record here.
+pub async fn append(
+    c: &mut dyn Conn,
+    mut e: StoredAudit,
+    record: &Unsealed,
+) -> StoreResult<StoredAudit> {
+    const APPEND_PG: &str = "WITH head AS (\
+         SELECT seq + 1 AS seq, hash AS prev FROM audit_heads WHERE tenant_id = $1 FOR UPDATE), \
+         sealed AS (SELECT seq, prev, $9 || prev || $10 || seq::text || $11 AS record FROM head), \
+         appended AS (INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, \
+         actor_id, action, entity_type, entity_id, record, hash) \
+         SELECT $1, seq, $2, $3, $4, $5, $6, $7, $8, record, \
+         encode(sha256(decode(prev, 'hex') || convert_to(record, 'UTF8')), 'hex') FROM sealed \
+         RETURNING seq, record, hash) \
+         UPDATE audit_heads h SET seq = a.seq, hash = a.hash FROM appended a \
+         WHERE h.tenant_id = $1 RETURNING a.seq, a.record, a.hash";
+    const INSERT_SQLITE: &str = "INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, \
+         actor, actor_id, action, entity_type, entity_id, record, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    let pg = c.dialect() == Dialect::Postgres;
+    if !pg {
+        let (seq, prev) = lock_head(c, e.tenant_id).await?;
+        let (r, hash) = record
+            .seal(seq + 1, &prev)
+            .ok_or_else(|| StoreError::Other("audit head hash is not hex".into()))?;
+        (e.seq, e.record, e.hash) = (seq + 1, r, hex(&hash));
     }
-    const APPEND_PG: &str = concat!(
-        "WITH appended AS (",
-        insert_event!(),
-        " RETURNING seq) UPDATE audit_heads SET seq = $2, hash = $11 \
-         WHERE tenant_id = $1 AND seq = $2 - 1 AND EXISTS (SELECT 1 FROM appended)"
-    );
-    const MOVE_HEAD_SQLITE: &str =
-        "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1 AND seq = $2 - 1";
-    let args = [
+    let mut args = vec![
         e.tenant_id.into(),
-        e.seq.into(),
         e.event_id.into(),
         e.occurred_at.into(),
         e.actor.as_str().into(),
@@ -102,24 +119,32 @@ pub async fn insert(c: &mut dyn Conn, e: &StoredAudit) -> StoreResult<()> {
         e.action.as_str().into(),
         e.entity_type.as_str().into(),
         e.entity_id.clone().into(),
-        e.record.as_str().into(),
-        e.hash.as_str().into(),
     ];
-    let moved = match c.dialect() {
-        Dialect::Postgres => c.execute(APPEND_PG, &args).await?,
-        Dialect::Sqlite => {
-            c.execute(insert_event!(), &args).await?;
-            let [tenant, seq, .., hash] = args;
-            c.execute(MOVE_HEAD_SQLITE, &[tenant, seq, hash]).await?
+    if pg {
+        args.extend([
+            record.head.as_str().into(),
+            record.middle.as_str().into(),
+            record.tail.as_str().into(),
+        ]);
+        let mut r = c.fetch_optional(APPEND_PG, &args).await?;
+        if r.is_none() {
+            // The tenant's first event: create the genesis head, then append at it.
+            lock_head(c, e.tenant_id).await?;
+            r = c.fetch_optional(APPEND_PG, &args).await?;
         }
-    };
-    if moved == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict {
-            constraint: "audit_heads: the chain moved; the head lock was not held".into(),
-        })
+        let r = r.ok_or_else(|| StoreError::Other("audit head missing after creation".into()))?;
+        (e.seq, e.record, e.hash) = (r.int("seq")?, r.text("record")?, r.text("hash")?);
+        return Ok(e);
     }
+    args.insert(1, e.seq.into());
+    args.extend([e.record.as_str().into(), e.hash.as_str().into()]);
+    c.execute(INSERT_SQLITE, &args).await?;
+    c.execute(
+        "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1",
+        &[e.tenant_id.into(), e.seq.into(), e.hash.as_str().into()],
+    )
+    .await?;
+    Ok(e)
 }
 
 /// Filters of `GET /audit/events`.

@@ -440,45 +440,48 @@ pub async fn concurrent_writers_all_commit(db: Arc<dyn Database>) {
     assert_eq!(users::list(&mut *c, t.id, 1, 0).await.unwrap().1, 17);
 }
 
-/// Appends a sealed event at the head of `tenant`'s chain in the open transaction.
+/// Appends an event at the head of `tenant`'s chain in the open transaction, through
+/// [`audit::append`] (on PostgreSQL the database joins, hashes and chains it). Its changes hold
+/// non-ASCII text, escapes and the keys the record is cut at, so a hash that PostgreSQL computed
+/// over other bytes than the verifier reads would show.
 async fn append_event(
     c: &mut dyn crate::Conn,
     tenant: TenantId,
     action: &str,
 ) -> crate::audit::StoredAudit {
-    use casegate_domain::audit::{AuditRecord, hex, seal, unhex32};
-    let (seq, prev) = audit::lock_head(c, tenant).await.unwrap();
+    use casegate_domain::audit::{AuditRecord, Unsealed};
+    let event_id = Uuid::new_v4();
     let record = AuditRecord {
         tenant_id: tenant.to_string(),
-        seq: seq + 1,
-        event_id: Uuid::new_v4().to_string(),
+        seq: 0,
+        event_id: event_id.to_string(),
         occurred_at: casegate_domain::clock::wire_time(T0),
-        actor: "system".into(),
+        actor: "système".into(),
         actor_id: None,
         actor_ip: None,
         request_id: None,
         action: action.into(),
         entity_type: "test".into(),
-        entity_id: Some(format!("e{}", seq + 1)),
-        changes: json!({}),
-        prev_hash: prev.clone(),
+        entity_id: Some(event_id.to_string()),
+        changes: json!({"title": {"before": "a \"quoted\" €", "after": "z\\\n"}, "prev_hash": "", "seq": 0}),
+        prev_hash: String::new(),
     };
-    let (bytes, hash) = seal(&record, &unhex32(&prev).unwrap());
-    let stored = audit::StoredAudit {
+    let e = audit::StoredAudit {
         tenant_id: tenant,
-        seq: record.seq,
-        event_id: record.event_id.parse().unwrap(),
+        seq: 0,
+        event_id,
         occurred_at: T0,
         actor: record.actor.clone(),
         actor_id: None,
         action: record.action.clone(),
         entity_type: record.entity_type.clone(),
         entity_id: record.entity_id.clone(),
-        record: String::from_utf8(bytes).unwrap(),
-        hash: hex(&hash),
+        record: String::new(),
+        hash: String::new(),
     };
-    audit::insert(c, &stored).await.unwrap();
-    stored
+    audit::append(c, e, &Unsealed::of(&record).unwrap())
+        .await
+        .unwrap()
 }
 
 /// The database itself refuses to change or remove audit events and checkpoints.
