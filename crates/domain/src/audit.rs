@@ -371,6 +371,15 @@ impl Unsealed {
         s
     }
 
+    /// The `prev_hash` that [`Self::record`] joined into `record`; `None` if `record` is not
+    /// one of this cut's records.
+    pub fn prev_hash_in<'a>(&self, record: &'a str) -> Option<&'a str> {
+        let at = self.head.len();
+        record
+            .get(at..at + 64)
+            .filter(|_| record.starts_with(&self.head))
+    }
+
     /// [`Self::record`] and its chained hash; `None` when `prev_hex` is not a hash.
     pub fn seal(&self, seq: i64, prev_hex: &str) -> Option<(String, [u8; 32])> {
         let prev = unhex32(prev_hex)?;
@@ -782,6 +791,8 @@ mod tests {
             let u = Unsealed::of(&r).expect("an audit record cuts");
             let (joined, joined_hash) = u.seal(seq, &hex(&prev)).expect("a hex hash");
             prop_assert_eq!(joined.as_bytes(), &bytes[..]);
+            let prev_hex = hex(&prev);
+            prop_assert_eq!(u.prev_hash_in(&joined), Some(prev_hex.as_str()));
             prop_assert_eq!(joined_hash, hash);
             // The cut does not depend on the seq or previous hash the record was built with.
             let mut other = r.clone();

@@ -167,7 +167,6 @@ pub async fn append(
     };
     let unsealed = Unsealed::of(&record)
         .ok_or_else(|| Error::internal("audit record without its chain fields"))?;
-    let prev_at = unsealed.head.len();
     let stored = store::append(
         c,
         StoredAudit {
@@ -187,10 +186,9 @@ pub async fn append(
     )
     .await?;
     record.seq = stored.seq;
-    record.prev_hash = stored
-        .record
-        .get(prev_at..prev_at + 64)
-        .ok_or_else(|| Error::internal("appended audit record is cut short"))?
+    record.prev_hash = unsealed
+        .prev_hash_in(&stored.record)
+        .ok_or_else(|| Error::internal("appended audit record is not the one sent"))?
         .to_string();
     Ok(AuditEvent {
         record,

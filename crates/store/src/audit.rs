@@ -99,9 +99,12 @@ pub async fn append(
          RETURNING seq, record, hash) \
          UPDATE audit_heads h SET seq = a.seq, hash = a.hash FROM appended a \
          WHERE h.tenant_id = $1 RETURNING a.seq, a.record, a.hash";
-    const INSERT_SQLITE: &str = "INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, \
-         actor, actor_id, action, entity_type, entity_id, record, hash) \
+    const INSERT_SQLITE: &str = "INSERT INTO audit_events (tenant_id, event_id, occurred_at, \
+         actor, actor_id, action, entity_type, entity_id, seq, record, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    // The head moves only from the event's predecessor: a writer without the head lock fails.
+    const MOVE_HEAD_SQLITE: &str =
+        "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1 AND seq = $2 - 1";
     let pg = c.dialect() == Dialect::Postgres;
     if !pg {
         let (seq, prev) = lock_head(c, e.tenant_id).await?;
@@ -136,14 +139,23 @@ pub async fn append(
         (e.seq, e.record, e.hash) = (r.int("seq")?, r.text("record")?, r.text("hash")?);
         return Ok(e);
     }
-    args.insert(1, e.seq.into());
-    args.extend([e.record.as_str().into(), e.hash.as_str().into()]);
+    args.extend([
+        e.seq.into(),
+        e.record.as_str().into(),
+        e.hash.as_str().into(),
+    ]);
     c.execute(INSERT_SQLITE, &args).await?;
-    c.execute(
-        "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1",
-        &[e.tenant_id.into(), e.seq.into(), e.hash.as_str().into()],
-    )
-    .await?;
+    let moved = c
+        .execute(
+            MOVE_HEAD_SQLITE,
+            &[e.tenant_id.into(), e.seq.into(), e.hash.as_str().into()],
+        )
+        .await?;
+    if moved != 1 {
+        return Err(StoreError::Conflict {
+            constraint: "audit_heads: the chain moved; the head lock was not held".into(),
+        });
+    }
     Ok(e)
 }
 
