@@ -1,6 +1,7 @@
 //! The audit trail's storage: events (append-only, enforced by triggers on both backends), the
 //! per-tenant chain head that serialises appends, and signed checkpoints. Hashing and
 //! verification are pure and live in `casegate_domain::audit`.
+use crate::deferred::{self, Tail};
 use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, page_clause};
 use casegate_domain::audit::{Unsealed, hex};
 use casegate_domain::ids::TenantId;
@@ -82,6 +83,7 @@ async fn lock_head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<(i64, Stri
 /// (`sha256` is built in), inserts it and moves the head in one statement, so the tenant's head
 /// stays locked for that statement and the commit only: every writer of the tenant queues on
 /// it, and a second round trip (with the server's work between the two) held them all up.
+/// The writes the transaction deferred ([`crate::deferred`]) run in that statement too.
 /// SQLite (one in-process writer, already serialised by `BEGIN IMMEDIATE`) reads the head and
 /// seals the record here.
 pub async fn append(
@@ -89,16 +91,23 @@ pub async fn append(
     mut e: StoredAudit,
     record: &Unsealed,
 ) -> StoreResult<StoredAudit> {
-    const APPEND_PG: &str = "WITH head AS (\
+    // The head locked, the record joined at it and hashed, inserted, the head moved; one row
+    // (of nulls when the tenant has no head yet).
+    const APPEND_PG: Tail = Tail {
+        ctes: "head AS (\
          SELECT seq + 1 AS seq, hash AS prev FROM audit_heads WHERE tenant_id = $1 FOR UPDATE), \
          sealed AS (SELECT seq, prev, $9 || prev || $10 || seq::text || $11 AS record FROM head), \
          appended AS (INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, \
          actor_id, action, entity_type, entity_id, record, hash) \
          SELECT $1, seq, $2, $3, $4, $5, $6, $7, $8, record, \
          encode(sha256(decode(prev, 'hex') || convert_to(record, 'UTF8')), 'hex') FROM sealed \
-         RETURNING seq, record, hash) \
-         UPDATE audit_heads h SET seq = a.seq, hash = a.hash FROM appended a \
-         WHERE h.tenant_id = $1 RETURNING a.seq, a.record, a.hash";
+         RETURNING seq, record, hash), \
+         moved AS (UPDATE audit_heads h SET seq = a.seq, hash = a.hash FROM appended a \
+         WHERE h.tenant_id = $1 RETURNING a.seq, a.record, a.hash)",
+        args: &[],
+        cols: "m.seq, m.record, m.hash",
+        from: "FROM (SELECT 1) AS one LEFT JOIN moved m ON true",
+    };
     const INSERT_SQLITE: &str = "INSERT INTO audit_events (tenant_id, event_id, occurred_at, \
          actor, actor_id, action, entity_type, entity_id, seq, record, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -129,11 +138,22 @@ pub async fn append(
             record.middle.as_str().into(),
             record.tail.as_str().into(),
         ]);
-        let mut r = c.fetch_optional(APPEND_PG, &args).await?;
+        // The transaction's deferred writes go in the same statement (`crate::deferred`).
+        let steps = c.deferred().map(std::mem::take).unwrap_or_default();
+        let tail = Tail {
+            args: &args,
+            ..APPEND_PG
+        };
+        let (sql, all) = deferred::joined(&steps, Some(tail));
+        let r = c.fetch_one(&sql, &all).await?;
+        deferred::check(&steps, &r)?;
+        let mut r = r.opt_int("seq")?.is_some().then_some(r);
         if r.is_none() {
             // The tenant's first event: create the genesis head, then append at it.
             lock_head(c, e.tenant_id).await?;
-            r = c.fetch_optional(APPEND_PG, &args).await?;
+            let (sql, all) = deferred::joined(&[], Some(tail));
+            let again = c.fetch_one(&sql, &all).await?;
+            r = again.opt_int("seq")?.is_some().then_some(again);
         }
         let r = r.ok_or_else(|| StoreError::Other("audit head missing after creation".into()))?;
         (e.seq, e.record, e.hash) = (r.int("seq")?, r.text("record")?, r.text("hash")?);

@@ -3,6 +3,7 @@
 //! an event carrying `actions` (a rule's post-actions) is claimed under a lease, its actions run
 //! each in a transaction of its own that also writes a [`PostActionRun`] (so a retried event
 //! skips what already ran), and it is then marked dispatched.
+use crate::deferred::{self, Step};
 use crate::{Conn, Row, StoreResult};
 use casegate_domain::ids::TenantId;
 use serde_json::Value;
@@ -50,12 +51,12 @@ fn from_row(r: &Row) -> StoreResult<OutboxEvent> {
     })
 }
 
-/// Adds an event in the caller's transaction.
+/// Adds an event in the caller's transaction (deferred: [`crate::deferred`]).
 pub async fn insert(c: &mut dyn Conn, e: &OutboxEvent) -> StoreResult<()> {
-    c.execute(
+    let step = Step::write(
         "INSERT INTO outbox (tenant_id, id, event_type, created_at, data, actions) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
+        vec![
             e.tenant_id.into(),
             e.id.into(),
             e.event_type.as_str().into(),
@@ -63,9 +64,10 @@ pub async fn insert(c: &mut dyn Conn, e: &OutboxEvent) -> StoreResult<()> {
             e.data.clone().into(),
             e.actions.clone().into(),
         ],
-    )
-    .await
-    .map(drop)
+        1,
+        "outbox: one row",
+    );
+    deferred::defer(c, step).await
 }
 
 /// `tenant`'s events of one type, oldest first.
