@@ -408,8 +408,9 @@ impl Open {
     ) -> Result<CaseView> {
         k.version = self.before.version + 1;
         k.updated_at = self.now;
-        // The case is locked since `open` read it at this version.
-        store::update_held(&mut *self.tx, &k, self.before.version).await?;
+        if !store::update(&mut *self.tx, &k, self.before.version).await? {
+            return Err(version_conflict(self.before.version + 1));
+        }
         self.supersede(p, k.id).await?;
         if k.fields != self.before.fields {
             let values = indexed_values(&self.ty, &k.fields);
@@ -1264,12 +1265,6 @@ pub(crate) async fn assign_open(mut o: Open, p: &Caller, to: Option<&str>) -> Re
 
 /// `POST /cases/{id}/transitions` (`case.transition`): decided by the lifecycle (the seam for
 /// the workflow engine). Answers the case and the new history entry.
-///
-/// The case's obstacles (a pending request, open mandatory tasks) are first checked as a
-/// condition of the statement that writes the move ([`Check::Joined`]), which saves PostgreSQL
-/// a round trip. A move refused for any reason is tried once more with them read first
-/// ([`Check::First`]): that answers exactly what the refusal is (409 `request_pending` before
-/// any other), and the first try changed nothing.
 pub async fn transition(
     svc: &Services,
     p: &Caller,
@@ -1284,45 +1279,8 @@ pub async fn transition(
         .filter(|r| !r.trim().is_empty())
         .map(|r| validate::text("reason", r, MAX_REASON_CHARS))
         .transpose()?;
-    let asked = || reason.clone();
-    match move_case(svc, p, id, to, asked(), expected, Check::Joined).await {
-        Err(e) if e.code.http_status() < 500 => {
-            move_case(svc, p, id, to, asked(), expected, Check::First).await
-        }
-        done => done,
-    }
-}
-
-/// When [`transition`] checks the case's obstacles.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Check {
-    /// Read after the case's lock, before anything else: each refusal answered as it is.
-    First,
-    /// A condition of the move's last statement (`store::defer_free_to_leave`).
-    Joined,
-}
-
-async fn move_case(
-    svc: &Services,
-    p: &Caller,
-    id: &str,
-    to: &str,
-    reason: Option<String>,
-    expected: Option<i64>,
-    check: Check,
-) -> Result<Moved> {
     let mut o = open(svc, p, id, expected).await?;
-    let (tenant, case) = (p.tenant_id, o.before.id);
-    let found = match check {
-        Check::First => store::obstacles(&mut *o.tx, tenant, case, &o.before.status).await?,
-        Check::Joined => {
-            store::defer_free_to_leave(&mut *o.tx, tenant, case, &o.before.status).await?;
-            store::Obstacles {
-                pending_request: None,
-                blocking_tasks: false,
-            }
-        }
-    };
+    let found = store::obstacles(&mut *o.tx, p.tenant_id, o.before.id, &o.before.status).await?;
     // While approvers decide, the case takes no other move (whatever the rules would say).
     if let Some(q) = found.pending_request {
         return Err(approvals::request_pending(Some(q)));

@@ -11,7 +11,6 @@
 #![forbid(unsafe_code)]
 
 use async_trait::async_trait;
-use casegate_store::deferred::{self, Step};
 use casegate_store::{
     Conn, Database, Dialect, PoolStats, Row, StoreError, StoreResult, Subscription, Tx, Val,
 };
@@ -294,27 +293,8 @@ impl Conn for PooledConn {
     }
 }
 
-/// A transaction (READ COMMITTED; commands take row locks where they need them), with the
-/// steps deferred to its next statement (`casegate_store::deferred`).
-struct PgTx {
-    tx: Transaction<'static, Postgres>,
-    waiting: Vec<Step>,
-}
-
-impl PgTx {
-    /// Runs the waiting steps, as one statement, before any other.
-    async fn flush(&mut self) -> StoreResult<()> {
-        if self.waiting.is_empty() {
-            return Ok(());
-        }
-        let steps = std::mem::take(&mut self.waiting);
-        let (sql, args) = deferred::joined(&steps, None);
-        let row = fetch_optional(&mut self.tx, &sql, &args)
-            .await?
-            .ok_or_else(|| StoreError::Other("deferred steps answered no row".into()))?;
-        deferred::check(&steps, &row)
-    }
-}
+/// A transaction (READ COMMITTED; commands take row locks where they need them).
+struct PgTx(Transaction<'static, Postgres>);
 
 #[async_trait]
 impl Conn for PgTx {
@@ -322,30 +302,23 @@ impl Conn for PgTx {
         Dialect::Postgres
     }
     async fn execute(&mut self, sql: &str, args: &[Val]) -> StoreResult<u64> {
-        self.flush().await?;
-        execute(&mut self.tx, sql, args).await
+        execute(&mut self.0, sql, args).await
     }
     async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
-        self.flush().await?;
-        fetch_all(&mut self.tx, sql, args).await
+        fetch_all(&mut self.0, sql, args).await
     }
     async fn fetch_optional(&mut self, sql: &str, args: &[Val]) -> StoreResult<Option<Row>> {
-        self.flush().await?;
-        fetch_optional(&mut self.tx, sql, args).await
-    }
-    fn deferred(&mut self) -> Option<&mut Vec<Step>> {
-        Some(&mut self.waiting)
+        fetch_optional(&mut self.0, sql, args).await
     }
 }
 
 #[async_trait]
 impl Tx for PgTx {
-    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
-        self.flush().await?;
-        self.tx.commit().await.map_err(map_err)
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.0.commit().await.map_err(map_err)
     }
     async fn rollback(self: Box<Self>) -> StoreResult<()> {
-        self.tx.rollback().await.map_err(map_err)
+        self.0.rollback().await.map_err(map_err)
     }
 }
 
@@ -384,10 +357,7 @@ impl Database for PgDb {
         )))
     }
     async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-        Ok(Box::new(PgTx {
-            tx: self.pool.begin().await.map_err(map_err)?,
-            waiting: Vec::new(),
-        }))
+        Ok(Box::new(PgTx(self.pool.begin().await.map_err(map_err)?)))
     }
     async fn migrate(&self) -> StoreResult<()> {
         migrator()

@@ -1,7 +1,6 @@
 //! The audit trail's storage: events (append-only, enforced by triggers on both backends), the
 //! per-tenant chain head that serialises appends, and signed checkpoints. Hashing and
 //! verification are pure and live in `casegate_domain::audit`.
-use crate::deferred::{self, Tail};
 use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, page_clause};
 use casegate_domain::audit::{Unsealed, hex};
 use casegate_domain::ids::TenantId;
@@ -83,7 +82,6 @@ async fn lock_head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<(i64, Stri
 /// (`sha256` is built in), inserts it and moves the head in one statement, so the tenant's head
 /// stays locked for that statement and the commit only: every writer of the tenant queues on
 /// it, and a second round trip (with the server's work between the two) held them all up.
-/// The writes the transaction deferred ([`crate::deferred`]) run in that statement too.
 /// SQLite (one in-process writer, already serialised by `BEGIN IMMEDIATE`) reads the head and
 /// seals the record here.
 pub async fn append(
@@ -91,23 +89,16 @@ pub async fn append(
     mut e: StoredAudit,
     record: &Unsealed,
 ) -> StoreResult<StoredAudit> {
-    // The head locked, the record joined at it and hashed, inserted, the head moved; one row
-    // (of nulls when the tenant has no head yet).
-    const APPEND_PG: Tail = Tail {
-        ctes: "head AS (\
+    const APPEND_PG: &str = "WITH head AS (\
          SELECT seq + 1 AS seq, hash AS prev FROM audit_heads WHERE tenant_id = $1 FOR UPDATE), \
          sealed AS (SELECT seq, prev, $9 || prev || $10 || seq::text || $11 AS record FROM head), \
          appended AS (INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, \
          actor_id, action, entity_type, entity_id, record, hash) \
          SELECT $1, seq, $2, $3, $4, $5, $6, $7, $8, record, \
          encode(sha256(decode(prev, 'hex') || convert_to(record, 'UTF8')), 'hex') FROM sealed \
-         RETURNING seq, record, hash), \
-         moved AS (UPDATE audit_heads h SET seq = a.seq, hash = a.hash FROM appended a \
-         WHERE h.tenant_id = $1 RETURNING a.seq, a.record, a.hash)",
-        args: &[],
-        cols: "m.seq, m.record, m.hash",
-        from: "FROM (SELECT 1) AS one LEFT JOIN moved m ON true",
-    };
+         RETURNING seq, record, hash) \
+         UPDATE audit_heads h SET seq = a.seq, hash = a.hash FROM appended a \
+         WHERE h.tenant_id = $1 RETURNING a.seq, a.record, a.hash";
     const INSERT_SQLITE: &str = "INSERT INTO audit_events (tenant_id, event_id, occurred_at, \
          actor, actor_id, action, entity_type, entity_id, seq, record, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -138,22 +129,11 @@ pub async fn append(
             record.middle.as_str().into(),
             record.tail.as_str().into(),
         ]);
-        // The transaction's deferred writes go in the same statement (`crate::deferred`).
-        let steps = c.deferred().map(std::mem::take).unwrap_or_default();
-        let tail = Tail {
-            args: &args,
-            ..APPEND_PG
-        };
-        let (sql, all) = deferred::joined(&steps, Some(tail));
-        let r = c.fetch_one(&sql, &all).await?;
-        deferred::check(&steps, &r)?;
-        let mut r = r.opt_int("seq")?.is_some().then_some(r);
+        let mut r = c.fetch_optional(APPEND_PG, &args).await?;
         if r.is_none() {
             // The tenant's first event: create the genesis head, then append at it.
             lock_head(c, e.tenant_id).await?;
-            let (sql, all) = deferred::joined(&[], Some(tail));
-            let again = c.fetch_one(&sql, &all).await?;
-            r = again.opt_int("seq")?.is_some().then_some(again);
+            r = c.fetch_optional(APPEND_PG, &args).await?;
         }
         let r = r.ok_or_else(|| StoreError::Other("audit head missing after creation".into()))?;
         (e.seq, e.record, e.hash) = (r.int("seq")?, r.text("record")?, r.text("hash")?);

@@ -1,7 +1,6 @@
 //! The investigation record of a case: comments, attachments, activities, status history and
 //! relations (append-only: the database refuses UPDATE and DELETE), and the parties relations
 //! point at. Entries of one case are ordered by `seq`, handed out under the case's row lock.
-use crate::deferred::{self, Step};
 use crate::{Conn, Dialect, Row, StoreResult, Val};
 use casegate_domain::ids::{CaseId, PartyId, TenantId};
 use serde_json::Value as Json;
@@ -344,13 +343,13 @@ pub async fn activities(
     .collect()
 }
 
-/// Inserts a status history entry (deferred: [`crate::deferred`]).
+/// Inserts a status history entry.
 pub async fn add_history(c: &mut dyn Conn, tenant: TenantId, h: &HistoryEntry) -> StoreResult<()> {
-    let step = Step::write(
+    c.execute(
         "INSERT INTO case_status_history (tenant_id, id, case_id, seq, from_status, to_status, rule_id, request_id, \
          actor_id, actor_label, reason, approvals, requested_at, approval_requested_at, approval_completed_at, effective_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        vec![
+        &[
             tenant.into(),
             h.id.into(),
             h.case_id.into(),
@@ -368,10 +367,9 @@ pub async fn add_history(c: &mut dyn Conn, tenant: TenantId, h: &HistoryEntry) -
             h.approval_completed_at.into(),
             h.effective_at.into(),
         ],
-        1,
-        "case_status_history: one row",
-    );
-    deferred::defer(c, step).await
+    )
+    .await
+    .map(drop)
 }
 
 /// A case's status history, oldest first.

@@ -1,7 +1,6 @@
 //! Case rows: insert, read (with the assignee's and escalation target's emails and the linked
 //! alerts), compare-and-swap update, list and search, per-tenant reference numbers and the side
 //! table that serves equality filters on indexed custom fields.
-use crate::deferred::{self, Step};
 use crate::{
     Conn, Dialect, Reader, Row, StoreError, StoreResult, Val, Where, page_clause, value_lists_of,
 };
@@ -202,9 +201,12 @@ pub async fn reserve_numbers(
     Ok(last - n + 1)
 }
 
-/// The columns a case's update writes, from `title` to `detected_at`, in table order.
-fn changeable(k: &StoredCase) -> [Val; 18] {
-    [
+fn insert_args(k: &StoredCase) -> Vec<Val> {
+    vec![
+        k.tenant_id.into(),
+        k.id.into(),
+        k.reference.as_str().into(),
+        k.case_type.as_str().into(),
         k.title.as_str().into(),
         k.status.as_str().into(),
         k.priority.as_str().into(),
@@ -223,26 +225,13 @@ fn changeable(k: &StoredCase) -> [Val; 18] {
         k.escalated.into(),
         k.escalated_to.into(),
         k.detected_at.into(),
-    ]
-}
-
-fn insert_args(k: &StoredCase) -> Vec<Val> {
-    let mut args = vec![
-        k.tenant_id.into(),
-        k.id.into(),
-        k.reference.as_str().into(),
-        k.case_type.as_str().into(),
-    ];
-    args.extend(changeable(k));
-    args.extend([
         k.created_by.into(),
         k.created_by_label.as_str().into(),
         k.created_at.into(),
         k.updated_at.into(),
         k.version.into(),
         k.entry_seq.into(),
-    ]);
-    args
+    ]
 }
 
 const INSERT_COLS: &str = "tenant_id, id, reference, case_type, title, status, priority, score, assigned_to, \
@@ -399,59 +388,45 @@ pub async fn obstacles(
     })
 }
 
-const UPDATE: &str = "UPDATE cases SET title = $4, status = $5, priority = $6, score = $7, \
-     assigned_to = $8, business_unit = $9, fields = $10, reasons = $11, notes = $12, source = $13, \
-     screening_id = $14, subject_id = $15, parent_case_id = $16, disposition = $17, \
-     disposition_reason = $18, escalated = $19, escalated_to = $20, detected_at = $21, \
-     updated_at = $22, version = $23, entry_seq = $24 WHERE tenant_id = $1 AND id = $2 AND version = $3";
-
-fn update_args(k: &StoredCase, expected: i64) -> Vec<Val> {
-    let mut args = vec![k.tenant_id.into(), k.id.into(), expected.into()];
-    args.extend(changeable(k));
-    args.extend([k.updated_at.into(), k.version.into(), k.entry_seq.into()]);
-    args
-}
-
 /// Writes every changeable column of `k` if the stored version is still `expected`; bumps
 /// nothing itself (the caller sets `k.version`). Returns whether the row was written.
 pub async fn update(c: &mut dyn Conn, k: &StoredCase, expected: i64) -> StoreResult<bool> {
-    Ok(c.execute(UPDATE, &update_args(k, expected)).await? == 1)
-}
-
-/// [`update`] of a case the transaction holds locked ([`lock`]), whose version therefore is
-/// `expected`: deferred ([`crate::deferred`]), failing the transaction if it was not.
-pub async fn update_held(c: &mut dyn Conn, k: &StoredCase, expected: i64) -> StoreResult<()> {
-    let step = Step::write(
-        UPDATE,
-        update_args(k, expected),
-        1,
-        "cases: the held case at its version",
-    );
-    deferred::defer(c, step).await
-}
-
-/// What [`defer_free_to_leave`] fails with.
-pub const NOT_FREE_TO_LEAVE: &str = "cases: a pending request or open mandatory task";
-
-/// Fails the transaction, with `Conflict` [`NOT_FREE_TO_LEAVE`], if case `case` has a pending
-/// request or open mandatory tasks holding it in `status`: [`obstacles`] as a condition,
-/// deferred ([`crate::deferred`]) to the statement that writes the move. Checked under the
-/// case's lock, in a statement after the locking read, as [`obstacles`] is.
-pub async fn defer_free_to_leave(
-    c: &mut dyn Conn,
-    tenant: TenantId,
-    case: CaseId,
-    status: &str,
-) -> StoreResult<()> {
-    let step = Step::check(
-        "SELECT 1 AS free WHERE NOT EXISTS (SELECT 1 FROM transition_requests q \
-         WHERE q.tenant_id = $1 AND q.case_id = $2 AND q.status = 'pending') \
-         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.tenant_id = $1 AND t.case_id = $2 \
-         AND t.status = 'open' AND t.mandatory AND t.blocks_status = $3)",
-        vec![tenant.into(), case.into(), status.into()],
-        NOT_FREE_TO_LEAVE,
-    );
-    deferred::defer(c, step).await
+    let n = c
+        .execute(
+            "UPDATE cases SET title = $4, status = $5, priority = $6, score = $7, assigned_to = $8, \
+             business_unit = $9, fields = $10, reasons = $11, notes = $12, source = $13, screening_id = $14, \
+             subject_id = $15, parent_case_id = $16, disposition = $17, disposition_reason = $18, \
+             escalated = $19, escalated_to = $20, detected_at = $21, updated_at = $22, version = $23, \
+             entry_seq = $24 WHERE tenant_id = $1 AND id = $2 AND version = $3",
+            &[
+                k.tenant_id.into(),
+                k.id.into(),
+                expected.into(),
+                k.title.as_str().into(),
+                k.status.as_str().into(),
+                k.priority.as_str().into(),
+                k.score.into(),
+                k.assigned_to.into(),
+                k.business_unit.clone().into(),
+                Json::Object(k.fields.clone()).into(),
+                Json::from(k.reasons.clone()).into(),
+                k.notes.clone().into(),
+                k.source.clone().into(),
+                k.screening_id.clone().into(),
+                k.subject_id.clone().into(),
+                k.parent_case_id.into(),
+                k.disposition.clone().into(),
+                k.disposition_reason.clone().into(),
+                k.escalated.into(),
+                k.escalated_to.into(),
+                k.detected_at.into(),
+                k.updated_at.into(),
+                k.version.into(),
+                k.entry_seq.into(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 /// Records activity on a case that does not change its fields (a comment, an attachment): the

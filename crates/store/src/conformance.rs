@@ -63,7 +63,6 @@ macro_rules! conformance_suite {
             concurrent_writers_all_commit,
             audit_rows_cannot_be_updated_or_deleted,
             concurrent_audit_appends_form_one_chain,
-            deferred_writes_land_before_what_follows_or_fail_it,
             case_lists_count_up_to_the_cap_and_page_stably,
             bulk_inserts_store_every_case_under_its_own_words,
             a_lock_that_waited_reads_the_change_in_full,
@@ -450,14 +449,6 @@ async fn append_event(
     tenant: TenantId,
     action: &str,
 ) -> crate::audit::StoredAudit {
-    try_append_event(c, tenant, action).await.unwrap()
-}
-
-async fn try_append_event(
-    c: &mut dyn crate::Conn,
-    tenant: TenantId,
-    action: &str,
-) -> crate::StoreResult<crate::audit::StoredAudit> {
     use casegate_domain::audit::{AuditRecord, Unsealed};
     let event_id = Uuid::new_v4();
     let record = AuditRecord {
@@ -488,7 +479,9 @@ async fn try_append_event(
         record: String::new(),
         hash: String::new(),
     };
-    audit::append(c, e, &Unsealed::of(&record).unwrap()).await
+    audit::append(c, e, &Unsealed::of(&record).unwrap())
+        .await
+        .unwrap()
 }
 
 /// The database itself refuses to change or remove audit events and checkpoints.
@@ -1350,73 +1343,6 @@ pub async fn tasks_block_their_status_and_generated_ones_are_unique(db: Arc<dyn 
 }
 
 /// A `case.status_changed` event of `tenant` committed at `at`, carrying `actions`.
-/// Writes deferred to the next statement (`crate::deferred`; PostgreSQL transactions keep
-/// them, elsewhere they run at once): the transaction's next read sees them; they join its
-/// audit append, a tenant's first too, and commit with it. A step off its row count, a write
-/// or a condition, fails the statement that runs it with its own name, and its transaction
-/// keeps nothing.
-pub async fn deferred_writes_land_before_what_follows_or_fail_it(db: Arc<dyn Database>) {
-    use crate::deferred::{self, Step};
-    use crate::outbox;
-    let (t, _) = setup(&*db, "bank").await;
-    let ids =
-        |events: Vec<outbox::OutboxEvent>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
-    let positive = |n: i64| Step::check("SELECT 1 AS one WHERE $1 > 0", vec![n.into()], "positive");
-    let first = outbox_event(t.id, None, T0);
-    let second = outbox_event(t.id, None, T0 + Duration::seconds(1));
-    let mut tx = db.begin().await.unwrap();
-    outbox::insert(&mut *tx, &first).await.unwrap();
-    let seen = outbox::by_type(&mut *tx, t.id, "case.status_changed")
-        .await
-        .unwrap();
-    assert_eq!(ids(seen), vec![first.id]);
-    outbox::insert(&mut *tx, &second).await.unwrap();
-    deferred::defer(&mut *tx, positive(1)).await.unwrap();
-    assert_eq!(append_event(&mut *tx, t.id, "case.updated").await.seq, 1);
-    tx.commit().await.unwrap();
-
-    let nowhere = || {
-        Step::write(
-            "UPDATE outbox SET attempts = attempts WHERE tenant_id = $1 AND id = $2",
-            vec![t.id.into(), Uuid::new_v4().into()],
-            1,
-            "the missing event",
-        )
-    };
-    for (step, name, then_audit) in [
-        (positive(0), "positive", false),
-        (positive(-1), "positive", true),
-        (nowhere(), "the missing event", false),
-        (nowhere(), "the missing event", true),
-    ] {
-        let mut tx = db.begin().await.unwrap();
-        outbox::insert(&mut *tx, &outbox_event(t.id, None, T0))
-            .await
-            .unwrap();
-        let failed = match deferred::defer(&mut *tx, step).await {
-            Err(e) => Err(e),
-            Ok(()) if then_audit => try_append_event(&mut *tx, t.id, "case.updated")
-                .await
-                .map(drop),
-            Ok(()) => tx.fetch_all("SELECT 1 AS one", &[]).await.map(drop),
-        };
-        match failed {
-            Err(crate::StoreError::Conflict { constraint }) => assert_eq!(constraint, name),
-            other => panic!("{name}: {other:?}"),
-        }
-        drop(tx);
-    }
-    let mut c = db.conn().await.unwrap();
-    let kept = outbox::by_type(&mut *c, t.id, "case.status_changed")
-        .await
-        .unwrap();
-    assert_eq!(ids(kept), vec![first.id, second.id]);
-    assert_eq!(
-        audit::head(&mut *c, t.id).await.unwrap().map(|h| h.0),
-        Some(1)
-    );
-}
-
 fn outbox_event(
     tenant: TenantId,
     actions: Option<serde_json::Value>,

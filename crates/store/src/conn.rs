@@ -384,11 +384,6 @@ pub trait Conn: Send {
             .await?
             .ok_or(StoreError::NotFound)
     }
-    /// The steps waiting for this connection's next statement ([`crate::deferred`]): a
-    /// PostgreSQL transaction keeps them; elsewhere (`None`) a step runs at once.
-    fn deferred(&mut self) -> Option<&mut Vec<crate::deferred::Step>> {
-        None
-    }
 }
 
 /// An open transaction. Dropping it without `commit` rolls it back, so an error anywhere in a

@@ -3,8 +3,6 @@
 //! # Layout
 //! - [`conn`]: the [`Database`] trait (pool, transactions, health) and the [`Conn`]/[`Tx`]
 //!   traits each backend crate implements, plus [`Val`]/[`Row`], the small typed value layer.
-//! - [`deferred`]: writes deferred to a transaction's next statement, so a command's writes
-//!   reach PostgreSQL in one round trip.
 //! - [`error`]: [`StoreError`] (`NotFound`, `Conflict { constraint }`, `Other`), translated from
 //!   the driver in each backend crate, and its mapping to the service error.
 //! - [`tenants`], [`users`], [`api_keys`], [`sessions`]: repositories. Every function takes a
@@ -40,7 +38,6 @@ pub mod case_types;
 pub mod cases;
 pub mod conformance;
 pub mod conn;
-pub mod deferred;
 pub mod error;
 pub mod exports;
 pub mod notifications;

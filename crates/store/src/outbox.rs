@@ -3,7 +3,6 @@
 //! an event carrying `actions` (a rule's post-actions) is claimed under a lease, its actions run
 //! each in a transaction of its own that also writes a [`PostActionRun`] (so a retried event
 //! skips what already ran), and it is then marked dispatched.
-use crate::deferred::{self, Step};
 use crate::{Conn, Row, StoreResult};
 use casegate_domain::ids::TenantId;
 use serde_json::Value;
@@ -51,12 +50,12 @@ fn from_row(r: &Row) -> StoreResult<OutboxEvent> {
     })
 }
 
-/// Adds an event in the caller's transaction (deferred: [`crate::deferred`]).
+/// Adds an event in the caller's transaction.
 pub async fn insert(c: &mut dyn Conn, e: &OutboxEvent) -> StoreResult<()> {
-    let step = Step::write(
+    c.execute(
         "INSERT INTO outbox (tenant_id, id, event_type, created_at, data, actions) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-        vec![
+        &[
             e.tenant_id.into(),
             e.id.into(),
             e.event_type.as_str().into(),
@@ -64,10 +63,9 @@ pub async fn insert(c: &mut dyn Conn, e: &OutboxEvent) -> StoreResult<()> {
             e.data.clone().into(),
             e.actions.clone().into(),
         ],
-        1,
-        "outbox: one row",
-    );
-    deferred::defer(c, step).await
+    )
+    .await
+    .map(drop)
 }
 
 /// `tenant`'s events of one type, oldest first.
