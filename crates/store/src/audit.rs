@@ -105,14 +105,6 @@ pub async fn append(
     // The head moves only from the event's predecessor: a writer without the head lock fails.
     const MOVE_HEAD_SQLITE: &str =
         "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1 AND seq = $2 - 1";
-    let pg = c.dialect() == Dialect::Postgres;
-    if !pg {
-        let (seq, prev) = lock_head(c, e.tenant_id).await?;
-        let (r, hash) = record
-            .seal(seq + 1, &prev)
-            .ok_or_else(|| StoreError::Other("audit head hash is not hex".into()))?;
-        (e.seq, e.record, e.hash) = (seq + 1, r, hex(&hash));
-    }
     let mut args = vec![
         e.tenant_id.into(),
         e.event_id.into(),
@@ -123,7 +115,7 @@ pub async fn append(
         e.entity_type.as_str().into(),
         e.entity_id.clone().into(),
     ];
-    if pg {
+    if c.dialect() == Dialect::Postgres {
         args.extend([
             record.head.as_str().into(),
             record.middle.as_str().into(),
@@ -139,6 +131,11 @@ pub async fn append(
         (e.seq, e.record, e.hash) = (r.int("seq")?, r.text("record")?, r.text("hash")?);
         return Ok(e);
     }
+    let (seq, prev) = lock_head(c, e.tenant_id).await?;
+    let (r, hash) = record
+        .seal(seq + 1, &prev)
+        .ok_or_else(|| StoreError::Other("audit head hash is not hex".into()))?;
+    (e.seq, e.record, e.hash) = (seq + 1, r, hex(&hash));
     args.extend([
         e.seq.into(),
         e.record.as_str().into(),
