@@ -195,6 +195,15 @@ fn valid_status_key(k: &str) -> bool {
 }
 
 impl Lifecycle {
+    /// Whether any rule has an expression (`applies_when` or a precondition), that is, whether
+    /// deciding a move reads [`Asking::scope`] at all. Building a scope serialises the case and
+    /// converts it for CEL; a workflow without expressions need not pay for it on every move.
+    pub fn reads_scope(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.applies_when.is_some() || !r.preconditions.is_empty())
+    }
+
     /// A lifecycle from `(key, category)` pairs; labels are derived from the keys.
     pub fn of(statuses: &[(&str, Category)], initial: &str) -> Self {
         Self {
@@ -1229,6 +1238,54 @@ mod tests {
             offers.iter().map(|o| o.to.as_str()).collect::<Vec<_>>(),
             ["review"]
         );
+    }
+
+    #[test]
+    fn only_workflows_with_expressions_read_the_scope() {
+        let mut l = ruled();
+        assert!(l.reads_scope());
+        for r in &mut l.rules {
+            r.applies_when = None;
+        }
+        assert!(l.reads_scope(), "preconditions alone read the scope");
+        for r in &mut l.rules {
+            r.preconditions.clear();
+        }
+        assert!(!l.reads_scope());
+        let mut fixed = l.clone();
+        fixed.rules.clear();
+        assert!(!fixed.reads_scope());
+        // Without expressions, an empty scope decides every move as the case's own would
+        // (the service builds no scope then).
+        let empty = Scope::new(
+            &Value::Null,
+            &Value::Null,
+            time::macros::datetime!(2026-06-01 12:00 UTC),
+        );
+        let full = case_scope("critical", json!(["x"]));
+        let statuses: Vec<String> = l.statuses.iter().map(|s| s.key.clone()).collect();
+        for roles in [
+            vec!["analyst".to_string()],
+            vec!["senior_analyst".to_string()],
+        ] {
+            for from in &statuses {
+                for to in &statuses {
+                    for reason in [None, Some("why")] {
+                        let a = l.decide(from, to, reason, &asking(&roles, &empty));
+                        let b = l.decide(from, to, reason, &asking(&roles, &full));
+                        assert_eq!(
+                            a.map_err(|e| e.code),
+                            b.map_err(|e| e.code),
+                            "{from} → {to}"
+                        );
+                    }
+                }
+                assert_eq!(
+                    l.offers(from, &asking(&roles, &empty)),
+                    l.offers(from, &asking(&roles, &full))
+                );
+            }
+        }
     }
 
     #[test]

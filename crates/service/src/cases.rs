@@ -664,7 +664,7 @@ pub async fn transitions(svc: &Services, p: &Caller, id: &str) -> Result<Vec<Tra
         .await?
         .ok_or_else(|| case_types::missing(&k.case_type))?;
     let now = svc.clock.now();
-    let scope = scope_of(p, &k, now)?;
+    let scope = scope_of(p, &k, &ty.workflow, now)?;
     let asking = Asking {
         roles: &p.roles,
         scope: &scope,
@@ -703,8 +703,17 @@ pub async fn transitions(svc: &Services, p: &Caller, id: &str) -> Result<Vec<Tra
         .collect())
 }
 
-/// What workflow expressions see: the case as the API shows it, the caller and the time.
-fn scope_of(p: &Caller, k: &StoredCase, now: OffsetDateTime) -> Result<Scope> {
+/// What workflow expressions see: the case as the API shows it, the caller and the time. Empty
+/// when `workflow` has no expression to evaluate (nothing reads it).
+fn scope_of(
+    p: &Caller,
+    k: &StoredCase,
+    workflow: &Lifecycle,
+    now: OffsetDateTime,
+) -> Result<Scope> {
+    if !workflow.reads_scope() {
+        return Ok(Scope::new(&Value::Null, &Value::Null, now));
+    }
     let case = serde_json::to_value(CaseView::from(k.clone())).map_err(Error::internal)?;
     let actor = json!({ "id": p.user_id.to_string(), "email": p.email, "roles": p.roles });
     Ok(Scope::new(&case, &actor, now))
@@ -1301,7 +1310,7 @@ pub async fn transition(
         )
         .with_param("to"));
     }
-    let scope = scope_of(p, &k, o.now)?;
+    let scope = scope_of(p, &k, &o.ty.workflow, o.now)?;
     let asking = Asking {
         roles: &p.roles,
         scope: &scope,

@@ -101,12 +101,32 @@ pub(crate) async fn send(
     Ok(added)
 }
 
+/// The event types people are told of ([`of_event`] reads their `data`).
+const TOLD: &[&str] = &[
+    "approval.requested",
+    "approval.reminder",
+    "approval.escalated",
+    "transition.approved",
+    "transition.rejected",
+    "transition.expired",
+    "case.assigned",
+    "task.created",
+];
+
+/// Whether [`of_event`] reads an event of this type (the fan-out then reads its `data`).
+pub(crate) fn tells_of(event_type: &str) -> bool {
+    TOLD.contains(&event_type)
+}
+
 /// Writes the messages that the outbox event `e` owes people. The dispatcher calls this when
 /// it fans the event out, after the command committed (DESIGN.md principle 3: off the
 /// command's hot path and its locks), in the fan-out transaction; messages are keyed by the
 /// event id, so a repeated fan-out writes nothing twice. Events nobody needs to hear of cost
 /// nothing. Readers are active users of the tenant only.
 pub(crate) async fn of_event(c: &mut dyn Conn, e: &OutboxEvent) -> Result<()> {
+    if !tells_of(&e.event_type) {
+        return Ok(());
+    }
     let (tenant, data) = (e.tenant_id, &e.data);
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let req = &data["request"];
@@ -313,4 +333,17 @@ pub async fn mark_read(svc: &Services, p: &Caller, id: &str) -> Result<Notificat
     }
     tx.commit().await?;
     Ok(n.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn told_events_are_known_event_types() {
+        for t in TOLD {
+            assert!(casegate_domain::events::is_known(t), "{t}");
+        }
+        assert!(tells_of("case.assigned") && !tells_of("case.status_changed"));
+    }
 }

@@ -877,20 +877,20 @@ fn wants(w: &Webhook, event_type: &str) -> bool {
 pub async fn fan_out(svc: &Services) -> Result<u64> {
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let batch = outbox::take_for_fan_out(&mut *tx, now, FAN_OUT_BATCH).await?;
+    let mut batch = outbox::take_for_fan_out(&mut *tx, now, FAN_OUT_BATCH).await?;
     if batch.is_empty() {
         return Ok(0);
     }
     let tenants: Vec<TenantId> = batch.iter().map(|e| e.tenant_id).collect();
     let hooks = store::active_of(&mut *tx, &tenants).await?;
+    // The batch comes without the events' bodies; only those going somewhere are read.
+    outbox::fill_data(&mut *tx, &mut batch, |e| {
+        crate::notifications::tells_of(&e.event_type) || hooks_for(&hooks, e).next().is_some()
+    })
+    .await?;
     let mut deliveries = Vec::new();
     for e in &batch {
-        for w in hooks.get(&e.tenant_id).into_iter().flatten() {
-            // `ping` goes only to the registration it tests (queued by `create`).
-            if e.event_type != "ping" && wants(w, &e.event_type) {
-                deliveries.push(new_delivery(w, e, now));
-            }
-        }
+        deliveries.extend(hooks_for(&hooks, e).map(|w| new_delivery(w, e, now)));
         crate::notifications::of_event(&mut *tx, e).await?;
     }
     // The batch's deliveries go in a few statements, not one per event: at a backlog, round
@@ -898,6 +898,19 @@ pub async fn fan_out(svc: &Services) -> Result<u64> {
     store::insert_deliveries(&mut *tx, &deliveries).await?;
     tx.commit().await?;
     Ok(batch.len() as u64)
+}
+
+/// The registrations of `hooks` that `e` goes to. `ping` goes only to the registration it
+/// tests (queued by `create`).
+fn hooks_for<'a>(
+    hooks: &'a HashMap<TenantId, Vec<Webhook>>,
+    e: &'a OutboxEvent,
+) -> impl Iterator<Item = &'a Webhook> {
+    hooks
+        .get(&e.tenant_id)
+        .into_iter()
+        .flatten()
+        .filter(|w| e.event_type != "ping" && wants(w, &e.event_type))
 }
 
 /// What one attempt came to.

@@ -74,7 +74,8 @@ macro_rules! conformance_suite {
             notification_emails_are_claimed_once_under_a_lease,
             sars_join_their_work_item_and_warnings_are_claimed_once,
             webhook_claims_take_the_oldest_due_in_case_order,
-            fan_out_settles_plain_events_and_reads_hooks_of_many_tenants
+            fan_out_settles_plain_events_and_reads_hooks_of_many_tenants,
+            fan_out_reads_the_bodies_it_is_asked_for
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -1917,6 +1918,51 @@ fn webhook(tenant: TenantId, url: &str, at: OffsetDateTime) -> crate::webhooks::
 /// an earlier version fanned out without settling is reported and settled, and the active
 /// registrations of a round's tenants are read for many tenants at once: each tenant's own,
 /// once, oldest first, none that is off or deleted, none of a tenant outside the list.
+/// The fan-out takes events without their bodies and reads those of the events it names, of
+/// each tenant, in statements of a fixed size.
+pub async fn fan_out_reads_the_bodies_it_is_asked_for(db: Arc<dyn Database>) {
+    use crate::outbox;
+    let (a, _) = setup(&*db, "bank").await;
+    let (b, _) = setup(&*db, "other").await;
+    let mut c = db.conn().await.unwrap();
+    let mut sent = Vec::new();
+    for i in 0..100 {
+        let mut e = outbox_event(
+            if i % 2 == 0 { a.id } else { b.id },
+            None,
+            T0 + Duration::seconds(i),
+        );
+        e.data = json!({ "case": { "n": i, "title": format!("case \"{i}\" ✓") } });
+        outbox::insert(&mut *c, &e).await.unwrap();
+        sent.push(e);
+    }
+    let now = T0 + Duration::minutes(5);
+    let mut taken = outbox::take_for_fan_out(&mut *c, now, 200).await.unwrap();
+    assert_eq!(taken.len(), 100);
+    assert!(
+        taken.iter().all(|e| e.data.is_null()),
+        "taken without bodies"
+    );
+    // Two in three, from both tenants: more than two statements' worth.
+    let wanted = |e: &outbox::OutboxEvent| (e.created_at - T0).whole_seconds() % 3 != 0;
+    outbox::fill_data(&mut *c, &mut taken, wanted)
+        .await
+        .unwrap();
+    for (got, sent) in taken.iter().zip(&sent) {
+        assert_eq!(got.id, sent.id, "in commit order");
+        if wanted(sent) {
+            assert_eq!(got.data, sent.data);
+        } else {
+            assert!(got.data.is_null(), "{} not read", got.id);
+        }
+    }
+    let mut none = outbox::take_for_fan_out(&mut *c, now, 100).await.unwrap();
+    outbox::fill_data(&mut *c, &mut none, |_| true)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
 pub async fn fan_out_settles_plain_events_and_reads_hooks_of_many_tenants(db: Arc<dyn Database>) {
     use crate::outbox::{self, Due};
     use crate::webhooks as w;

@@ -36,13 +36,24 @@ pub struct OutboxEvent {
 const COLS: &str =
     "tenant_id, id, event_type, created_at, data, actions, dispatched_at, attempts, last_error";
 
+/// [`COLS`] but `data`: what the fan-out reads of every event it takes ([`take_for_fan_out`]).
+const HEAD_COLS: &str =
+    "tenant_id, id, event_type, created_at, actions, dispatched_at, attempts, last_error";
+
 fn from_row(r: &Row) -> StoreResult<OutboxEvent> {
+    let mut e = head_row(r)?;
+    e.data = r.json("data")?;
+    Ok(e)
+}
+
+/// An event read without its `data` (left `null`).
+fn head_row(r: &Row) -> StoreResult<OutboxEvent> {
     Ok(OutboxEvent {
         tenant_id: TenantId(r.uuid("tenant_id")?),
         id: r.uuid("id")?,
         event_type: r.text("event_type")?,
         created_at: r.time("created_at")?,
-        data: r.json("data")?,
+        data: Value::Null,
         actions: Some(r.json("actions")?).filter(|a| !a.is_null()),
         dispatched_at: r.opt_time("dispatched_at")?,
         attempts: r.int("attempts")?,
@@ -108,6 +119,11 @@ pub async fn settle_plain(c: &mut dyn Conn, now: OffsetDateTime, max: i64) -> St
 /// transaction, so a failure un-marks them. PostgreSQL skips events another dispatcher holds.
 /// An event carrying no work has nothing left to do once fanned out, so it is marked
 /// dispatched by the same update (one row version per event instead of two).
+///
+/// The events come without their `data` (`null`): most need none (no webhook of their tenant
+/// wants them and no notification reads them), and `data` is most of an event's bytes, which
+/// PostgreSQL would render as text and the dispatcher parse back for nothing. [`fill_data`]
+/// reads it for those that do.
 pub async fn take_for_fan_out(
     c: &mut dyn Conn,
     now: OffsetDateTime,
@@ -121,17 +137,62 @@ pub async fn take_for_fan_out(
                  WHEN actions IS NULL AND dispatched_at IS NULL THEN $1 ELSE dispatched_at END \
                  WHERE (tenant_id, id) IN (\
                  SELECT tenant_id, id FROM outbox WHERE fanned_out_at IS NULL \
-                 ORDER BY created_at, id LIMIT $2{lock}) RETURNING {COLS}"
+                 ORDER BY created_at, id LIMIT $2{lock}) RETURNING {HEAD_COLS}"
             ),
             &[now.into(), max.into()],
         )
         .await?
         .iter()
-        .map(from_row)
+        .map(head_row)
         .collect::<StoreResult<Vec<_>>>()?;
     // RETURNING gives no order; events are handed on in commit order.
     taken.sort_by_key(|e| (e.created_at, e.id));
     Ok(taken)
+}
+
+/// Events per statement of [`fill_data`]; a short chunk is padded with its first event (a
+/// repeated pair matches nothing more), so every statement has the same text and stays
+/// prepared.
+const EVENTS_PER_STATEMENT: usize = 32;
+
+/// Reads the `data` of each event of `events` for which `wanted` holds (events taken by
+/// [`take_for_fan_out`]).
+pub async fn fill_data(
+    c: &mut dyn Conn,
+    events: &mut [OutboxEvent],
+    wanted: impl Fn(&OutboxEvent) -> bool,
+) -> StoreResult<()> {
+    let keys: Vec<(TenantId, Uuid)> = events
+        .iter()
+        .filter(|e| wanted(e))
+        .map(|e| (e.tenant_id, e.id))
+        .collect();
+    let mut found = std::collections::HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(EVENTS_PER_STATEMENT) {
+        let mut args = Vec::with_capacity(2 * EVENTS_PER_STATEMENT);
+        let pairs: Vec<String> = (0..EVENTS_PER_STATEMENT)
+            .map(|i| {
+                let (t, id) = *chunk.get(i).unwrap_or(&chunk[0]);
+                crate::bind_row(&mut args, [t.into(), id.into()])
+            })
+            .collect();
+        let sql = format!(
+            "SELECT tenant_id, id, data FROM outbox WHERE (tenant_id, id) IN (VALUES {})",
+            pairs.join(", ")
+        );
+        for r in c.fetch_all(&sql, &args).await? {
+            found.insert(
+                (TenantId(r.uuid("tenant_id")?), r.uuid("id")?),
+                r.json("data")?,
+            );
+        }
+    }
+    for e in events {
+        if let Some(d) = found.remove(&(e.tenant_id, e.id)) {
+            e.data = d;
+        }
+    }
+    Ok(())
 }
 
 const DUE: &str = "dispatched_at IS NULL AND actions IS NOT NULL \
