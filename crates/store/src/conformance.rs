@@ -1914,10 +1914,6 @@ fn webhook(tenant: TenantId, url: &str, at: OffsetDateTime) -> crate::webhooks::
     }
 }
 
-/// Fan-out marks the plain events it takes dispatched (an event with work stays due), an event
-/// an earlier version fanned out without settling is reported and settled, and the active
-/// registrations of a round's tenants are read for many tenants at once: each tenant's own,
-/// once, oldest first, none that is off or deleted, none of a tenant outside the list.
 /// The fan-out takes events without their bodies and reads those of the events it names, of
 /// each tenant, in statements of a fixed size.
 pub async fn fan_out_reads_the_bodies_it_is_asked_for(db: Arc<dyn Database>) {
@@ -1963,6 +1959,10 @@ pub async fn fan_out_reads_the_bodies_it_is_asked_for(db: Arc<dyn Database>) {
     assert!(none.is_empty());
 }
 
+/// Fan-out marks the plain events it takes dispatched (an event with work stays due), an event
+/// an earlier version fanned out without settling is reported and settled, and the active
+/// registrations of a round's tenants are read for many tenants at once: each tenant's own,
+/// once, oldest first, none that is off or deleted, none of a tenant outside the list.
 pub async fn fan_out_settles_plain_events_and_reads_hooks_of_many_tenants(db: Arc<dyn Database>) {
     use crate::outbox::{self, Due};
     use crate::webhooks as w;
