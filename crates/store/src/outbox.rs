@@ -33,12 +33,17 @@ pub struct OutboxEvent {
     pub last_error: Option<String>,
 }
 
-const COLS: &str =
-    "tenant_id, id, event_type, created_at, data, actions, dispatched_at, attempts, last_error";
+/// Every column of an event but `data`, written once for [`HEAD_COLS`] and [`COLS`].
+macro_rules! head_cols {
+    () => {
+        "tenant_id, id, event_type, created_at, actions, dispatched_at, attempts, last_error"
+    };
+}
 
-/// [`COLS`] but `data`: what the fan-out reads of every event it takes ([`take_for_fan_out`]).
-const HEAD_COLS: &str =
-    "tenant_id, id, event_type, created_at, actions, dispatched_at, attempts, last_error";
+/// What the fan-out reads of every event it takes ([`take_for_fan_out`]).
+const HEAD_COLS: &str = head_cols!();
+
+const COLS: &str = concat!(head_cols!(), ", data");
 
 fn from_row(r: &Row) -> StoreResult<OutboxEvent> {
     let mut e = head_row(r)?;
