@@ -8,7 +8,9 @@
 # and the rows are taken in rounds (bare, then each casegate row, then bare again ...), so a
 # drift of the machine's speed during the run shows in every row alike instead of in one.
 # PIN=1 puts the servers on CPU 0 and wrk (one thread) on CPU 1, so the load generator does not
-# compete with the server it measures.
+# compete with the server it measures. BIN overrides the casegate binary; BIN_B names a second
+# one (an A/B comparison), whose servers run beside the first and whose `/me` rows ("sqlite_b",
+# "postgres_b") are taken in the same rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR="${1:-15}"
@@ -20,7 +22,8 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -q -p casegate-server
   cargo build --release -q -p casegate-api --example bare_axum
 fi
-BIN="${CARGO_TARGET_DIR:-target}/release/casegate"
+BIN="${BIN:-${CARGO_TARGET_DIR:-target}/release/casegate}"
+BIN_B="${BIN_B:-}"
 BARE="${CARGO_TARGET_DIR:-target}/release/examples/bare_axum"
 WORK=$(mktemp -d)
 PGDB=casegate_bench_$$
@@ -30,7 +33,10 @@ PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true
             # Gone before a next run binds the same ports.
             for p in "${PIDS[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
-            psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+            for d in "$PGDB" "${PGDB}_b"; do
+              psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true
+            done
+            rm -rf "$WORK"; }
 trap cleanup EXIT
 
 wait_up() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
@@ -47,13 +53,13 @@ run_wrk() {
 to_ms() { python3 -c "import sys,re;v=sys.argv[1];n,u=re.match(r'([0-9.]+)(us|ms|s)',v).groups();print(round(float(n)*{'us':0.001,'ms':1,'s':1000}[u],3))" "$1"; }
 
 declare -A KEY USERID BASE
-start_backend() { # name database_url port
-  local name=$1 url=$2 port=$3 json
+start_backend() { # name database_url port [binary]
+  local name=$1 url=$2 port=$3 bin=${4:-$BIN} json
   export CASEGATE_DATA_DIR="$WORK/$name" CASEGATE_DATABASE_URL="$url" CASEGATE_RATE_LIMIT_PER_MINUTE=4000000000 CASEGATE_LISTEN="127.0.0.1:$port"
-  json=$("$BIN" demo --json 2>/dev/null)
+  json=$("$bin" demo --json 2>/dev/null)
   KEY[$name]=$(python3 -c 'import json,sys;print(json.load(sys.stdin)["api_keys"]["admin"])' <<<"$json")
   BASE[$name]="http://127.0.0.1:$port"
-  "${SRV[@]}" "$BIN" serve 2>"$WORK/$name.log" >/dev/null &
+  "${SRV[@]}" "$bin" serve 2>"$WORK/$name.log" >/dev/null &
   PIDS+=($!)
   wait_up "${BASE[$name]}/healthz"
   USERID[$name]=$(curl -sf -H "Authorization: Bearer ${KEY[$name]}" "${BASE[$name]}/api/v1/users/analyst@demo.example" | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
@@ -66,11 +72,18 @@ wait_up http://127.0.0.1:18081/me
 start_backend sqlite "sqlite://$WORK/sqlite/casegate.db" 18082
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $PGDB" >/dev/null
 start_backend postgres "$PGURL" 18083
+BACKENDS=(sqlite postgres)
+if [ -n "$BIN_B" ]; then
+  start_backend sqlite_b "sqlite://$WORK/sqlite_b/casegate.db" 18084 "$BIN_B"
+  psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE ${PGDB}_b" >/dev/null
+  start_backend postgres_b "${PGURL}_b" 18085 "$BIN_B"
+  BACKENDS+=(sqlite_b postgres_b)
+fi
 
 # Warm-up: every target once, briefly.
 "${GEN[@]}" wrk -t1 -c4 -d2s http://127.0.0.1:18081/me >/dev/null
 "${GEN[@]}" wrk -t1 -c4 -d2s http://127.0.0.1:18081/me-sized >/dev/null
-for b in sqlite postgres; do
+for b in "${BACKENDS[@]}"; do
   "${GEN[@]}" wrk -t1 -c4 -d2s -H "Authorization: Bearer ${KEY[$b]}" "${BASE[$b]}/api/v1/me" >/dev/null
   "${GEN[@]}" wrk -t1 -c4 -d2s -H "Authorization: Bearer ${KEY[$b]}" "${BASE[$b]}/api/v1/users/${USERID[$b]}" >/dev/null
 done
@@ -78,7 +91,7 @@ done
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r bare me $(run_wrk http://127.0.0.1:18081/me)"
   echo "round $r bare me-sized $(run_wrk http://127.0.0.1:18081/me-sized)"
-  for b in sqlite postgres; do
+  for b in "${BACKENDS[@]}"; do
     echo "round $r $b me $(run_wrk -H "Authorization: Bearer ${KEY[$b]}" "${BASE[$b]}/api/v1/me")"
     echo "round $r $b user $(run_wrk -H "Authorization: Bearer ${KEY[$b]}" "${BASE[$b]}/api/v1/users/${USERID[$b]}")"
   done

@@ -14,12 +14,14 @@ use utoipa::ToSchema;
 tokio::task_local! {
     /// The id of the request being served, set by the observing middleware so that error
     /// bodies can carry it without threading it through every handler.
-    pub static REQUEST_ID: String;
+    pub static REQUEST_ID: HeaderValue;
 }
 
 /// The current request id, or an empty string outside a request.
 pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(|id| id.clone()).unwrap_or_default()
+    REQUEST_ID
+        .try_with(|id| id.to_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
 }
 
 /// Result alias of handlers.

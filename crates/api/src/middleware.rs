@@ -3,9 +3,9 @@
 //! cross-check, per-credential rate limit) → handler.
 use crate::AppState;
 use crate::error::{ApiError, REQUEST_ID};
-use crate::rate_limit::Limiter;
+use crate::rate_limit::{Bucket, Limiter};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use casegate_domain::ids::{TenantId, UserId};
@@ -65,18 +65,25 @@ impl RequestMetrics {
     }
 }
 
-fn request_id(h: &HeaderMap) -> String {
-    let sent = h
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| {
-            (1..=64).contains(&s.len())
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id: the client's `X-Request-Id` when it is a sane token (kept as received, no
+/// copy), else a new `req_<uuid>`.
+fn request_id(h: &HeaderMap) -> HeaderValue {
+    let sent = h.get(X_REQUEST_ID).filter(|v| {
+        let b = v.as_bytes();
+        (1..=64).contains(&b.len())
+            && b.iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    });
     match sent {
-        Some(s) => s.to_string(),
-        None => format!("req_{}", uuid::Uuid::new_v4().simple()),
+        Some(v) => v.clone(),
+        None => {
+            let mut buf = [0u8; 4 + uuid::fmt::Simple::LENGTH];
+            buf[..4].copy_from_slice(b"req_");
+            uuid::Uuid::new_v4().simple().encode_lower(&mut buf[4..]);
+            HeaderValue::from_bytes(&buf).expect("ASCII letters, digits and `_`")
+        }
     }
 }
 
@@ -114,7 +121,7 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
         None => (None, None),
     };
     tracing::info!(
-        request_id = id.as_str(),
+        request_id = id.to_str().unwrap_or_default(),
         method = method.as_str(),
         route,
         status,
@@ -123,9 +130,7 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
         user_id = user,
         "request"
     );
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
+    resp.headers_mut().insert(X_REQUEST_ID, id);
     resp
 }
 
@@ -188,16 +193,17 @@ fn credential<'a>(h: &'a HeaderMap, method: &Method) -> Result<Option<Credential
     Ok(None)
 }
 
-fn client_key(req: &Request) -> String {
-    match req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        Some(ConnectInfo(addr)) => format!("ip:{}", addr.ip()),
-        None => "ip:unknown".into(),
-    }
+fn client_key(req: &Request) -> Bucket {
+    Bucket::Ip(
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+    )
 }
 
 /// Takes one request from `key`'s bucket: runs `then` if allowed, answers 429 otherwise, and
 /// writes the rate-limit headers either way.
-async fn limited(limiter: &Limiter, key: String, then: impl Future<Output = Response>) -> Response {
+async fn limited(limiter: &Limiter, key: Bucket, then: impl Future<Output = Response>) -> Response {
     let d = limiter.check(key);
     let mut resp = match d {
         crate::rate_limit::Decision::Limited { .. } => ApiError(Error::new(
@@ -248,7 +254,7 @@ async fn authenticated(st: &AppState, mut req: Request, next: Next) -> Response 
         tenant: principal.tenant_id,
         user: principal.user_id,
     };
-    let key = principal.rate_limit_key();
+    let key = Bucket::from(&*principal);
     let mut resp = limited(&st.limiter, key, async move {
         if mismatch {
             return ApiError(
@@ -287,6 +293,9 @@ mod tests {
             "x-request-id",
             HeaderValue::from_static("bad id with spaces"),
         );
-        assert!(request_id(&h).starts_with("req_"));
+        let made = request_id(&h);
+        let made = made.to_str().unwrap();
+        assert!(made.starts_with("req_") && made.len() == 36, "{made}");
+        assert_ne!(request_id(&h), made, "a new id per request");
     }
 }

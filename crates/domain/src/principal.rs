@@ -53,16 +53,6 @@ impl Principal {
             Err(_) => header == self.tenant_slug,
         }
     }
-
-    /// The key of this principal's rate-limit bucket: one bucket per credential.
-    pub fn rate_limit_key(&self) -> String {
-        match &self.method {
-            AuthMethod::ApiKey(id) => format!("key:{id}"),
-            AuthMethod::Jwt(sub) => format!("jwt:{}:{sub}", self.tenant_id),
-            AuthMethod::Session(id) => format!("session:{id}"),
-            AuthMethod::System => format!("system:{}", self.tenant_id),
-        }
-    }
 }
 
 /// Where a request came from; recorded with every audit event it causes.

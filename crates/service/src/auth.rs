@@ -218,12 +218,18 @@ async fn tenant_and_user(
 
 /// Resolves a credential. Every failure is 401 `unauthenticated`, except a session write
 /// without a valid CSRF token (403 `csrf_failed`).
+///
+/// A credential found in the cache is answered without a database round trip; the lookups
+/// (database, identity provider) are boxed, so the future every request carries through the
+/// middleware stays small instead of as large as the largest lookup.
 pub async fn authenticate(svc: &Services, cred: Credential<'_>) -> Result<Arc<Principal>> {
     match cred {
         Credential::ApiKey(k) => api_key(svc, k).await,
         Credential::Bearer(t) if t.starts_with("cg_") => api_key(svc, t).await,
         Credential::Bearer(t) if t.split('.').count() == 3 => {
-            crate::jwt::authenticate(svc, t).await.map(Arc::new)
+            Box::pin(crate::jwt::authenticate(svc, t))
+                .await
+                .map(Arc::new)
         }
         Credential::Bearer(_) => Err(unauthenticated(
             "the bearer token is neither an API key nor a JWT",
@@ -241,9 +247,14 @@ async fn api_key(svc: &Services, key: &str) -> Result<Arc<Principal>> {
         return Err(unauthenticated("malformed API key"));
     }
     let hash = hash_secret(key);
-    if let Some(c) = svc.auth_cache.get(&hash) {
-        return Ok(c.principal);
+    match svc.auth_cache.get(&hash) {
+        Some(c) => Ok(c.principal),
+        None => Box::pin(api_key_lookup(svc, hash)).await,
     }
+}
+
+/// [`api_key`] on a cache miss.
+async fn api_key_lookup(svc: &Services, hash: String) -> Result<Arc<Principal>> {
     let generation = svc.auth_cache.generation();
     let mut c = svc.db.conn().await?;
     let Some(k) = api_keys::find_active_by_hash(&mut *c, &hash).await? else {
@@ -284,26 +295,7 @@ async fn session(
     let now = svc.clock.now();
     let cached = match svc.auth_cache.get(&hash) {
         Some(c) => c,
-        None => {
-            let generation = svc.auth_cache.generation();
-            let mut c = svc.db.conn().await?;
-            let Some(s) = sessions::find_active_by_hash(&mut *c, &hash, now).await? else {
-                return Err(unauthenticated(
-                    "the session has expired or ended; log in again",
-                ));
-            };
-            let Some((tenant, user)) = tenant_and_user(&mut *c, s.tenant_id, s.user_id).await?
-            else {
-                return Err(unauthenticated("the session's user is disabled"));
-            };
-            let cached = Cached {
-                principal: Arc::new(principal_of(&tenant, &user, AuthMethod::Session(s.id))),
-                session: Some((s.csrf_hash, s.expires_at)),
-                fetched: Instant::now(),
-            };
-            svc.auth_cache.put(hash, cached.clone(), generation);
-            cached
-        }
+        None => Box::pin(session_lookup(svc, hash, now)).await?,
     };
     let Some((csrf_hash, expires_at)) = cached.session else {
         return Err(unauthenticated("invalid session"));
@@ -323,6 +315,27 @@ async fn session(
         }
     }
     Ok(cached.principal)
+}
+
+/// [`session`] on a cache miss.
+async fn session_lookup(svc: &Services, hash: String, now: OffsetDateTime) -> Result<Cached> {
+    let generation = svc.auth_cache.generation();
+    let mut c = svc.db.conn().await?;
+    let Some(s) = sessions::find_active_by_hash(&mut *c, &hash, now).await? else {
+        return Err(unauthenticated(
+            "the session has expired or ended; log in again",
+        ));
+    };
+    let Some((tenant, user)) = tenant_and_user(&mut *c, s.tenant_id, s.user_id).await? else {
+        return Err(unauthenticated("the session's user is disabled"));
+    };
+    let cached = Cached {
+        principal: Arc::new(principal_of(&tenant, &user, AuthMethod::Session(s.id))),
+        session: Some((s.csrf_hash, s.expires_at)),
+        fetched: Instant::now(),
+    };
+    svc.auth_cache.put(hash, cached.clone(), generation);
+    Ok(cached)
 }
 
 /// A successful password login.
