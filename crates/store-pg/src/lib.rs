@@ -322,6 +322,15 @@ impl Tx for PgTx {
     }
 }
 
+/// A pooled connection idle for longer than this is checked with a round trip before it is
+/// handed out (the server may have restarted, or a proxy dropped the connection meanwhile); one
+/// in steady use is not. sqlx's default checks every connection on every acquire: one more
+/// round trip per transaction, before its `BEGIN`, each waking the backend. A connection that
+/// broke while in use fails its request and is closed when it goes back (sqlx checks on
+/// release), so the next request gets a new one. HikariCP's default is the same rule at 500 ms
+/// (`aliveBypassWindowMs`).
+const CHECK_IF_IDLE_FOR: Duration = Duration::from_millis(500);
+
 /// The PostgreSQL database.
 pub struct PgDb {
     /// The connection pool.
@@ -339,6 +348,15 @@ impl PgDb {
         let pool = PgPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > CHECK_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(opts)
             .await
             .map_err(map_err)?;

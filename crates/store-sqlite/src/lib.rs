@@ -322,6 +322,10 @@ impl SqliteDb {
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
+            // A file opened in-process does not go stale as a network connection can; sqlx's
+            // check before each acquire would be one hand-off to the connection's worker thread
+            // and back per transaction, for nothing.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .map_err(map_err)?;
