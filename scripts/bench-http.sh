@@ -4,13 +4,13 @@
 # axum handler (a tiny body, and the same body as /me). Usage:
 # scripts/bench-http.sh [duration_seconds] [connections] [rounds]
 #
-# All three servers (bare, SQLite, PostgreSQL) run side by side, idle but for the one measured,
+# The servers (bare, SQLite, PostgreSQL) run side by side, idle but for the one measured,
 # and the rows are taken in rounds (bare, then each casegate row, then bare again ...), so a
 # drift of the machine's speed during the run shows in every row alike instead of in one.
 # PIN=1 puts the servers on CPU 0 and wrk (one thread) on CPU 1, so the load generator does not
 # compete with the server it measures. BIN overrides the casegate binary; BIN_B names a second
-# one (an A/B comparison), whose servers run beside the first and whose `/me` rows ("sqlite_b",
-# "postgres_b") are taken in the same rounds.
+# one (an A/B comparison), whose servers run beside the first and whose rows ("sqlite_b",
+# "postgres_b") are taken in the same rounds. Relative paths are from the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR="${1:-15}"

@@ -22,9 +22,10 @@ pub enum Bucket {
     ApiKey(ApiKeyId),
     /// One login session.
     Session(SessionId),
-    /// One identity of the identity provider (the user id derives from the tenant, the issuer
-    /// and `sub`).
-    Jwt(UserId),
+    /// One identity of the identity provider in one tenant (the user id derives from the
+    /// tenant, the issuer and `sub`; the tenant is kept too so that no derivation can merge
+    /// two tenants' buckets).
+    Jwt(TenantId, UserId),
     /// casegate's own post-actions in a tenant (never from a request).
     System(TenantId),
     /// A client address (`None` when the connection's address is unknown).
@@ -36,7 +37,7 @@ impl From<&Principal> for Bucket {
         match &p.method {
             AuthMethod::ApiKey(id) => Self::ApiKey(*id),
             AuthMethod::Session(id) => Self::Session(*id),
-            AuthMethod::Jwt(_) => Self::Jwt(p.user_id),
+            AuthMethod::Jwt(_) => Self::Jwt(p.tenant_id, p.user_id),
             AuthMethod::System => Self::System(p.tenant_id),
         }
     }
@@ -213,6 +214,9 @@ mod tests {
         // Identity-provider users are told apart by their user id (issuer and `sub`).
         let jwt = || AuthMethod::Jwt("same-sub".into());
         assert_ne!(bucket(2, jwt()), bucket(3, jwt()));
+        let mut elsewhere = principal(2, jwt());
+        elsewhere.tenant_id = TenantId(id(9));
+        assert_ne!(Bucket::from(&elsewhere), bucket(2, jwt()), "another tenant");
         let session = AuthMethod::Session(SessionId(id(10)));
         assert_ne!(bucket(2, session), bucket(2, key(10)));
 

@@ -4,7 +4,8 @@ use crate::error::{Error, Result};
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use crate::rbac::{Permission, PermissionSet};
 
-/// How the principal authenticated; also what its rate-limit bucket is keyed by.
+/// How the principal authenticated; its rate-limit bucket is one per credential (the API's
+/// `rate_limit::Bucket`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthMethod {
     /// `Authorization: Bearer cg_…` or `X-API-Key`.

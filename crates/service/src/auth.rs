@@ -219,9 +219,9 @@ async fn tenant_and_user(
 /// Resolves a credential. Every failure is 401 `unauthenticated`, except a session write
 /// without a valid CSRF token (403 `csrf_failed`).
 ///
-/// A credential found in the cache is answered without a database round trip; the lookups
-/// (database, identity provider) are boxed, so the future every request carries through the
-/// middleware stays small instead of as large as the largest lookup.
+/// An API key or session found in the cache is answered without a database round trip; the
+/// lookups on a miss, and JWT verification (JWKS fetch included), are boxed, so the future every
+/// request carries through the middleware stays small instead of as large as the largest lookup.
 pub async fn authenticate(svc: &Services, cred: Credential<'_>) -> Result<Arc<Principal>> {
     match cred {
         Credential::ApiKey(k) => api_key(svc, k).await,

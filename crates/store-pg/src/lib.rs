@@ -342,6 +342,16 @@ pub struct PgDb {
 impl PgDb {
     /// Connects to `url` (`postgres://…`).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        Self::connect_checking(url, max_connections, CHECK_IF_IDLE_FOR).await
+    }
+
+    /// [`PgDb::connect`], checking a pooled connection before handing it out only once it has
+    /// been idle for longer than `check_if_idle_for` (tests set it to show both sides).
+    pub async fn connect_checking(
+        url: &str,
+        max_connections: u32,
+        check_if_idle_for: Duration,
+    ) -> StoreResult<Self> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad database URL: {e}")))?;
         let max = max_connections.max(1);
@@ -349,9 +359,9 @@ impl PgDb {
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
             .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
+            .before_acquire(move |conn, meta| {
                 Box::pin(async move {
-                    if meta.idle_for > CHECK_IF_IDLE_FOR {
+                    if meta.idle_for > check_if_idle_for {
                         sqlx::Connection::ping(conn).await?;
                     }
                     Ok(true)
