@@ -266,14 +266,16 @@ pub fn hex64(d: &[u8; 32]) -> [u8; 64] {
     out
 }
 
-/// Lowercase hex.
+/// Lowercase hex (on every API-key and session check, via `hash_secret`: digits are written as
+/// bytes into a buffer of the final size and the text checked once, not each pushed as a
+/// `char`).
 pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX_DIGITS[(b >> 4) as usize] as char);
-        s.push(HEX_DIGITS[(b & 0xf) as usize] as char);
+    let mut s = vec![0; bytes.len() * 2];
+    for (pair, b) in s.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX_DIGITS[(b >> 4) as usize];
+        pair[1] = HEX_DIGITS[(b & 0xf) as usize];
     }
-    s
+    String::from_utf8(s).expect("hex digits")
 }
 
 /// Parses 64 lowercase hex digits.

@@ -48,8 +48,7 @@ pub fn api_key_prefix(key: &str) -> String {
 
 /// SHA-256 of a secret, lowercase hex: what the database stores instead of the secret.
 pub fn hash_secret(secret: &str) -> String {
-    let hex = crate::audit::hex64(&Sha256::digest(secret.as_bytes()).into());
-    std::str::from_utf8(&hex).expect("hex digits").to_owned()
+    crate::audit::hex(&Sha256::digest(secret.as_bytes()))
 }
 
 #[cfg(test)]
