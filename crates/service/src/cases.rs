@@ -408,7 +408,7 @@ impl Open {
     ) -> Result<CaseView> {
         k.version = self.before.version + 1;
         k.updated_at = self.now;
-        if !store::update(&mut *self.tx, &k, self.before.version).await? {
+        if !store::update(&mut *self.tx, &k, &self.before).await? {
             return Err(version_conflict(self.before.version + 1));
         }
         self.supersede(p, k.id).await?;

@@ -88,6 +88,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox_due_indexes",
         include_str!("../migrations/0014_outbox_due_indexes.sql"),
     ),
+    (
+        15,
+        "case_search",
+        include_str!("../migrations/0015_case_search.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -388,45 +388,100 @@ pub async fn obstacles(
     })
 }
 
-/// Writes every changeable column of `k` if the stored version is still `expected`; bumps
-/// nothing itself (the caller sets `k.version`). Returns whether the row was written.
-pub async fn update(c: &mut dyn Conn, k: &StoredCase, expected: i64) -> StoreResult<bool> {
-    let n = c
-        .execute(
-            "UPDATE cases SET title = $4, status = $5, priority = $6, score = $7, assigned_to = $8, \
-             business_unit = $9, fields = $10, reasons = $11, notes = $12, source = $13, screening_id = $14, \
-             subject_id = $15, parent_case_id = $16, disposition = $17, disposition_reason = $18, \
-             escalated = $19, escalated_to = $20, detected_at = $21, updated_at = $22, version = $23, \
-             entry_seq = $24 WHERE tenant_id = $1 AND id = $2 AND version = $3",
-            &[
-                k.tenant_id.into(),
-                k.id.into(),
-                expected.into(),
-                k.title.as_str().into(),
-                k.status.as_str().into(),
-                k.priority.as_str().into(),
-                k.score.into(),
-                k.assigned_to.into(),
-                k.business_unit.clone().into(),
-                Json::Object(k.fields.clone()).into(),
-                Json::from(k.reasons.clone()).into(),
-                k.notes.clone().into(),
-                k.source.clone().into(),
-                k.screening_id.clone().into(),
-                k.subject_id.clone().into(),
-                k.parent_case_id.into(),
-                k.disposition.clone().into(),
-                k.disposition_reason.clone().into(),
-                k.escalated.into(),
-                k.escalated_to.into(),
-                k.detected_at.into(),
-                k.updated_at.into(),
-                k.version.into(),
-                k.entry_seq.into(),
-            ],
-        )
-        .await?;
-    Ok(n == 1)
+/// Writes `k` over `before` (the case as read in this transaction) if the stored version is
+/// still `before.version`; bumps nothing itself (the caller sets `k.version`). Returns whether
+/// the row was written.
+///
+/// Only the columns that differ are sent and set. A status change then neither ships the case's
+/// custom fields, reasons and originating payload again nor has PostgreSQL parse them as `jsonb`
+/// and store them anew (an unchanged value it is not handed keeps its place, a large one its
+/// TOAST storage). Each set of changed columns is its own statement text, so the few a workload
+/// uses are each prepared once per connection.
+pub async fn update(c: &mut dyn Conn, k: &StoredCase, before: &StoredCase) -> StoreResult<bool> {
+    let mut sql = String::with_capacity(160);
+    sql.push_str("UPDATE cases SET ");
+    let mut args: Vec<Val> = vec![k.tenant_id.into(), k.id.into(), before.version.into()];
+    let mut set = |column: &str, changed: bool, value: &dyn Fn() -> Val| {
+        if changed {
+            args.push(value());
+            if args.len() > 4 {
+                sql.push_str(", ");
+            }
+            sql.push_str(column);
+            sql.push_str(" = $");
+            sql.push_str(&args.len().to_string());
+        }
+    };
+    set("title", k.title != before.title, &|| {
+        k.title.as_str().into()
+    });
+    set("status", k.status != before.status, &|| {
+        k.status.as_str().into()
+    });
+    set("priority", k.priority != before.priority, &|| {
+        k.priority.as_str().into()
+    });
+    set("score", k.score != before.score, &|| k.score.into());
+    set("assigned_to", k.assigned_to != before.assigned_to, &|| {
+        k.assigned_to.into()
+    });
+    set(
+        "business_unit",
+        k.business_unit != before.business_unit,
+        &|| k.business_unit.clone().into(),
+    );
+    set("fields", k.fields != before.fields, &|| {
+        Json::Object(k.fields.clone()).into()
+    });
+    set("reasons", k.reasons != before.reasons, &|| {
+        Json::from(k.reasons.clone()).into()
+    });
+    set("notes", k.notes != before.notes, &|| k.notes.clone().into());
+    set("source", k.source != before.source, &|| {
+        k.source.clone().into()
+    });
+    set(
+        "screening_id",
+        k.screening_id != before.screening_id,
+        &|| k.screening_id.clone().into(),
+    );
+    set("subject_id", k.subject_id != before.subject_id, &|| {
+        k.subject_id.clone().into()
+    });
+    set(
+        "parent_case_id",
+        k.parent_case_id != before.parent_case_id,
+        &|| k.parent_case_id.into(),
+    );
+    set("disposition", k.disposition != before.disposition, &|| {
+        k.disposition.clone().into()
+    });
+    set(
+        "disposition_reason",
+        k.disposition_reason != before.disposition_reason,
+        &|| k.disposition_reason.clone().into(),
+    );
+    set("escalated", k.escalated != before.escalated, &|| {
+        k.escalated.into()
+    });
+    set(
+        "escalated_to",
+        k.escalated_to != before.escalated_to,
+        &|| k.escalated_to.into(),
+    );
+    set("detected_at", k.detected_at != before.detected_at, &|| {
+        k.detected_at.into()
+    });
+    set("updated_at", k.updated_at != before.updated_at, &|| {
+        k.updated_at.into()
+    });
+    set("entry_seq", k.entry_seq != before.entry_seq, &|| {
+        k.entry_seq.into()
+    });
+    // Always written, so the statement sets something and the guard below is a write.
+    set("version", true, &|| k.version.into());
+    sql.push_str(" WHERE tenant_id = $1 AND id = $2 AND version = $3");
+    Ok(c.execute(&sql, &args).await? == 1)
 }
 
 /// Records activity on a case that does not change its fields (a comment, an attachment): the
@@ -581,7 +636,8 @@ fn words_arg(d: Dialect, words: &[String]) -> Val {
 fn word_matches(d: Dialect, filter: &str, w: &str, cols: &str) -> String {
     match d {
         Dialect::Postgres => format!(
-            "SELECT {cols} FROM cases c WHERE {filter} AND c.search @@ plainto_tsquery('simple', {w}) \
+            "SELECT {cols} FROM case_search s JOIN cases c ON c.tenant_id = s.tenant_id AND c.id = s.case_id \
+             WHERE s.tenant_id = $1 AND s.search @@ plainto_tsquery('simple', {w}) AND {filter} \
              UNION SELECT {cols} FROM case_comments cm JOIN cases c ON c.tenant_id = cm.tenant_id AND c.id = cm.case_id \
              WHERE cm.tenant_id = $1 AND cm.search @@ plainto_tsquery('simple', {w}) AND {filter}"
         ),

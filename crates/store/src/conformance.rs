@@ -65,6 +65,8 @@ macro_rules! conformance_suite {
             concurrent_audit_appends_form_one_chain,
             case_lists_count_up_to_the_cap_and_page_stably,
             bulk_inserts_store_every_case_under_its_own_words,
+            search_follows_edits_of_title_and_notes_only,
+            updates_write_what_changed_and_keep_the_rest,
             a_lock_that_waited_reads_the_change_in_full,
             case_numbers_are_gap_free_under_concurrency,
             case_record_rows_are_append_only,
@@ -673,6 +675,133 @@ pub async fn bulk_inserts_store_every_case_under_its_own_words(db: Arc<dyn Datab
     }
 }
 
+/// An update stores every column the command changed, leaves the others as they were, and
+/// writes nothing once the version it read has moved on.
+pub async fn updates_write_what_changed_and_keep_the_rest(db: Arc<dyn Database>) {
+    use crate::cases;
+    let (t, u) = setup(&*db, "bank").await;
+    case_fixture(&*db, &t).await;
+    let mut before = stored_case(t.id, 1, "open", T0);
+    before.fields = json!({"amount": 5000, "country": "GB"})
+        .as_object()
+        .unwrap()
+        .clone();
+    before.reasons = vec!["structuring".into()];
+    before.source = Some(json!({"alert": {"rule": "R-17", "hits": [1, 2, 3]}}));
+    before.notes = Some("first look".into());
+    let parent = stored_case(t.id, 2, "open", T0);
+    let mut c = db.conn().await.unwrap();
+    cases::insert_many(&mut *c, &[before.clone(), parent.clone()])
+        .await
+        .unwrap();
+    let id = before.id;
+    // Every changeable column at once.
+    let mut all = before.clone();
+    all.title = "Retitled".into();
+    all.status = "working".into();
+    all.priority = "critical".into();
+    all.score = Some(87.5);
+    all.assigned_to = Some(u.id.0);
+    all.assigned_to_email = Some(u.email.clone());
+    all.business_unit = Some("retail".into());
+    all.fields.insert("amount".into(), json!(7000));
+    all.reasons.push("velocity".into());
+    all.notes = None;
+    all.source = Some(json!({"alert": {"rule": "R-18"}}));
+    all.screening_id = Some("scr-1".into());
+    all.subject_id = Some("sub-1".into());
+    all.parent_case_id = Some(parent.id);
+    all.disposition = Some("true_positive".into());
+    all.disposition_reason = Some("confirmed".into());
+    all.escalated = true;
+    all.escalated_to = Some(u.id.0);
+    all.escalated_to_email = Some(u.email.clone());
+    all.detected_at = Some(T0 - Duration::days(3));
+    all.updated_at = T0 + Duration::minutes(5);
+    all.version = 2;
+    all.entry_seq = 4;
+    assert!(cases::update(&mut *c, &all, &before).await.unwrap());
+    assert_eq!(cases::get(&mut *c, t.id, id).await.unwrap().unwrap(), all);
+    // One column: the rest, JSON included, stays as stored.
+    let mut one = all.clone();
+    one.status = "closed".into();
+    one.version = 3;
+    assert!(cases::update(&mut *c, &one, &all).await.unwrap());
+    assert_eq!(cases::get(&mut *c, t.id, id).await.unwrap().unwrap(), one);
+    // A stale read writes nothing.
+    let mut stale = all.clone();
+    stale.title = "Lost".into();
+    stale.version = 3;
+    assert!(!cases::update(&mut *c, &stale, &all).await.unwrap());
+    assert_eq!(cases::get(&mut *c, t.id, id).await.unwrap().unwrap(), one);
+}
+
+/// A case is found by the words of its title and notes as they now are: an edit of either
+/// replaces its words (old ones no longer find it), and an update that leaves both alone, such
+/// as a status change, keeps it findable by the same words.
+pub async fn search_follows_edits_of_title_and_notes_only(db: Arc<dyn Database>) {
+    use crate::cases::{self, CaseFilter, CaseSort, Count, StoredCase};
+    /// Whether a search for `word` finds case `k` (and nothing else).
+    async fn found(c: &mut dyn crate::Conn, k: &StoredCase, word: &str) -> bool {
+        let search = CaseFilter {
+            words: vec![word.into()],
+            ..CaseFilter::default()
+        };
+        let page = cases::list(
+            c,
+            k.tenant_id,
+            &search,
+            CaseSort::CreatedDesc,
+            (10, 0),
+            Count::Exact,
+        )
+        .await
+        .unwrap();
+        match page.rows.as_slice() {
+            [] => false,
+            [only] if only.id == k.id => true,
+            other => panic!("`{word}` found {other:?}"),
+        }
+    }
+    async fn write(c: &mut dyn crate::Conn, k: &mut StoredCase) {
+        let before = cases::get(c, k.tenant_id, k.id).await.unwrap().unwrap();
+        k.version += 1;
+        assert!(cases::update(c, k, &before).await.unwrap());
+    }
+    let (t, _) = setup(&*db, "bank").await;
+    case_fixture(&*db, &t).await;
+    let mut k = stored_case(t.id, 1, "open", T0);
+    k.title = "Ledger review".into();
+    k.notes = Some("Wire from Leeds".into());
+    let mut c = db.conn().await.unwrap();
+    cases::insert_many(&mut *c, std::slice::from_ref(&k))
+        .await
+        .unwrap();
+    for word in ["ledger", "review", "wire", "leeds"] {
+        assert!(found(&mut *c, &k, word).await, "`{word}` after insert");
+    }
+    k.status = "working".into();
+    write(&mut *c, &mut k).await;
+    for word in ["ledger", "leeds"] {
+        assert!(
+            found(&mut *c, &k, word).await,
+            "`{word}` after a status change"
+        );
+    }
+    k.notes = Some("Cash in Zagreb".into());
+    write(&mut *c, &mut k).await;
+    assert!(!found(&mut *c, &k, "leeds").await, "old notes forgotten");
+    assert!(found(&mut *c, &k, "zagreb").await, "new notes found");
+    assert!(found(&mut *c, &k, "ledger").await, "title kept");
+    k.title = "Trade finance".into();
+    k.notes = None;
+    write(&mut *c, &mut k).await;
+    for gone in ["ledger", "zagreb"] {
+        assert!(!found(&mut *c, &k, gone).await, "`{gone}` forgotten");
+    }
+    assert!(found(&mut *c, &k, "finance").await, "new title found");
+}
+
 /// Lists count matches up to the cap the caller gives (marking the total inexact beyond it),
 /// count exactly when asked, keep other tenants out, and page newest first with ties broken by
 /// id, so paging past the cap still walks every case once.
@@ -818,9 +947,10 @@ pub async fn a_lock_that_waited_reads_the_change_in_full(db: Arc<dyn Database>) 
         .unwrap()
         .unwrap()
         .case;
+    let read = held.clone();
     held.assigned_to = Some(u.id.0);
     held.version = 2;
-    assert!(cases::update(&mut *holder, &held, 1).await.unwrap());
+    assert!(cases::update(&mut *holder, &held, &read).await.unwrap());
     assert!(
         cases::link_alert(&mut *holder, t.id, alert.id, k.id)
             .await
