@@ -334,7 +334,8 @@ fn statements(d: Dialect, read: Read) -> Vec<&'static str> {
         // One statement, as the API sends it: the matches once, the page and the capped count
         // from them.
         Read::Search => vec![if pg {
-            "WITH m AS MATERIALIZED (SELECT id, created_at FROM cases WHERE tenant_id = $1::uuid AND search @@ plainto_tsquery('simple', $2) \
+            "WITH m AS MATERIALIZED (SELECT c.id, c.created_at FROM case_search s JOIN cases c ON c.tenant_id = s.tenant_id AND c.id = s.case_id \
+             WHERE s.tenant_id = $1::uuid AND s.search @@ plainto_tsquery('simple', $2) \
              UNION SELECT c.id, c.created_at FROM case_comments m JOIN cases c ON c.tenant_id = m.tenant_id AND c.id = m.case_id \
              WHERE m.tenant_id = $1::uuid AND m.search @@ plainto_tsquery('simple', $2)) \
              SELECT c.*, (SELECT count(*) FROM (SELECT 1 FROM m LIMIT 10001) x) AS total FROM cases c WHERE c.tenant_id = $1::uuid \

@@ -3,10 +3,10 @@
 -- entries inserted again, on every update of the case: a status change cannot be a HOT update
 -- (status and `updated_at` are indexed), so each new row version enters every index. Measured
 -- with pgbench (`-M prepared -c 8`, an update of status, `updated_at` and version; 17,700
--- cases): 4,330 → 5,450 updates/s with short titles and no notes, 1,960 → 4,960 with 3.5 kB of
--- notes. The tokenisation is unchanged (see `cases.search` in 0004): split on every character
--- that is not a letter or digit, lowercased, no stemming, as SQLite's FTS5 and the query side
--- split.
+-- cases): with 3.5 kB of notes, 1,960 updates/s with the generated column and 4,370-4,880 with
+-- this table (docs/benchmarks.md, Transitions run 11). The tokenisation is unchanged (see
+-- `cases.search` in 0004): split on every character that is not a letter or digit, lowercased,
+-- no stemming, as SQLite's FTS5 and the query side split.
 CREATE FUNCTION case_search_document(title text, notes text) RETURNS tsvector
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN to_tsvector('simple', regexp_replace(title || ' ' || coalesce(notes, ''), '[^[:alnum:]]+', ' ', 'g'));
@@ -26,8 +26,9 @@ ALTER TABLE cases DROP COLUMN search;
 
 -- Kept in step by triggers, as SQLite's `cases_fts` is: once per insert statement, from its
 -- transition table (a bulk insert writes its documents in one statement); on an update only
--- when the title or notes differ (the store's update sets every column, so `UPDATE OF` alone
--- would match every update).
+-- when the title or notes differ (`UPDATE OF` alone matches any update that sets them, even to
+-- the same value). The update upserts, so a row missing for any reason (triggers bypassed by a
+-- restore, say) comes back with the case's next edit.
 CREATE FUNCTION case_search_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO case_search (tenant_id, case_id, search)
@@ -40,8 +41,9 @@ CREATE TRIGGER cases_search_insert AFTER INSERT ON cases REFERENCING NEW TABLE A
 
 CREATE FUNCTION case_search_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE case_search SET search = case_search_document(NEW.title, NEW.notes)
-        WHERE tenant_id = NEW.tenant_id AND case_id = NEW.id;
+    INSERT INTO case_search (tenant_id, case_id, search)
+        VALUES (NEW.tenant_id, NEW.id, case_search_document(NEW.title, NEW.notes))
+        ON CONFLICT (tenant_id, case_id) DO UPDATE SET search = EXCLUDED.search;
     RETURN NULL;
 END
 $$;
