@@ -401,85 +401,47 @@ pub async fn update(c: &mut dyn Conn, k: &StoredCase, before: &StoredCase) -> St
     let mut sql = String::with_capacity(160);
     sql.push_str("UPDATE cases SET ");
     let mut args: Vec<Val> = vec![k.tenant_id.into(), k.id.into(), before.version.into()];
-    let mut set = |column: &str, changed: bool, value: &dyn Fn() -> Val| {
-        if changed {
-            args.push(value());
-            if args.len() > 4 {
-                sql.push_str(", ");
-            }
-            sql.push_str(column);
-            sql.push_str(" = $");
-            sql.push_str(&args.len().to_string());
+    let mut put = |column: &str, value: Val| {
+        args.push(value);
+        if args.len() > 4 {
+            sql.push_str(", ");
         }
+        sql.push_str(column);
+        sql.push_str(" = $");
+        sql.push_str(&args.len().to_string());
     };
-    set("title", k.title != before.title, &|| {
-        k.title.as_str().into()
-    });
-    set("status", k.status != before.status, &|| {
-        k.status.as_str().into()
-    });
-    set("priority", k.priority != before.priority, &|| {
-        k.priority.as_str().into()
-    });
-    set("score", k.score != before.score, &|| k.score.into());
-    set("assigned_to", k.assigned_to != before.assigned_to, &|| {
-        k.assigned_to.into()
-    });
-    set(
-        "business_unit",
-        k.business_unit != before.business_unit,
-        &|| k.business_unit.clone().into(),
-    );
-    set("fields", k.fields != before.fields, &|| {
-        Json::Object(k.fields.clone()).into()
-    });
-    set("reasons", k.reasons != before.reasons, &|| {
-        Json::from(k.reasons.clone()).into()
-    });
-    set("notes", k.notes != before.notes, &|| k.notes.clone().into());
-    set("source", k.source != before.source, &|| {
-        k.source.clone().into()
-    });
-    set(
-        "screening_id",
-        k.screening_id != before.screening_id,
-        &|| k.screening_id.clone().into(),
-    );
-    set("subject_id", k.subject_id != before.subject_id, &|| {
-        k.subject_id.clone().into()
-    });
-    set(
-        "parent_case_id",
-        k.parent_case_id != before.parent_case_id,
-        &|| k.parent_case_id.into(),
-    );
-    set("disposition", k.disposition != before.disposition, &|| {
-        k.disposition.clone().into()
-    });
-    set(
-        "disposition_reason",
-        k.disposition_reason != before.disposition_reason,
-        &|| k.disposition_reason.clone().into(),
-    );
-    set("escalated", k.escalated != before.escalated, &|| {
-        k.escalated.into()
-    });
-    set(
-        "escalated_to",
-        k.escalated_to != before.escalated_to,
-        &|| k.escalated_to.into(),
-    );
-    set("detected_at", k.detected_at != before.detected_at, &|| {
-        k.detected_at.into()
-    });
-    set("updated_at", k.updated_at != before.updated_at, &|| {
-        k.updated_at.into()
-    });
-    set("entry_seq", k.entry_seq != before.entry_seq, &|| {
-        k.entry_seq.into()
-    });
+    // Each column is named by its field, so the one compared is the one written.
+    macro_rules! put_changed {
+        ($($column:ident => $value:expr),* $(,)?) => {$(
+            if k.$column != before.$column {
+                put(stringify!($column), $value);
+            }
+        )*};
+    }
+    put_changed! {
+        title => k.title.as_str().into(),
+        status => k.status.as_str().into(),
+        priority => k.priority.as_str().into(),
+        score => k.score.into(),
+        assigned_to => k.assigned_to.into(),
+        business_unit => k.business_unit.as_deref().into(),
+        fields => Json::Object(k.fields.clone()).into(),
+        reasons => Json::from(k.reasons.clone()).into(),
+        notes => k.notes.as_deref().into(),
+        source => k.source.clone().into(),
+        screening_id => k.screening_id.as_deref().into(),
+        subject_id => k.subject_id.as_deref().into(),
+        parent_case_id => k.parent_case_id.into(),
+        disposition => k.disposition.as_deref().into(),
+        disposition_reason => k.disposition_reason.as_deref().into(),
+        escalated => k.escalated.into(),
+        escalated_to => k.escalated_to.into(),
+        detected_at => k.detected_at.into(),
+        updated_at => k.updated_at.into(),
+        entry_seq => k.entry_seq.into(),
+    }
     // Always written, so the statement sets something and the guard below is a write.
-    set("version", true, &|| k.version.into());
+    put("version", k.version.into());
     sql.push_str(" WHERE tenant_id = $1 AND id = $2 AND version = $3");
     Ok(c.execute(&sql, &args).await? == 1)
 }
