@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - [`app`]: assembles the router and its layers; [`AppState`] is what handlers share.
-//! - [`middleware`]: request id, timeout, metrics and logs ([`middleware::observe`]);
+//! - [`middleware`]: request id, timeout, metrics and logs ([`middleware::Observe`]);
 //!   authentication, `X-Tenant-ID` cross-check and rate limit ([`middleware::authenticate`]).
 //! - [`error`]: service errors → the API.md error shape; JSON/query extractors with the same
 //!   shape for malformed input.
@@ -24,13 +24,15 @@ pub mod rate_limit;
 pub mod rest;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{IntoResponse, Response};
 use casegate_domain::{Code, Error};
 use casegate_service::Services;
 use error::ApiError;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+use tower::Layer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -124,22 +126,38 @@ impl utoipa::Modify for SecuritySchemes {
 fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     // Unknown paths under /api/v1 pass through authentication too, so they are limited and
     // carry the rate-limit headers like every other API response.
-    let protected =
-        rest::protected()
-            .fallback(not_found)
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                middleware::authenticate,
-            ));
+    let protected = rest::protected()
+        .route(middleware::API_UNKNOWN[0], axum::routing::any(not_found))
+        .route(middleware::API_UNKNOWN[1], axum::routing::any(not_found))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ));
     let public = rest::public().layer(axum::middleware::from_fn_with_state(
         state.clone(),
         middleware::limit_by_ip,
     ));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(protected)
         .merge(public)
-        .split_for_parts()
+        .split_for_parts();
+    // The handlers are routed at their full paths (`/api/v1/...`) rather than nested under a
+    // prefix: a nested router wraps every route in a prefix-stripping service that rebuilds
+    // the request's URI, on every request. The description keeps its paths relative to its
+    // server, `/api/v1`.
+    doc.paths.paths = std::mem::take(&mut doc.paths.paths)
+        .into_iter()
+        .map(|(path, item)| match path.strip_prefix(API_PREFIX) {
+            Some(rest) => (rest.to_string(), item),
+            // Served outside the API while documented inside it: a mistake, caught at start-up.
+            None => panic!("#[utoipa::path] `{path}` is not under {API_PREFIX}"),
+        })
+        .collect();
+    (router, doc)
 }
+
+/// Where the REST API is served; the prefix of every `#[utoipa::path]`.
+const API_PREFIX: &str = "/api/v1";
 
 async fn not_found() -> Response {
     ApiError(Error::new(Code::NotFound, "no such endpoint")).into_response()
@@ -158,8 +176,32 @@ async fn method_not_allowed(route: Option<axum::extract::MatchedPath>) -> Respon
     )
 }
 
+/// The application as one tower service, ready for `axum::serve`.
+pub trait App:
+    tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> App for T where
+    T: tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Builds the whole application.
-pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
+///
+/// The layers every request passes (request id, timeout, panic guard, metrics, log; the body
+/// limit) wrap the router once, as plain services, instead of being laid on each route with
+/// `Router::layer`: a route's layers are boxed services that are cloned, box by box, on every
+/// request that takes the route.
+pub fn app(svc: Arc<Services>, config: ApiConfig) -> impl App {
     // Install the recorder before the first request so that no measurement is lost.
     ops::metrics_handle();
     let state = AppState(Arc::new(Shared {
@@ -174,9 +216,6 @@ pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
     rate_limit::purge_periodically(&state.login_limiter);
     let (api, doc) = api_routes(&state);
     let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
-    let panic_response = |_: Box<dyn std::any::Any + Send>| {
-        ApiError(Error::internal("handler panicked")).into_response()
-    };
     // GraphQL answers behind the same authentication, tenant check and rate limit as REST.
     let graphql = Router::new()
         .route("/graphql", axum::routing::post(graphql::graphql))
@@ -184,19 +223,13 @@ pub fn app(svc: Arc<Services>, config: ApiConfig) -> Router {
             state.clone(),
             middleware::authenticate,
         ));
-    Router::new()
-        .nest("/api/v1", api)
+    let router = Router::new()
+        .merge(api)
         .merge(graphql)
         .merge(ops::router(openapi).route_layer(axum::middleware::from_fn(middleware::name_route)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            panic_response,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::observe,
-        ))
-        .with_state(state)
+        .with_state(state.clone());
+    let limited = DefaultBodyLimit::max(state.config.max_body_bytes).layer(router);
+    middleware::Observe::new(state, limited)
 }

@@ -1,6 +1,6 @@
-//! Request pipeline, outermost first: [`observe`] (request id, timeout, metrics, one JSON log
-//! line) → routing → [`authenticate`] on `/api/v1` (credential → principal, `X-Tenant-ID`
-//! cross-check, per-credential rate limit) → handler.
+//! Request pipeline, outermost first: [`Observe`] (request id, timeout, panic guard, metrics,
+//! one JSON log line) → routing → [`authenticate`] on `/api/v1` (credential → principal,
+//! `X-Tenant-ID` cross-check, per-credential rate limit) → handler.
 use crate::AppState;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::rate_limit::{Bucket, Limiter};
@@ -13,14 +13,18 @@ use casegate_domain::principal::Principal;
 use casegate_domain::{Code, Error};
 use casegate_service::auth::{self, Credential};
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Name of the session cookie set by `POST /auth/login`.
 pub const SESSION_COOKIE: &str = "casegate_session";
 
-/// Who was served, carried to [`observe`] for the log line (ids only, never secrets).
+/// Who was served, carried to [`Observe`] for the log line (ids only, never secrets).
 #[derive(Clone, Copy)]
 struct LogContext {
     tenant: TenantId,
@@ -87,15 +91,75 @@ fn request_id(h: &HeaderMap) -> HeaderValue {
     }
 }
 
-/// Outermost layer: assigns the request id, bounds the time, records metrics and logs.
-pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// The outermost service, around the whole router: assigns the request id, bounds the time,
+/// answers a panic with a 500, records metrics and writes the request's log line.
+#[derive(Clone)]
+pub struct Observe<S> {
+    st: AppState,
+    inner: S,
+}
+
+impl<S> Observe<S> {
+    /// `inner` observed with `st`'s settings and metrics.
+    pub fn new(st: AppState, inner: S) -> Self {
+        Self { st, inner }
+    }
+}
+
+impl<S> tower::Service<Request> for Observe<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The service made ready is the one called; a clone takes its place.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let st = self.st.clone();
+        Box::pin(async move { Ok(observe(st, req, ready).await) })
+    }
+}
+
+/// Calls `inner` and awaits its answer, answering 500 `internal` if either panics. (Written
+/// here rather than with tower-http's `CatchPanic`, which boxes every response's body again.)
+async fn unpanicked<S>(mut inner: S, req: Request) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    let panicked = || ApiError(Error::internal("handler panicked")).into_response();
+    let Ok(answer) = std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) else {
+        return panicked();
+    };
+    let mut answer = std::pin::pin!(answer);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| answer.as_mut().poll(cx))) {
+            Ok(Poll::Ready(Ok(r))) => Poll::Ready(r),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(panicked()),
+        }
+    })
+    .await
+}
+
+async fn observe<S>(st: AppState, req: Request, inner: S) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
     let start = Instant::now();
     let id = request_id(req.headers());
     let method = req.method().clone();
     let timeout = st.config.request_timeout;
     let mut resp = REQUEST_ID
         .scope(id.clone(), async move {
-            match tokio::time::timeout(timeout, next.run(req)).await {
+            match tokio::time::timeout(timeout, unpanicked(inner, req)).await {
                 Ok(r) => r,
                 Err(_) => ApiError(Error::new(
                     Code::Timeout,
@@ -135,7 +199,7 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
 }
 
 /// Route layer: records which route template matched (never the raw path, which may hold ids
-/// or emails) for [`observe`], which runs before routing. The API's own layers ([`authenticate`],
+/// or emails) for [`Observe`], which runs before routing. The API's own layers ([`authenticate`],
 /// [`limit_by_ip`]) run after routing and do the same, so only the operations routes need this
 /// extra layer.
 pub async fn name_route(req: Request, next: Next) -> Response {
@@ -143,13 +207,18 @@ pub async fn name_route(req: Request, next: Next) -> Response {
     named(route, next.run(req).await)
 }
 
-/// `resp`, carrying the route template that matched (for [`observe`]).
+/// `resp`, carrying the route template that matched (for [`Observe`]).
 pub(crate) fn named(route: Option<MatchedPath>, mut resp: Response) -> Response {
     if let Some(r) = route {
         resp.extensions_mut().insert(r);
     }
     resp
 }
+
+/// The routes of unknown paths under `/api/v1`: answered 404 behind authentication (so limited,
+/// with the rate-limit headers), yet named as no route in the metrics and the log, where every
+/// unknown path counts as `unmatched`.
+pub(crate) const API_UNKNOWN: [&str; 2] = ["/api/v1", "/api/v1/{*rest}"];
 
 /// The value of cookie `name` in the `Cookie` header.
 pub fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -227,7 +296,11 @@ pub async fn limit_by_ip(State(st): State<AppState>, req: Request, next: Next) -
 /// Resolves the principal of an `/api/v1` request and enforces the tenant cross-check and the
 /// per-credential rate limit. Failures count against the client IP's bucket.
 pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .filter(|m| !API_UNKNOWN.contains(&m.as_str()))
+        .cloned();
     named(route, authenticated(&st, req, next).await)
 }
 
@@ -277,6 +350,50 @@ async fn authenticated(st: &AppState, mut req: Request, next: Next) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+
+    /// The answer's status and error code, read in the request id's scope as [`Observe`] runs it.
+    async fn guarded<S>(svc: S) -> (u16, serde_json::Value)
+    where
+        S: tower::Service<Request, Response = Response, Error = Infallible>,
+    {
+        let id = HeaderValue::from_static("req_panic_test");
+        let resp = REQUEST_ID
+            .scope(id, unpanicked(svc, Request::new(Body::empty())))
+            .await;
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_handler_is_a_500_in_the_error_shape() {
+        // Panicking while called (routing, building the future) …
+        let in_call =
+            tower::service_fn(|_: Request| -> std::future::Ready<_> { panic!("boom in call") });
+        // … and while polled (the handler's body), after a first `Pending`.
+        let in_poll = tower::service_fn(|_: Request| async {
+            tokio::task::yield_now().await;
+            if true {
+                panic!("boom in poll");
+            }
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        });
+        for (status, body) in [guarded(in_call).await, guarded(in_poll).await] {
+            assert_eq!(status, 500);
+            assert_eq!(body["error"]["code"], "internal");
+            assert_eq!(body["error"]["request_id"], "req_panic_test");
+        }
+        // An answer without a panic passes unchanged.
+        let fine = tower::service_fn(|_: Request| async {
+            let mut r = Response::new(Body::from("{}"));
+            *r.status_mut() = axum::http::StatusCode::CREATED;
+            Ok::<_, Infallible>(r)
+        });
+        assert_eq!(guarded(fine).await.0, 201);
+    }
 
     #[test]
     fn cookies_and_request_ids() {

@@ -91,7 +91,7 @@ pub fn services(
 }
 
 /// The HTTP application for these settings.
-pub fn app(s: &Settings, svc: Arc<Services>) -> axum::Router {
+pub fn app(s: &Settings, svc: Arc<Services>) -> impl casegate_api::App {
     casegate_api::app(
         svc,
         casegate_api::ApiConfig {
@@ -144,7 +144,9 @@ pub async fn serve(
                 stop,
             ))
         });
-        let app = app(s, svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            SocketAddr,
+        >(app(s, svc.clone()));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;

@@ -103,7 +103,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Creates an API key acting as a user of the organisation.
-#[utoipa::path(post, path = "/api-keys", tag = "administration", request_body = CreateKey,
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "administration", request_body = CreateKey,
     responses((status = 201, body = CreatedKeyView), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_key(
@@ -126,7 +126,7 @@ pub async fn create_key(
 }
 
 /// Lists the organisation's keys (never their secrets).
-#[utoipa::path(get, path = "/api-keys", tag = "administration", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "administration", params(PageQuery),
     responses((status = 200, body = ApiKeysPage), (status = 403, body = ErrorBody)))]
 pub async fn list_keys(
     State(st): State<AppState>,
@@ -144,7 +144,7 @@ pub async fn list_keys(
 }
 
 /// Revokes a key; it answers 401 from the next request on.
-#[utoipa::path(delete, path = "/api-keys/{id}", tag = "administration",
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "administration",
     params(("id" = String, Path, description = "Key id")),
     responses((status = 200, body = ApiKeyView), (status = 404, body = ErrorBody)))]
 pub async fn revoke_key(

@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The approver's inbox: transition requests, newest first unless `sort=requested_at`
 /// (`status` default `pending`, `all` for every status; `mine=true`: only those the caller can
 /// decide now).
-#[utoipa::path(get, path = "/approvals", tag = "approvals",
+#[utoipa::path(get, path = "/api/v1/approvals", tag = "approvals",
     params(("status" = Option<String>, Query), ("mine" = Option<bool>, Query), ("case_id" = Option<String>, Query),
         ("sort" = Option<String>, Query, description = "-requested_at (default) or requested_at"),
         ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
@@ -54,7 +54,7 @@ pub async fn list_approvals(
 }
 
 /// One transition request.
-#[utoipa::path(get, path = "/transition-requests/{id}", tag = "approvals", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/transition-requests/{id}", tag = "approvals", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_request(
     State(st): State<AppState>,
@@ -76,7 +76,7 @@ fn decided(d: Decided) -> Response {
 
 /// Approves the current tier's slot the caller fills (`approval.decide`); `{"comment"}`
 /// optional. The last approval needed applies the move (status `applied`).
-#[utoipa::path(post, path = "/transition-requests/{id}/approve", tag = "approvals", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/transition-requests/{id}/approve", tag = "approvals", params(("id" = String, Path)),
     request_body(content = ApproveBody, description = "Optional: the body may be left out."),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody,
         description = "not_an_eligible_approver, self_approval_forbidden, duplicate_approver"),
@@ -93,7 +93,7 @@ pub async fn approve_request(
 }
 
 /// Rejects the request (`approval.decide`); `{"comment"}` required. One rejection vetoes.
-#[utoipa::path(post, path = "/transition-requests/{id}/reject", tag = "approvals", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/transition-requests/{id}/reject", tag = "approvals", params(("id" = String, Path)),
     request_body = RejectBody,
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -109,7 +109,7 @@ pub async fn reject_request(
 }
 
 /// Withdraws a pending request (the requester, or an administrator).
-#[utoipa::path(post, path = "/transition-requests/{id}/cancel", tag = "approvals", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/transition-requests/{id}/cancel", tag = "approvals", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 pub async fn cancel_request(

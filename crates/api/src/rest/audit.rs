@@ -164,7 +164,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The organisation's audit events (`audit.view`).
-#[utoipa::path(get, path = "/audit/events", tag = "audit", params(EventsQuery),
+#[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit", params(EventsQuery),
     responses((status = 200, body = EventsPage), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_events(
     State(st): State<AppState>,
@@ -200,7 +200,7 @@ pub async fn list_events(
 }
 
 /// Recomputes the organisation's hash chain and checks its signed checkpoints.
-#[utoipa::path(get, path = "/audit/verify", tag = "audit",
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses((status = 200, body = VerificationView), (status = 403, body = ErrorBody)))]
 pub async fn verify_chain(
     State(st): State<AppState>,
@@ -210,7 +210,7 @@ pub async fn verify_chain(
 }
 
 /// The signed checkpoints and the public key that verifies them.
-#[utoipa::path(get, path = "/audit/checkpoints", tag = "audit",
+#[utoipa::path(get, path = "/api/v1/audit/checkpoints", tag = "audit",
     responses((status = 200, body = CheckpointsView), (status = 403, body = ErrorBody)))]
 pub async fn list_checkpoints(
     State(st): State<AppState>,
@@ -225,7 +225,7 @@ pub async fn list_checkpoints(
 }
 
 /// Signs a checkpoint at the current head now (`audit.export`).
-#[utoipa::path(post, path = "/audit/checkpoints", tag = "audit",
+#[utoipa::path(post, path = "/api/v1/audit/checkpoints", tag = "audit",
     responses((status = 201, body = CheckpointView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_checkpoint(
     State(st): State<AppState>,
@@ -344,7 +344,7 @@ pub struct CreateExport {
 
 /// Queues an export of the audit trail (`audit.export`); the worker produces it and
 /// `audit.export_ready` fires when it is done.
-#[utoipa::path(post, path = "/audit/exports", tag = "audit", request_body = CreateExport,
+#[utoipa::path(post, path = "/api/v1/audit/exports", tag = "audit", request_body = CreateExport,
     responses((status = 202, body = ExportView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_export(
     State(st): State<AppState>,
@@ -374,7 +374,7 @@ pub async fn create_export(
 }
 
 /// The organisation's audit exports, newest first (`audit.export`).
-#[utoipa::path(get, path = "/audit/exports", tag = "audit", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/audit/exports", tag = "audit", params(PageQuery),
     responses((status = 200, body = ExportsPage), (status = 403, body = ErrorBody)))]
 pub async fn list_exports(
     State(st): State<AppState>,
@@ -392,7 +392,7 @@ pub async fn list_exports(
 }
 
 /// One export's status (`audit.export`).
-#[utoipa::path(get, path = "/audit/exports/{id}", tag = "audit",
+#[utoipa::path(get, path = "/api/v1/audit/exports/{id}", tag = "audit",
     responses((status = 200, body = ExportView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_export(
     State(st): State<AppState>,
@@ -404,7 +404,7 @@ pub async fn get_export(
 
 /// The export file (`audit.export`); its detached Ed25519 signature is repeated in
 /// `X-Casegate-Signature-Ed25519`, its SHA-256 in `Repr-Digest` (RFC 9530).
-#[utoipa::path(get, path = "/audit/exports/{id}/download", tag = "audit",
+#[utoipa::path(get, path = "/api/v1/audit/exports/{id}/download", tag = "audit",
     responses((status = 200, description = "the file", content_type = "application/octet-stream"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn download_export(

@@ -91,7 +91,7 @@ pub fn protected_router() -> OpenApiRouter<AppState> {
 }
 
 /// Password login; starts a browser session.
-#[utoipa::path(post, path = "/auth/login", tag = "authentication", request_body = LoginRequest, security(()),
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "authentication", request_body = LoginRequest, security(()),
     responses((status = 200, body = LoginView, headers(("X-CSRF-Token" = String), ("Set-Cookie" = String))),
         (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
@@ -132,7 +132,7 @@ pub async fn login(
 }
 
 /// Ends the current session (requires `X-CSRF-Token`).
-#[utoipa::path(post, path = "/auth/logout", tag = "authentication",
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "authentication",
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn logout(
     State(st): State<AppState>,
@@ -151,7 +151,7 @@ pub async fn logout(
 }
 
 /// Who the credential belongs to: organisation, user, roles and permissions.
-#[utoipa::path(get, path = "/me", tag = "authentication",
+#[utoipa::path(get, path = "/api/v1/me", tag = "authentication",
     responses((status = 200, body = MeView), (status = 401, body = ErrorBody)))]
 pub async fn me(Auth(p): Auth) -> Response {
     Json(MeView::from(p.principal.as_ref())).into_response()

@@ -151,7 +151,7 @@ pub struct PutCaseType {
 }
 
 /// The organisation's case types.
-#[utoipa::path(get, path = "/case-types", tag = "cases",
+#[utoipa::path(get, path = "/api/v1/case-types", tag = "cases",
     responses((status = 200, body = CaseTypesPage), (status = 403, body = ErrorBody)))]
 pub async fn list_case_types(
     State(st): State<AppState>,
@@ -163,7 +163,7 @@ pub async fn list_case_types(
 }
 
 /// One case type with its fields and lifecycle.
-#[utoipa::path(get, path = "/case-types/{key}", tag = "cases", params(("key" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/case-types/{key}", tag = "cases", params(("key" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_case_type(
     State(st): State<AppState>,
@@ -175,7 +175,7 @@ pub async fn get_case_type(
 }
 
 /// Creates or replaces a case type (`workflow.admin`); 422 `invalid_workflow` lists every problem.
-#[utoipa::path(put, path = "/case-types/{key}", tag = "cases", params(("key" = String, Path)), request_body = PutCaseType,
+#[utoipa::path(put, path = "/api/v1/case-types/{key}", tag = "cases", params(("key" = String, Path)), request_body = PutCaseType,
     responses((status = 200, body = Object), (status = 201, body = Object), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_case_type(
@@ -221,7 +221,7 @@ pub struct CasesPage {
 /// Opens a case (`case.create`): `case_type`, `title`, optional `priority`, `assigned_to`,
 /// `screening_id`, `subject_id`, `alert_ids`, `fields`, `reasons`, `notes`, `detected_at`,
 /// `score`, `business_unit`, `source`.
-#[utoipa::path(post, path = "/cases", tag = "cases", request_body = CreateCaseBody,
+#[utoipa::path(post, path = "/api/v1/cases", tag = "cases", request_body = CreateCaseBody,
     responses((status = 201, body = CaseView, description = "the case, with ETag and Location"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_case(
@@ -254,7 +254,7 @@ const LIST_PARAMS: &[&str] = &[
 /// Lists and searches cases (`case.view`): filters `status`, `priority`, `case_type`,
 /// `assigned_to` (id, email or `me`), `from_date`, `to_date`, `q`, `fields.<key>`; `sort`
 /// `-created_at|created_at|-updated_at`; `limit` ≤ 200, `offset`.
-#[utoipa::path(get, path = "/cases", tag = "cases",
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases",
     params(("status" = Option<String>, Query), ("priority" = Option<String>, Query), ("case_type" = Option<String>, Query),
         ("assigned_to" = Option<String>, Query), ("from_date" = Option<String>, Query), ("to_date" = Option<String>, Query),
         ("q" = Option<String>, Query, description = "full text: every word must occur"), ("sort" = Option<String>, Query),
@@ -306,7 +306,7 @@ pub async fn list_cases(
 
 /// A case by id or reference, with comments, attachments, status history, activities,
 /// relations, pending request, tasks and SAR filing.
-#[utoipa::path(get, path = "/cases/{id}", tag = "cases", params(("id" = String, Path, description = "Case id or reference")),
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases", params(("id" = String, Path, description = "Case id or reference")),
     responses((status = 200, body = CaseDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_case(
     State(st): State<AppState>,
@@ -318,7 +318,7 @@ pub async fn get_case(
 }
 
 /// Changes a case's attributes (`case.edit`); conditional with `If-Match`.
-#[utoipa::path(patch, path = "/cases/{id}", tag = "cases", params(("id" = String, Path)), request_body = UpdateCaseBody,
+#[utoipa::path(patch, path = "/api/v1/cases/{id}", tag = "cases", params(("id" = String, Path)), request_body = UpdateCaseBody,
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn update_case(
@@ -334,7 +334,7 @@ pub async fn update_case(
 }
 
 /// Assigns (or with `null` unassigns) a case (`case.assign`).
-#[utoipa::path(post, path = "/cases/{id}/assign", tag = "cases", params(("id" = String, Path)), request_body = AssignCaseBody,
+#[utoipa::path(post, path = "/api/v1/cases/{id}/assign", tag = "cases", params(("id" = String, Path)), request_body = AssignCaseBody,
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn assign_case(
@@ -410,7 +410,7 @@ async fn do_transition(
 
 /// Moves a case to another status (`case.transition`): `{"to", "reason"}` → 200
 /// `{"case", "history_entry"}`, or 202 `{"request"}` when the move needs approval.
-#[utoipa::path(post, path = "/cases/{id}/transitions", tag = "cases", params(("id" = String, Path)), request_body = TransitionBody,
+#[utoipa::path(post, path = "/api/v1/cases/{id}/transitions", tag = "cases", params(("id" = String, Path)), request_body = TransitionBody,
     responses((status = 200, body = MoveApplied), (status = 202, body = MoveRequested, description = "awaiting approval"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "version_conflict, request_pending"),
         (status = 422, body = ErrorBody, description = "invalid_transition, reason_required")))]
@@ -425,7 +425,7 @@ pub async fn transition_case(
 }
 
 /// Alias of `POST /cases/{id}/transitions` taking `{"status", "reason"}`.
-#[utoipa::path(post, path = "/cases/{id}/status", tag = "cases", params(("id" = String, Path)), request_body = SetStatusBody,
+#[utoipa::path(post, path = "/api/v1/cases/{id}/status", tag = "cases", params(("id" = String, Path)), request_body = SetStatusBody,
     responses((status = 200, body = MoveApplied), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_status(
     State(st): State<AppState>,
@@ -438,7 +438,7 @@ pub async fn set_status(
 }
 
 /// The moves open to the caller.
-#[utoipa::path(get, path = "/cases/{id}/transitions", tag = "cases", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/cases/{id}/transitions", tag = "cases", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn list_transitions(
     State(st): State<AppState>,
@@ -450,7 +450,7 @@ pub async fn list_transitions(
 }
 
 /// The status history, oldest first.
-#[utoipa::path(get, path = "/cases/{id}/history", tag = "cases", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/cases/{id}/history", tag = "cases", params(("id" = String, Path)),
     responses((status = 200, body = CaseHistory), (status = 404, body = ErrorBody)))]
 pub async fn case_history(
     State(st): State<AppState>,
@@ -462,7 +462,7 @@ pub async fn case_history(
 }
 
 /// Adds a comment (`case.edit`).
-#[utoipa::path(post, path = "/cases/{id}/comments", tag = "cases", params(("id" = String, Path)), request_body = CommentBody,
+#[utoipa::path(post, path = "/api/v1/cases/{id}/comments", tag = "cases", params(("id" = String, Path)), request_body = CommentBody,
     responses((status = 201, body = CommentView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add_comment(
     State(st): State<AppState>,
@@ -494,7 +494,7 @@ pub struct LinkAttachment {
 
 /// Adds an attachment (`case.edit`): JSON `{"name", "type", "url"}` for a file kept elsewhere,
 /// or `multipart/form-data` with the file in field `file` (and optionally `name`).
-#[utoipa::path(post, path = "/cases/{id}/attachments", tag = "cases", params(("id" = String, Path)), request_body = LinkAttachment,
+#[utoipa::path(post, path = "/api/v1/cases/{id}/attachments", tag = "cases", params(("id" = String, Path)), request_body = LinkAttachment,
     responses((status = 201, body = AttachmentView), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn add_attachment(
@@ -615,7 +615,7 @@ async fn read_upload(st: &AppState, req: Request) -> ApiResult<NewAttachment> {
 }
 
 /// Downloads a stored attachment.
-#[utoipa::path(get, path = "/cases/{id}/attachments/{attachment_id}/download", tag = "cases",
+#[utoipa::path(get, path = "/api/v1/cases/{id}/attachments/{attachment_id}/download", tag = "cases",
     params(("id" = String, Path), ("attachment_id" = String, Path)),
     responses((status = 200, description = "the file"), (status = 404, body = ErrorBody)))]
 pub async fn download_attachment(
@@ -663,7 +663,7 @@ pub async fn download_attachment(
 }
 
 /// Escalates a case (`case.escalate`): `{"reason", "escalated_to"}`.
-#[utoipa::path(post, path = "/cases/{id}/escalate", tag = "cases", params(("id" = String, Path)), request_body = EscalateBody,
+#[utoipa::path(post, path = "/api/v1/cases/{id}/escalate", tag = "cases", params(("id" = String, Path)), request_body = EscalateBody,
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn escalate_case(
     State(st): State<AppState>,
@@ -687,7 +687,7 @@ pub async fn escalate_case(
 }
 
 /// Records the decision (`case.dispose`): `{"disposition", "reason"}`.
-#[utoipa::path(post, path = "/cases/{id}/disposition", tag = "cases", params(("id" = String, Path)), request_body = DispositionBody,
+#[utoipa::path(post, path = "/api/v1/cases/{id}/disposition", tag = "cases", params(("id" = String, Path)), request_body = DispositionBody,
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn dispose_case(
@@ -710,7 +710,7 @@ pub async fn dispose_case(
 }
 
 /// Overrides a decision (`case.override`) with a second person's approval.
-#[utoipa::path(post, path = "/cases/{id}/override", tag = "cases", params(("id" = String, Path)), request_body = OverrideBody,
+#[utoipa::path(post, path = "/api/v1/cases/{id}/override", tag = "cases", params(("id" = String, Path)), request_body = OverrideBody,
     responses((status = 201, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn override_decision(
@@ -747,7 +747,7 @@ pub async fn override_decision(
 }
 
 /// Reopens a closed case (`case.transition`): `{"reason"}`.
-#[utoipa::path(post, path = "/cases/{id}/reopen", tag = "cases", params(("id" = String, Path)), request_body = ReopenBody,
+#[utoipa::path(post, path = "/api/v1/cases/{id}/reopen", tag = "cases", params(("id" = String, Path)), request_body = ReopenBody,
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn reopen_case(
     State(st): State<AppState>,
@@ -796,7 +796,7 @@ fn party_input(v: &Value, prefix: &str) -> ApiResult<PartyInput> {
 }
 
 /// Links a case to a case, an alert or a party (existing, or created with `party`).
-#[utoipa::path(post, path = "/cases/{id}/relations", tag = "cases", params(("id" = String, Path)), request_body = RelationBody,
+#[utoipa::path(post, path = "/api/v1/cases/{id}/relations", tag = "cases", params(("id" = String, Path)), request_body = RelationBody,
     responses((status = 201, body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn add_relation(
@@ -821,7 +821,7 @@ pub async fn add_relation(
 }
 
 /// Records a party (`case.edit`): `{"kind", "name", "identifiers"}`.
-#[utoipa::path(post, path = "/parties", tag = "cases", request_body = PartyBody,
+#[utoipa::path(post, path = "/api/v1/parties", tag = "cases", request_body = PartyBody,
     responses((status = 201, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_party(
     State(st): State<AppState>,
@@ -834,7 +834,7 @@ pub async fn create_party(
 }
 
 /// A party and the cases linking to it.
-#[utoipa::path(get, path = "/parties/{id}", tag = "cases", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/parties/{id}", tag = "cases", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_party(
     State(st): State<AppState>,
@@ -846,7 +846,7 @@ pub async fn get_party(
 
 /// Decides an alert (`case.dispose`): `{"disposition": "true_positive|false_positive",
 /// "reason", "escalate_to_case", "case_id", "case_type"}` → `{"alert", "case"}`.
-#[utoipa::path(post, path = "/alerts/{id}/disposition", tag = "cases", params(("id" = String, Path)), request_body = AlertDispositionBody,
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/disposition", tag = "cases", params(("id" = String, Path)), request_body = AlertDispositionBody,
     responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn decide_alert(

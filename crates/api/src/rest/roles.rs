@@ -33,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The roles and permissions a user can be granted.
-#[utoipa::path(get, path = "/roles", tag = "administration",
+#[utoipa::path(get, path = "/api/v1/roles", tag = "administration",
     responses((status = 200, body = RolesView), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn list_roles(_auth: Auth) -> ApiResult<Json<RolesView>> {
     let roles = BUILTIN_ROLES

@@ -45,7 +45,7 @@ fn required<'a>(b: &'a Map<String, Value>, key: &str) -> ApiResult<&'a str> {
 /// code>`), `prior_report_id` (required for the last two types), `prior_filed_on`
 /// (`YYYY-MM-DD`, continuing activity on a report not filed through casegate),
 /// `suspect_identified`, `submit_for_review`. The content is pre-filled from the case.
-#[utoipa::path(post, path = "/sars", tag = "sars",
+#[utoipa::path(post, path = "/api/v1/sars", tag = "sars",
     request_body = CreateSarBody,
     responses((status = 201, body = Object, description = "the SAR, `status` draft or pending_review, with `deadline`"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -86,7 +86,7 @@ pub async fn create_sar(
 
 /// Reports, newest first (`sar.view`). `deadline_before` takes a date (deadlines before that
 /// day) or an RFC 3339 date-time: the urgency queue.
-#[utoipa::path(get, path = "/sars", tag = "sars",
+#[utoipa::path(get, path = "/api/v1/sars", tag = "sars",
     params(("status" = Option<String>, Query), ("jurisdiction" = Option<String>, Query),
         ("deadline_before" = Option<String>, Query), ("case_id" = Option<String>, Query),
         ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
@@ -118,7 +118,7 @@ pub async fn list_sars(
 
 /// One report with its subjects, activity, narrative, validation result and history
 /// (`sar.view`).
-#[utoipa::path(get, path = "/sars/{id}", tag = "sars", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/sars/{id}", tag = "sars", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_sar(
     State(st): State<AppState>,
@@ -131,7 +131,7 @@ pub async fn get_sar(
 
 /// Changes the report's content (`sar.edit`): `subjects`, `suspect_identified`, `activity`,
 /// `narrative`; only in `draft` or `returned` (422 `sar_locked`).
-#[utoipa::path(patch, path = "/sars/{id}", tag = "sars", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/api/v1/sars/{id}", tag = "sars", params(("id" = String, Path)),
     request_body = UpdateSarBody,
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody, description = "validation_failed, sar_locked")))]
@@ -153,7 +153,7 @@ pub async fn update_sar(
 /// `withdrawn` need `sar.review`; `reason` required for `returned` and `withdrawn`;
 /// `reviewer_id` assigns the review). `filed` is 403 `status_reserved`. An approval gate
 /// answers 202 with the report and its `pending_request`.
-#[utoipa::path(post, path = "/sars/{id}/status", tag = "sars", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/sars/{id}/status", tag = "sars", params(("id" = String, Path)),
     request_body = SarStatusBody,
     responses((status = 200, body = Object), (status = 202, body = Object, description = "awaiting approval"),
         (status = 403, body = ErrorBody, description = "forbidden, role_not_permitted, status_reserved"),
@@ -188,7 +188,7 @@ pub async fn set_sar_status(
 /// jurisdiction's). 200 `application/xml` when every business rule passes and the configured
 /// schema validates it; `Casegate-Schema-Check` says `passed` or `skipped` (with the reason in
 /// `Casegate-Schema-Check-Reason`). 422 `document_invalid` lists every problem.
-#[utoipa::path(get, path = "/sars/{id}/document", tag = "sars",
+#[utoipa::path(get, path = "/api/v1/sars/{id}/document", tag = "sars",
     params(("id" = String, Path), ("format" = Option<String>, Query)),
     responses((status = 200, content_type = "application/xml", body = String),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -228,7 +228,7 @@ pub async fn sar_document(
 
 /// Files an `approved` report through the configured transmitter (`sar.review`); the sandbox
 /// answers `SANDBOX-SAR-XXXXXXXX` in `filing_reference` and the report becomes `filed`.
-#[utoipa::path(post, path = "/sars/{id}/submit", tag = "sars", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/sars/{id}/submit", tag = "sars", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "invalid_transition (not approved), document_invalid")))]
@@ -244,7 +244,7 @@ pub async fn submit_sar(
 /// Records the regulator's acknowledgement of a filed report (`sar.review`): the body is
 /// FinCEN's acknowledgement XML; `activity_seq` picks the report's activity in a batch.
 /// Answers the report with `bsa_id` and `acknowledgement` (`accepted`, `warnings`, `errors`).
-#[utoipa::path(post, path = "/sars/{id}/acknowledgement", tag = "sars",
+#[utoipa::path(post, path = "/api/v1/sars/{id}/acknowledgement", tag = "sars",
     params(("id" = String, Path), ("activity_seq" = Option<i64>, Query)),
     request_body(content = String, content_type = "application/xml"),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -276,7 +276,7 @@ pub async fn acknowledge_sar(
 
 /// The tenant's filing profile (`sar.view`): filer, transmitter, contact office and the
 /// jurisdictions' codes.
-#[utoipa::path(get, path = "/settings/filing-profile", tag = "sars",
+#[utoipa::path(get, path = "/api/v1/settings/filing-profile", tag = "sars",
     responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
 pub async fn get_filing_profile(State(st): State<AppState>, Auth(p): Auth) -> ApiResult<Response> {
     let (profile, version) = sars::filing_profile(&st.svc, &p).await?;
@@ -284,7 +284,7 @@ pub async fn get_filing_profile(State(st): State<AppState>, Auth(p): Auth) -> Ap
 }
 
 /// Replaces the filing profile (`sar.review`); `If-Match` guards against a concurrent change.
-#[utoipa::path(put, path = "/settings/filing-profile", tag = "sars",
+#[utoipa::path(put, path = "/api/v1/settings/filing-profile", tag = "sars",
     request_body = FilingProfileBody,
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]

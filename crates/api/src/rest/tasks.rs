@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Tasks, the soonest due first. `status`: `open` (default), `done` or `all`; `assigned_to`:
 /// a user id or email, or `me` (the caller's, and those waiting on one of the caller's roles);
 /// `case_id`: an id or reference.
-#[utoipa::path(get, path = "/tasks", tag = "tasks",
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks",
     params(("status" = Option<String>, Query), ("assigned_to" = Option<String>, Query),
         ("case_id" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, body = Object, description = "{\"tasks\": [...], \"total\", \"limit\", \"offset\"}"),
@@ -54,7 +54,7 @@ pub async fn list_tasks(
 /// Opens a task on a case (`case.edit`): `case_id` and `title` required; `description`,
 /// `assigned_to` (user id or email), `assignee_role`, `due_at` (RFC 3339), `mandatory` (blocks
 /// leaving the case's current status until done).
-#[utoipa::path(post, path = "/tasks", tag = "tasks",
+#[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks",
     request_body = CreateTaskBody,
     responses((status = 201, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
@@ -100,7 +100,7 @@ pub async fn create_task(
 }
 
 /// One task.
-#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_task(
     State(st): State<AppState>,
@@ -112,7 +112,7 @@ pub async fn get_task(
 
 /// Marks a task done (its assignee, a holder of its role, or `case.edit`); `{"note"}`
 /// optional. 409 `already_completed` when it is done.
-#[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/complete", tag = "tasks", params(("id" = String, Path)),
     request_body(content = CompleteTaskBody, description = "Optional: the body may be left out."),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "already_completed"), (status = 422, body = ErrorBody)))]
@@ -128,7 +128,7 @@ pub async fn complete_task(
 }
 
 /// The caller's notifications, newest first (`unread=true`: only unread ones).
-#[utoipa::path(get, path = "/notifications", tag = "tasks",
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "tasks",
     params(("unread" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, body = Object, description = "{\"notifications\": [...], \"total\", \"unread\", \"limit\", \"offset\"}"),
         (status = 422, body = ErrorBody)))]
@@ -150,7 +150,7 @@ pub async fn list_notifications(
 }
 
 /// Marks one of the caller's notifications read.
-#[utoipa::path(post, path = "/notifications/{id}/read", tag = "tasks", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "tasks", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn read_notification(
     State(st): State<AppState>,

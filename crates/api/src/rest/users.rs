@@ -104,7 +104,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Creates a user of the caller's organisation.
-#[utoipa::path(post, path = "/users", tag = "administration", request_body = CreateUser,
+#[utoipa::path(post, path = "/api/v1/users", tag = "administration", request_body = CreateUser,
     responses((status = 201, body = UserView), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_user(
@@ -123,7 +123,7 @@ pub async fn create_user(
 }
 
 /// Lists the organisation's users, newest first.
-#[utoipa::path(get, path = "/users", tag = "administration", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/users", tag = "administration", params(PageQuery),
     responses((status = 200, body = UsersPage), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_users(
     State(st): State<AppState>,
@@ -141,7 +141,7 @@ pub async fn list_users(
 }
 
 /// A user by id or email.
-#[utoipa::path(get, path = "/users/{id}", tag = "administration",
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "administration",
     params(("id" = String, Path, description = "User id or email")),
     responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
 pub async fn get_user(
@@ -153,7 +153,7 @@ pub async fn get_user(
 }
 
 /// Replaces a user's roles; effective from the user's next request.
-#[utoipa::path(put, path = "/users/{id}/roles", tag = "administration", request_body = SetRoles,
+#[utoipa::path(put, path = "/api/v1/users/{id}/roles", tag = "administration", request_body = SetRoles,
     params(("id" = String, Path, description = "User id or email")),
     responses((status = 200, body = UserView), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -169,7 +169,7 @@ pub async fn set_user_roles(
 }
 
 /// Renames, disables or re-enables a user, or sets a new password.
-#[utoipa::path(patch, path = "/users/{id}", tag = "administration", request_body = UpdateUser,
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "administration", request_body = UpdateUser,
     params(("id" = String, Path, description = "User id or email")),
     responses((status = 200, body = UserView), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]

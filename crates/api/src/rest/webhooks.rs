@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// `--allow-insecure-webhooks`; never private, link-local or metadata addresses), `events`
 /// (event names or `["*"]`, default all), `description`, `active`. The answer carries `secret`
 /// (`whsec_…`), shown only here. A `ping` delivery is queued at once.
-#[utoipa::path(post, path = "/webhooks", tag = "webhooks",
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks",
     request_body = CreateWebhookBody,
     responses((status = 201, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_webhook(
@@ -45,7 +45,7 @@ pub async fn create_webhook(
 }
 
 /// The organisation's registrations, oldest first (no secrets).
-#[utoipa::path(get, path = "/webhooks", tag = "webhooks",
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, body = Object, description = "{\"webhooks\": [...], \"total\", \"limit\", \"offset\"}"),
         (status = 403, body = ErrorBody)))]
@@ -62,7 +62,7 @@ pub async fn list_webhooks(
 }
 
 /// One registration.
-#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_webhook(
     State(st): State<AppState>,
@@ -74,7 +74,7 @@ pub async fn get_webhook(
 
 /// Changes `url`, `events`, `description` or `active`; turning a registration back on after a
 /// 410 clears `disabled_reason` and closes its circuit.
-#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     request_body = UpdateWebhookBody,
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
@@ -89,7 +89,7 @@ pub async fn update_webhook(
 }
 
 /// Deletes a registration: no more deliveries (unfinished ones become `dead`).
-#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_webhook(
     State(st): State<AppState>,
@@ -102,7 +102,7 @@ pub async fn delete_webhook(
 
 /// A new secret, shown once; the previous one keeps signing beside it for `overlap_hours`
 /// (default 24, 0–168).
-#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path)),
     request_body(content = RotateSecretBody, description = "Optional: the body may be left out."),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
@@ -127,7 +127,7 @@ pub async fn rotate_secret(
 
 /// The registration's deliveries, newest first; `state` filters
 /// (`pending|succeeded|failed|dead`).
-#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path),
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path),
         ("state" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, body = Object, description = "{\"deliveries\": [...], \"total\", \"limit\", \"offset\"}"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -146,7 +146,7 @@ pub async fn list_deliveries(
 }
 
 /// One delivery with every attempt (status, latency, error).
-#[utoipa::path(get, path = "/webhooks/{id}/deliveries/{delivery_id}", tag = "webhooks",
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}", tag = "webhooks",
     params(("id" = String, Path), ("delivery_id" = String, Path)),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_delivery(
@@ -160,7 +160,7 @@ pub async fn get_delivery(
 }
 
 /// Sends the delivery's event again (same body, same event id) as a new delivery.
-#[utoipa::path(post, path = "/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
     params(("id" = String, Path), ("delivery_id" = String, Path)),
     responses((status = 202, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn redeliver(

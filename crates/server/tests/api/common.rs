@@ -177,6 +177,12 @@ impl TestServer {
         panic!("pooled connections were not returned within 5 s");
     }
 
+    /// The body of an unauthenticated `GET` of `base`-relative `path`, as text (metrics, SDL).
+    pub async fn text(&self, path: &str) -> String {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await;
+        r.unwrap().text().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         if path.starts_with('/')
             && !path.starts_with("/api/")

@@ -622,15 +622,7 @@ async fn bad_documents_and_requests_are_refused_clearly(b: Backend) {
     }
 
     // The schema, served in SDL without a credential, has the operations of API.md.
-    let sdl = s
-        .http
-        .get(format!("{}/graphql/schema.graphql", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let sdl = s.text("/graphql/schema.graphql").await;
     for op in [
         "case(id: ID!): Case",
         "cases(filter: CaseFilter, limit: Int, offset: Int): CasePage!",

@@ -34,15 +34,7 @@ async fn operations_endpoints_answer(b: Backend) {
     s.call(Method::DELETE, "/readyz", None, None)
         .await
         .assert_error(405, "method_not_allowed");
-    let m = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.text("/metrics").await;
     assert!(
         m.contains("http_requests_total{") && m.contains("route=\"/api/v1/me\""),
         "{m}"
@@ -403,5 +395,19 @@ async fn unknown_routes_answer_in_the_error_shape(b: Backend) {
     r.assert_error(404, "not_found");
     let r = s.call(Method::DELETE, "/healthz", None, None).await;
     r.assert_error(405, "method_not_allowed");
+    // Unknown paths, inside the API or not, are counted as `unmatched`: never under the raw
+    // path (which may hold ids), nor under the API's catch-all route.
+    let m = s.text("/metrics").await;
+    // (The recorder is the process's, so other tests' 404s of known routes show here too.)
+    assert!(
+        m.lines().any(|l| l.starts_with("http_requests_total{")
+            && l.contains("route=\"unmatched\"")
+            && l.contains("status=\"404\"")),
+        "{m}"
+    );
+    assert!(
+        !m.contains("nothing-here") && !m.contains("{*rest}") && !m.contains("route=\"/api/v1\""),
+        "{m}"
+    );
     s.stop().await;
 }
