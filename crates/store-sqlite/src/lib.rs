@@ -91,6 +91,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "case_search",
         include_str!("../migrations/0015_case_search.sql"),
     ),
+    (
+        16,
+        "outbox_unused_indexes",
+        include_str!("../migrations/0016_outbox_unused_indexes.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

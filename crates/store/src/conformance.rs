@@ -2553,14 +2553,9 @@ pub async fn sqlite_reads_search_indexes_without_statistics(db: Arc<dyn Database
                 // rows (`matched`, `m`, `p`, `x`), or one of the outbox's partial indexes, which
                 // hold only the events still waiting; never a table or a whole index.
                 let whole_table = step.strip_prefix("SCAN ").is_some_and(|rest| {
-                    let partial = [
-                        "outbox_pending",
-                        "outbox_to_fan_out",
-                        "outbox_work",
-                        "outbox_to_settle",
-                    ]
-                    .iter()
-                    .any(|i| rest.ends_with(&format!("INDEX {i}")));
+                    let partial = ["outbox_to_fan_out", "outbox_work", "outbox_to_settle"]
+                        .iter()
+                        .any(|i| rest.ends_with(&format!("INDEX {i}")));
                     !partial
                         && !rest.contains("VIRTUAL TABLE")
                         && !rest.starts_with('(')
