@@ -147,17 +147,19 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
     // server, `/api/v1`.
     doc.paths.paths = std::mem::take(&mut doc.paths.paths)
         .into_iter()
-        .map(|(path, item)| match path.strip_prefix(API_PREFIX) {
-            Some(rest) => (rest.to_string(), item),
-            // Served outside the API while documented inside it: a mistake, caught at start-up.
-            None => panic!("#[utoipa::path] `{path}` is not under {API_PREFIX}"),
-        })
+        .map(
+            |(path, item)| match path.strip_prefix(middleware::API_PREFIX) {
+                Some(rest) => (rest.to_string(), item),
+                // Served outside the API while documented inside it: a mistake, caught at start-up.
+                None => panic!(
+                    "#[utoipa::path] `{path}` is not under {}",
+                    middleware::API_PREFIX
+                ),
+            },
+        )
         .collect();
     (router, doc)
 }
-
-/// Where the REST API is served; the prefix of every `#[utoipa::path]`.
-const API_PREFIX: &str = "/api/v1";
 
 async fn not_found() -> Response {
     ApiError(Error::new(Code::NotFound, "no such endpoint")).into_response()

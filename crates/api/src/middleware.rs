@@ -215,10 +215,13 @@ pub(crate) fn named(route: Option<MatchedPath>, mut resp: Response) -> Response 
     resp
 }
 
-/// The routes of unknown paths under `/api/v1`: answered 404 behind authentication (so limited,
-/// with the rate-limit headers), yet named as no route in the metrics and the log, where every
-/// unknown path counts as `unmatched`.
-pub(crate) const API_UNKNOWN: [&str; 2] = ["/api/v1", "/api/v1/{*rest}"];
+/// Where the REST API is served; the prefix of every `#[utoipa::path]`.
+pub(crate) const API_PREFIX: &str = "/api/v1";
+
+/// The routes of unknown paths under [`API_PREFIX`]: answered 404 behind authentication (so
+/// limited, with the rate-limit headers), yet named as no route in the metrics and the log,
+/// where every unknown path counts as `unmatched`.
+pub(crate) const API_UNKNOWN: [&str; 2] = [API_PREFIX, "/api/v1/{*rest}"];
 
 /// The value of cookie `name` in the `Cookie` header.
 pub fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -352,7 +355,8 @@ mod tests {
     use super::*;
     use axum::body::Body;
 
-    /// The answer's status and error code, read in the request id's scope as [`Observe`] runs it.
+    /// The status and JSON body `unpanicked` answers for `svc`, run in a request id's scope as
+    /// [`Observe`] runs it.
     async fn guarded<S>(svc: S) -> (u16, serde_json::Value)
     where
         S: tower::Service<Request, Response = Response, Error = Infallible>,

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod settings;
 
 use anyhow::Context;
+use axum::ServiceExt;
 use casegate_domain::clock::Clock;
 use casegate_service::{ServiceConfig, Services, jwt::JwtConfig};
 use casegate_store::Database;
@@ -144,9 +145,7 @@ pub async fn serve(
                 stop,
             ))
         });
-        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-            SocketAddr,
-        >(app(s, svc.clone()));
+        let app = app(s, svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;
