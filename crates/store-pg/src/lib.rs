@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 use async_trait::async_trait;
+use casegate_store::conn::{Wait, Waiting};
 use casegate_store::{
     Conn, Database, Dialect, PoolStats, Row, StoreError, StoreResult, Subscription, Tx, Val,
 };
@@ -390,12 +391,16 @@ impl Database for PgDb {
         Dialect::Postgres
     }
     async fn conn(&self) -> StoreResult<Box<dyn Conn>> {
-        Ok(Box::new(PooledConn(
-            self.pool.acquire().await.map_err(map_err)?,
-        )))
+        let waiting = Waiting::start(Dialect::Postgres, Wait::Connection);
+        let c = self.pool.acquire().await.map_err(map_err)?;
+        drop(waiting);
+        Ok(Box::new(PooledConn(c)))
     }
     async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-        Ok(Box::new(PgTx(self.pool.begin().await.map_err(map_err)?)))
+        let waiting = Waiting::start(Dialect::Postgres, Wait::Transaction);
+        let tx = self.pool.begin().await.map_err(map_err)?;
+        drop(waiting);
+        Ok(Box::new(PgTx(tx)))
     }
     async fn migrate(&self) -> StoreResult<()> {
         migrator()

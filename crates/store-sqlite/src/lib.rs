@@ -10,7 +10,7 @@
 #![forbid(unsafe_code)]
 
 use async_trait::async_trait;
-use casegate_store::conn::sqlite_time;
+use casegate_store::conn::{Wait, Waiting, sqlite_time};
 use casegate_store::{Conn, Database, Dialect, PoolStats, Row, StoreError, StoreResult, Tx, Val};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
@@ -383,11 +383,13 @@ impl Database for SqliteDb {
         Dialect::Sqlite
     }
     async fn conn(&self) -> StoreResult<Box<dyn Conn>> {
-        Ok(Box::new(PooledConn(
-            self.pool.acquire().await.map_err(map_err)?,
-        )))
+        let waiting = Waiting::start(Dialect::Sqlite, Wait::Connection);
+        let c = self.pool.acquire().await.map_err(map_err)?;
+        drop(waiting);
+        Ok(Box::new(PooledConn(c)))
     }
     async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+        let waiting = Waiting::start(Dialect::Sqlite, Wait::Transaction);
         // As long as the busy timeout: a task that opened a second write transaction while
         // holding one fails as it would without the queue, instead of waiting forever.
         let turn =
@@ -407,6 +409,7 @@ impl Database for SqliteDb {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
+        drop(waiting);
         Ok(Box::new(SqliteTx(tx, turn)))
     }
     async fn migrate(&self) -> StoreResult<()> {

@@ -409,6 +409,54 @@ pub struct PoolStats {
     pub max: u32,
 }
 
+/// What a command waits for before its first statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// A pooled connection, no transaction ([`Database::conn`]).
+    Connection,
+    /// A transaction, begun ([`Database::begin`]; on SQLite the writer's turn too, and the
+    /// hourly `PRAGMA optimize` when it falls due then).
+    Transaction,
+}
+
+/// Measures a wait for the database from its creation to its drop, and records it in
+/// `/metrics` as `db_acquire_seconds{database, kind}` (kind `connection` or `transaction`):
+/// given up or timed out too, since a wait that ends in an error or in the request's
+/// cancellation still drops it. The pool gauges show how many connections are open or idle at
+/// the moment of a scrape; this shows the pool's saturation as commands feel it (at 32
+/// concurrent moves on a 16-connection pool, over half of a move's time).
+pub struct Waiting {
+    database: &'static str,
+    kind: Wait,
+    since: std::time::Instant,
+}
+
+impl Waiting {
+    /// A wait of `kind` for database `d`, starting now.
+    pub fn start(d: Dialect, kind: Wait) -> Self {
+        let database = match d {
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+        };
+        Self {
+            database,
+            kind,
+            since: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let kind = match self.kind {
+            Wait::Connection => "connection",
+            Wait::Transaction => "transaction",
+        };
+        metrics::histogram!("db_acquire_seconds", "database" => self.database, "kind" => kind)
+            .record(self.since.elapsed());
+    }
+}
+
 /// A database: a pool of connections with migrations applied.
 #[async_trait]
 pub trait Database: Send + Sync + 'static {
