@@ -99,6 +99,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox_unused_indexes",
         include_str!("../migrations/0016_outbox_unused_indexes.sql"),
     ),
+    (
+        17,
+        "outbox_plain_body",
+        include_str!("../migrations/0017_outbox_plain_body.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -2100,7 +2100,11 @@ pub async fn fan_out_reads_the_bodies_it_is_asked_for(db: Arc<dyn Database>) {
             None,
             T0 + Duration::seconds(i),
         );
-        e.data = json!({ "case": { "n": i, "title": format!("case \"{i}\" ✓") } });
+        // Every kind of JSON value, escapes and non-ASCII text: PostgreSQL keeps the body as
+        // the text sent (`json`), SQLite as TEXT; both must give back the same document.
+        e.data = json!({ "case": { "n": i, "title": format!("case \"{i}\" ✓\n\t\\ 🙂"),
+            "score": -12.5, "big": 9_007_199_254_740_993_i64, "ok": i % 2 == 0, "none": null,
+            "reasons": ["a", {"b": [1, 2.25, []]}], "fields": {} } });
         outbox::insert(&mut *c, &e).await.unwrap();
         sent.push(e);
     }

@@ -3,7 +3,7 @@
 //! an event carrying `actions` (a rule's post-actions) is claimed under a lease, its actions run
 //! each in a transaction of its own that also writes a [`PostActionRun`] (so a retried event
 //! skips what already ran), and it is then marked dispatched.
-use crate::{Conn, Row, StoreResult};
+use crate::{Conn, Dialect, Row, StoreResult};
 use casegate_domain::ids::TenantId;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -67,16 +67,29 @@ fn head_row(r: &Row) -> StoreResult<OutboxEvent> {
 }
 
 /// Adds an event in the caller's transaction.
+///
+/// The body goes as JSON text: PostgreSQL's column is `json` (migration 0017), which keeps the
+/// text after checking it, where a `jsonb` parameter would first be parsed into binary form;
+/// SQLite's is TEXT.
 pub async fn insert(c: &mut dyn Conn, e: &OutboxEvent) -> StoreResult<()> {
+    let sql = match c.dialect() {
+        Dialect::Postgres => {
+            "INSERT INTO outbox (tenant_id, id, event_type, created_at, data, actions) \
+             VALUES ($1, $2, $3, $4, CAST($5 AS json), $6)"
+        }
+        Dialect::Sqlite => {
+            "INSERT INTO outbox (tenant_id, id, event_type, created_at, data, actions) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        }
+    };
     c.execute(
-        "INSERT INTO outbox (tenant_id, id, event_type, created_at, data, actions) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        sql,
         &[
             e.tenant_id.into(),
             e.id.into(),
             e.event_type.as_str().into(),
             e.created_at.into(),
-            e.data.clone().into(),
+            e.data.to_string().into(),
             e.actions.clone().into(),
         ],
     )
