@@ -275,8 +275,8 @@ pub(crate) struct Open {
     /// transaction already.
     superseded: bool,
     /// A status this transaction found no open mandatory task holding the case in (set by
-    /// `transition` from `store::obstacles`, under the case's lock); `check_leaving` then asks
-    /// no more.
+    /// `transition` from what `store::lock_for_move` read under the case's lock);
+    /// `check_leaving` then asks no more.
     free_to_leave: Option<String>,
 }
 
@@ -286,16 +286,47 @@ pub(crate) async fn open(
     id: &str,
     expected: Option<i64>,
 ) -> Result<Open> {
+    let (mut tx, id) = begin_on(svc, p, id).await?;
+    let locked = store::lock(&mut *tx, p.tenant_id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("case"))?;
+    opened(svc, p, tx, locked, expected).await
+}
+
+/// [`open`] for a status change, with what may stop the case leaving its status, read with it
+/// (`casegate_store::cases::lock_for_move`).
+async fn open_for_move(
+    svc: &Services,
+    p: &Caller,
+    id: &str,
+    expected: Option<i64>,
+) -> Result<(Open, store::Obstacles)> {
+    let (mut tx, id) = begin_on(svc, p, id).await?;
+    let (locked, found) = store::lock_for_move(&mut *tx, p.tenant_id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("case"))?;
+    Ok((opened(svc, p, tx, locked, expected).await?, found))
+}
+
+/// A transaction, and the id of the case `id` names (a reference is resolved to its id first:
+/// the case is then read under its row lock, so concurrent commands queue on it).
+async fn begin_on(svc: &Services, p: &Caller, id: &str) -> Result<(Box<dyn Tx>, CaseId)> {
     let mut tx = svc.db.begin().await?;
-    // Read under the row lock (PostgreSQL) so concurrent commands queue on the case; a
-    // reference is resolved to its id first.
     let id = match parse_ref(id)? {
         Ref::Id(id) => id,
         Ref::Reference(_) => read(&mut *tx, p.tenant_id, id).await?.id,
     };
-    let locked = store::lock(&mut *tx, p.tenant_id, id)
-        .await?
-        .ok_or_else(|| Error::not_found("case"))?;
+    Ok((tx, id))
+}
+
+/// The [`Open`] command on the case `locked` in `tx`, if its version is the `expected` one.
+async fn opened(
+    svc: &Services,
+    p: &Caller,
+    mut tx: Box<dyn Tx>,
+    locked: store::Locked,
+    expected: Option<i64>,
+) -> Result<Open> {
     let before = locked.case;
     if let Some(v) = expected
         && v != before.version
@@ -1288,8 +1319,7 @@ pub async fn transition(
         .filter(|r| !r.trim().is_empty())
         .map(|r| validate::text("reason", r, MAX_REASON_CHARS))
         .transpose()?;
-    let mut o = open(svc, p, id, expected).await?;
-    let found = store::obstacles(&mut *o.tx, p.tenant_id, o.before.id, &o.before.status).await?;
+    let (mut o, found) = open_for_move(svc, p, id, expected).await?;
     // While approvers decide, the case takes no other move (whatever the rules would say).
     if let Some(q) = found.pending_request {
         return Err(approvals::request_pending(Some(q)));

@@ -2,7 +2,7 @@
 -- run 14; a status change writes one event).
 --
 -- `data` becomes `json`: the body is written once, read back whole (by the fan-out, for the
--- events a webhook or a notification wants) and never queried inside. As `jsonb` PostgreSQL
+-- events a webhook or a notification wants, and with a claimed event) and never queried inside. As `jsonb` PostgreSQL
 -- parsed every body into its binary form on insert and printed it back to text on read; `json`
 -- checks the text is JSON and keeps it as sent. The server sends the body as text cast to
 -- `json` (a `jsonb` parameter would be parsed as `jsonb` first).
@@ -13,5 +13,11 @@
 -- (concurrent lockers become a multixact). The audit trail, the record that matters, has no such
 -- key either. SQLite keeps its declared key: dropping it there rebuilds the table, and SQLite
 -- checks it without a lock (one writer at a time).
+--
+-- The type change rewrites the table and its indexes under an exclusive lock: on a database
+-- with many events kept, every command that writes one waits until it is done, so upgrade at
+-- a quiet hour. A server still running the previous version during the upgrade may fail reads
+-- of `data` on the connections it had prepared them on ("cached plan must not change result
+-- type") until they are replaced; stop it before upgrading.
 ALTER TABLE outbox DROP CONSTRAINT outbox_tenant_id_fkey;
 ALTER TABLE outbox ALTER COLUMN data TYPE json USING data::json;

@@ -76,28 +76,51 @@ pub struct StoredCase {
     pub alert_ids: Vec<CaseId>,
 }
 
-const BASE_COLS: &str = "c.tenant_id, c.id, c.reference, c.case_type, c.title, c.status, c.priority, c.score, \
-    c.assigned_to, ua.email AS assigned_to_email, c.business_unit, c.fields, c.reasons, c.notes, c.source, \
-    c.screening_id, c.subject_id, c.parent_case_id, c.disposition, c.disposition_reason, c.escalated, \
-    c.escalated_to, ue.email AS escalated_to_email, c.detected_at, c.created_by, c.created_by_label, \
-    c.created_at, c.updated_at, c.version, c.entry_seq";
+/// The columns [`from_row`] reads but the linked alerts, with the assignee's and escalation
+/// target's e-mails given as SQL expressions, in [`from_row`]'s order (its reader then finds each
+/// column with one comparison).
+macro_rules! case_cols {
+    ($assigned_email:literal, $escalated_email:literal) => {
+        concat!(
+            "c.tenant_id, c.id, c.reference, c.case_type, c.title, c.status, c.priority, c.score, \
+             c.assigned_to, ",
+            $assigned_email,
+            " AS assigned_to_email, c.business_unit, c.fields, c.reasons, c.notes, c.source, \
+             c.screening_id, c.subject_id, c.parent_case_id, c.disposition, c.disposition_reason, \
+             c.escalated, c.escalated_to, ",
+            $escalated_email,
+            " AS escalated_to_email, c.detected_at, c.created_by, c.created_by_label, \
+             c.created_at, c.updated_at, c.version, c.entry_seq"
+        )
+    };
+}
+
+const BASE_COLS: &str = case_cols!("ua.email", "ue.email");
 
 const JOINS: &str = "LEFT JOIN users ua ON ua.tenant_id = c.tenant_id AND ua.id = c.assigned_to \
     LEFT JOIN users ue ON ue.tenant_id = c.tenant_id AND ue.id = c.escalated_to";
 
+/// The ids of the alerts linked to case `case` of `tenant` (SQL expressions), oldest first, as
+/// a JSON array, per dialect.
+fn alert_ids(d: Dialect, tenant: &str, case: &str) -> String {
+    match d {
+        Dialect::Postgres => format!(
+            "(SELECT coalesce(json_agg(a.id ORDER BY a.created_at, a.id), '[]'::json) FROM cases a \
+             WHERE a.tenant_id = {tenant} AND a.parent_case_id = {case})"
+        ),
+        Dialect::Sqlite => format!(
+            "(SELECT json_group_array(id) FROM (SELECT a.id FROM cases a \
+             WHERE a.tenant_id = {tenant} AND a.parent_case_id = {case} ORDER BY a.created_at, a.id))"
+        ),
+    }
+}
+
 /// The select list, with the linked alerts aggregated per dialect.
 fn select_list(d: Dialect) -> String {
-    let alerts = match d {
-        Dialect::Postgres => {
-            "(SELECT coalesce(json_agg(a.id ORDER BY a.created_at, a.id), '[]'::json) FROM cases a \
-             WHERE a.tenant_id = c.tenant_id AND a.parent_case_id = c.id)"
-        }
-        Dialect::Sqlite => {
-            "(SELECT json_group_array(id) FROM (SELECT a.id FROM cases a \
-             WHERE a.tenant_id = c.tenant_id AND a.parent_case_id = c.id ORDER BY a.created_at, a.id))"
-        }
-    };
-    format!("SELECT {BASE_COLS}, {alerts} AS alert_ids")
+    format!(
+        "SELECT {BASE_COLS}, {} AS alert_ids",
+        alert_ids(d, "c.tenant_id", "c.id")
+    )
 }
 
 /// `SELECT … FROM cases c` with the joined users.
@@ -364,6 +387,23 @@ pub struct Obstacles {
     pub blocking_tasks: bool,
 }
 
+/// The select items of [`Obstacles`]: `$1` the tenant, `$2` the case, `$3` the status.
+macro_rules! obstacle_items {
+    () => {
+        "(SELECT q.id FROM transition_requests q WHERE q.tenant_id = $1 AND q.case_id = $2 \
+         AND q.status = 'pending' LIMIT 1) AS pending_request, \
+         EXISTS (SELECT 1 FROM tasks t WHERE t.tenant_id = $1 AND t.case_id = $2 AND t.status = 'open' \
+         AND t.mandatory AND t.blocks_status = $3) AS blocking_tasks"
+    };
+}
+
+fn obstacles_of(r: &Row) -> StoreResult<Obstacles> {
+    Ok(Obstacles {
+        pending_request: r.opt_uuid("pending_request")?,
+        blocking_tasks: r.bool("blocking_tasks")?,
+    })
+}
+
 /// The [`Obstacles`] of case `case` leaving `status`, in one statement. Read after the case's
 /// lock is held, in a statement of its own: on PostgreSQL it then sees what the command the lock
 /// waited for committed (a locking read's subqueries would not).
@@ -375,17 +415,66 @@ pub async fn obstacles(
 ) -> StoreResult<Obstacles> {
     let r = c
         .fetch_one(
-            "SELECT (SELECT q.id FROM transition_requests q WHERE q.tenant_id = $1 AND q.case_id = $2 \
-             AND q.status = 'pending' LIMIT 1) AS pending_request, \
-             EXISTS (SELECT 1 FROM tasks t WHERE t.tenant_id = $1 AND t.case_id = $2 AND t.status = 'open' \
-             AND t.mandatory AND t.blocks_status = $3) AS blocking_tasks",
+            concat!("SELECT ", obstacle_items!()),
             &[tenant.into(), case.into(), status.into()],
         )
         .await?;
-    Ok(Obstacles {
-        pending_request: r.opt_uuid("pending_request")?,
-        blocking_tasks: r.bool("blocking_tasks")?,
-    })
+    obstacles_of(&r)
+}
+
+/// What [`lock`] and then [`obstacles`] of the case's own status read, for a status change, in
+/// two statements that cost PostgreSQL less than those two.
+///
+/// The locking read takes the case row's own columns only: a locking read over joins and
+/// subqueries sets up and runs all of them under the lock, and must read again when the lock
+/// waited (see [`lock`]). The second statement reads the rest (the assignee's and escalation
+/// target's e-mails, the linked alerts, the type's version) together with the obstacles; it
+/// starts once the lock is held, so it sees all that the transaction the lock waited for
+/// committed. (Measured: 70,000 fewer PostgreSQL instructions per move, about 4 % of its work;
+/// docs/benchmarks.md, Transitions run 14.)
+pub async fn lock_for_move(
+    c: &mut dyn Conn,
+    tenant: TenantId,
+    id: CaseId,
+) -> StoreResult<Option<(Locked, Obstacles)>> {
+    let d = c.dialect();
+    // The e-mails and alerts are filled in from the second statement; `from_row` reads them by
+    // name, so the first names them empty.
+    let sql = format!(
+        "SELECT {}, '[]' AS alert_ids FROM cases c WHERE c.tenant_id = $1 AND c.id = $2{}",
+        case_cols!("NULL", "NULL"),
+        d.row_lock(" FOR UPDATE")
+    );
+    let Some(r) = c.fetch_optional(&sql, &[tenant.into(), id.into()]).await? else {
+        return Ok(None);
+    };
+    let mut case = from_row(&mut r.reader())?;
+    let rest = format!(
+        "SELECT {}, (SELECT u.email FROM users u WHERE u.tenant_id = $1 AND u.id = $4) AS assigned_to_email, \
+         (SELECT u.email FROM users u WHERE u.tenant_id = $1 AND u.id = $5) AS escalated_to_email, \
+         {} AS alert_ids, \
+         (SELECT t.version FROM case_types t WHERE t.tenant_id = $1 AND t.key = $6) AS type_version",
+        obstacle_items!(),
+        alert_ids(d, "$1", "$2")
+    );
+    let args = [
+        tenant.into(),
+        id.into(),
+        case.status.as_str().into(),
+        case.assigned_to.into(),
+        case.escalated_to.into(),
+        case.case_type.as_str().into(),
+    ];
+    let r = c.fetch_one(&rest, &args).await?;
+    let found = obstacles_of(&r)?;
+    let type_version = r.opt_int("type_version")?;
+    case.assigned_to_email = r.opt_text("assigned_to_email")?;
+    case.escalated_to_email = r.opt_text("escalated_to_email")?;
+    case.alert_ids = json_of::<Vec<Uuid>>(&mut r.reader(), "alert_ids")?
+        .into_iter()
+        .map(CaseId)
+        .collect();
+    Ok(Some((Locked { case, type_version }, found)))
 }
 
 /// Writes `k` over `before` (the case as read in this transaction) if the stored version is

@@ -68,6 +68,7 @@ macro_rules! conformance_suite {
             search_follows_edits_of_title_and_notes_only,
             updates_write_what_changed_and_keep_the_rest,
             a_lock_that_waited_reads_the_change_in_full,
+            a_move_reads_its_case_and_what_holds_it,
             case_numbers_are_gap_free_under_concurrency,
             case_record_rows_are_append_only,
             one_pending_request_per_case_and_claims_never_overlap,
@@ -1008,22 +1009,39 @@ pub async fn a_lock_that_waited_reads_the_change_in_full(db: Arc<dyn Database>) 
             .await
             .unwrap()
     );
-    let waiter = {
+    // Two waiters: a command's read (`lock`) and a move's (`lock_for_move`, which reads all but
+    // the row in a second statement).
+    let waiter = |for_move: bool| {
         let db = db.clone();
         tokio::spawn(async move {
             let mut tx = db.begin().await.unwrap();
-            let l = cases::lock(&mut *tx, t.id, k.id).await.unwrap().unwrap();
+            let l = if for_move {
+                let (l, found) = cases::lock_for_move(&mut *tx, t.id, k.id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    found,
+                    cases::obstacles(&mut *tx, t.id, k.id, "open")
+                        .await
+                        .unwrap()
+                );
+                l
+            } else {
+                cases::lock(&mut *tx, t.id, k.id).await.unwrap().unwrap()
+            };
             tx.commit().await.unwrap();
             l
         })
     };
+    let waiters = [waiter(false), waiter(true)];
     if db.dialect() == crate::Dialect::Postgres {
-        // Commit only once the waiter's locking read is queued behind the holder.
+        // Commit only once both locking reads are queued behind the holder.
         let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
                        WHERE datname = current_database() AND wait_event_type = 'Lock'";
         let mut queued = false;
         for _ in 0..500 {
-            if c.fetch_one(waiting, &[]).await.unwrap().int("n").unwrap() == 1 {
+            if c.fetch_one(waiting, &[]).await.unwrap().int("n").unwrap() == 2 {
                 queued = true;
                 break;
             }
@@ -1032,23 +1050,95 @@ pub async fn a_lock_that_waited_reads_the_change_in_full(db: Arc<dyn Database>) 
         assert!(queued, "the second locking read never waited");
     }
     holder.commit().await.unwrap();
-    let l = waiter.await.unwrap();
+    for w in waiters {
+        let l = w.await.unwrap();
+        assert_eq!(
+            (
+                l.case.version,
+                l.case.assigned_to,
+                l.case.assigned_to_email.as_deref(),
+                l.case.alert_ids,
+                l.type_version
+            ),
+            (
+                2,
+                Some(u.id.0),
+                Some("ana@bank.example"),
+                vec![alert.id],
+                Some(2)
+            )
+        );
+    }
+}
+
+/// A move's read (`lock_for_move`) gives the case as every other read does (both e-mails, the
+/// linked alerts, the type's version) and what may stop it leaving its own status: an open
+/// mandatory task holding it there (not one holding another status), a pending request. Another
+/// tenant finds nothing.
+pub async fn a_move_reads_its_case_and_what_holds_it(db: Arc<dyn Database>) {
+    use crate::{cases, tasks};
+    let (t, u) = setup(&*db, "bank").await;
+    case_fixture(&*db, &t).await;
+    let mut c = db.conn().await.unwrap();
+    let eve = user(t.id, "eve@bank.example", T0);
+    users::insert(&mut *c, &eve).await.unwrap();
+    let mut k = stored_case(t.id, 1, "open", T0);
+    (k.assigned_to, k.escalated, k.escalated_to) = (Some(u.id.0), true, Some(eve.id.0));
+    let alert = stored_case(t.id, 2, "open", T0);
+    cases::insert_many(&mut *c, &[k.clone(), alert.clone()])
+        .await
+        .unwrap();
+    assert!(
+        cases::link_alert(&mut *c, t.id, alert.id, k.id)
+            .await
+            .unwrap()
+    );
+    let legal = task(t.id, k.id, "Legal review", Some("review"), None);
+    assert!(tasks::insert(&mut *c, &legal).await.unwrap());
+    let stored = cases::get(&mut *c, t.id, k.id).await.unwrap().unwrap();
     assert_eq!(
         (
-            l.case.version,
-            l.case.assigned_to,
-            l.case.assigned_to_email.as_deref(),
-            l.case.alert_ids,
-            l.type_version
+            stored.assigned_to_email.as_deref(),
+            stored.escalated_to_email.as_deref(),
+            &stored.alert_ids
         ),
         (
-            2,
-            Some(u.id.0),
             Some("ana@bank.example"),
-            vec![alert.id],
-            Some(2)
+            Some("eve@bank.example"),
+            &vec![alert.id]
         )
     );
+    let read = async |tenant: TenantId| {
+        let mut c = db.conn().await.unwrap();
+        cases::lock_for_move(&mut *c, tenant, k.id).await.unwrap()
+    };
+    let (l, found) = read(t.id).await.unwrap();
+    assert_eq!((&l.case, l.type_version), (&stored, Some(1)));
+    assert_eq!(
+        found,
+        cases::Obstacles {
+            pending_request: None,
+            blocking_tasks: false
+        },
+        "the task holds `review`, the case is `open`"
+    );
+    let mut moved = stored.clone();
+    (moved.status, moved.version) = ("review".into(), 2);
+    assert!(cases::update(&mut *c, &moved, &stored).await.unwrap());
+    let (l, found) = read(t.id).await.unwrap();
+    assert_eq!(
+        (
+            l.case.status.as_str(),
+            found.blocking_tasks,
+            found.pending_request
+        ),
+        ("review", true, None)
+    );
+    let q = request(t.id, k.id, u.id, None);
+    crate::requests::insert(&mut *c, &q).await.unwrap();
+    assert_eq!(read(t.id).await.unwrap().1.pending_request, Some(q.id));
+    let (other, _) = setup(&*db, "other").await;
+    assert!(read(other.id).await.is_none(), "another tenant's case");
 }
 
 /// Concurrent case creations of one tenant get consecutive reference numbers without gaps or
