@@ -430,8 +430,8 @@ pub async fn obstacles(
 /// waited (see [`lock`]). The second statement reads the rest (the assignee's and escalation
 /// target's e-mails, the linked alerts, the type's version) together with the obstacles; it
 /// starts once the lock is held, so it sees all that the transaction the lock waited for
-/// committed. (Measured: 70,000 fewer PostgreSQL instructions per move, about 4 % of its work;
-/// docs/benchmarks.md, Transitions run 14.)
+/// committed. (Measured: 70,000-120,000 fewer PostgreSQL instructions per move, 4-7 % of its
+/// work; docs/benchmarks.md, Transitions run 14.)
 pub async fn lock_for_move(
     c: &mut dyn Conn,
     tenant: TenantId,
