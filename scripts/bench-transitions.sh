@@ -4,11 +4,17 @@
 # beside it the minimal equivalent transaction (lock and read the case, update it guarded by its
 # version, insert the history row, lock the audit head, insert the chained audit row, advance the
 # head) run by pgbench on PostgreSQL and by a single-writer loop on SQLite.
+# On PostgreSQL the table is followed by the target's check: at 32 clients, for 1 and for 100
+# tenants, PAIRS rounds of the API and pgbench back to back (the order flipped every round), each
+# printed with its ratio, so a machine whose speed drifts between rows minutes apart compares
+# like with like. The server stays up, idle, while pgbench runs (its worker polls the outbox).
 # Usage: scripts/bench-transitions.sh [duration_seconds] [backends]
-# Env: SKIP_BUILD=1 reuses the built binaries; BIN and DRIVER name other ones (an older build).
+# Env: SKIP_BUILD=1 reuses the built binaries; BIN and DRIVER name other ones (an older build);
+# PAIRS (default 3) rounds of the target's check, 0 for none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR="${1:-10}"
+PAIRS="${PAIRS:-3}"
 BACKENDS="${2:-postgres sqlite}"
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   cargo build --release -q -p casegate-server
@@ -47,6 +53,23 @@ pgbench_run() { # tenants clients
   echo "${tps%.*} $p 0"
 }
 
+fresh_raw() { psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $PGRAW WITH (FORCE)" -c "CREATE DATABASE $PGRAW" >/dev/null; }
+
+pairs() { # base: the target's check, API and pgbench back to back at 32 clients
+  local tenants r api pgb
+  for tenants in 1 100; do
+    fresh_raw
+    for r in $(seq 1 "$PAIRS"); do
+      if [ $((r % 2)) = 1 ]; then
+        api=$("$DRIVER" http "$1" "$WORK/keys.json" "$tenants" 32 "$DUR"); pgb=$(pgbench_run "$tenants" 32)
+      else
+        pgb=$(pgbench_run "$tenants" 32); api=$("$DRIVER" http "$1" "$WORK/keys.json" "$tenants" 32 "$DUR")
+      fi
+      echo "postgres pair tenants=$tenants clients=32 round=$r api=[$api] pgbench=[$pgb] ratio=$((100 * ${api%% *} / ${pgb%% *}))%"
+    done
+  done
+}
+
 bench_backend() { # name url
   local name=$1 url=$2 base="http://127.0.0.1:18091"
   if [ "$name" = postgres ]; then
@@ -62,11 +85,10 @@ bench_backend() { # name url
       echo "$name http tenants=$tenants clients=$clients $("$DRIVER" http "$base" "$WORK/keys.json" "$tenants" "$clients" "$DUR")"
     done
   done
-  kill -TERM $pid; wait $pid || true
-  unset CASEGATE_DATA_DIR CASEGATE_DATABASE_URL CASEGATE_RATE_LIMIT_PER_MINUTE CASEGATE_LISTEN CASEGATE_LOG
+  if [ "$name" = sqlite ]; then kill -TERM $pid; wait $pid || true; fi
   for tenants in 1 100; do
     if [ "$name" = postgres ]; then
-      psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $PGRAW WITH (FORCE)" -c "CREATE DATABASE $PGRAW" >/dev/null
+      fresh_raw
       for clients in 1 8 32; do
         echo "$name pgbench tenants=$tenants clients=$clients $(pgbench_run $tenants $clients)"
       done
@@ -75,6 +97,11 @@ bench_backend() { # name url
       echo "$name raw-loop tenants=$tenants clients=1 $("$DRIVER" raw "sqlite://$WORK/raw.db" "$tenants" 1 "$DUR")"
     fi
   done
+  if [ "$name" = postgres ]; then
+    [ "$PAIRS" -gt 0 ] && pairs "$base"
+    kill -TERM $pid; wait $pid || true
+  fi
+  unset CASEGATE_DATA_DIR CASEGATE_DATABASE_URL CASEGATE_RATE_LIMIT_PER_MINUTE CASEGATE_LISTEN CASEGATE_LOG
 }
 
 for b in $BACKENDS; do
