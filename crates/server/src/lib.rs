@@ -77,6 +77,7 @@ pub fn services(
         blob_dir: s.data_dir.join("blobs"),
         audit_export_max_events: s.audit_export_max_events,
         audit_retention_days: s.audit_retention_days,
+        outbox_retention: time::Duration::days(s.outbox_retention_days),
         allow_insecure_webhooks: s.allow_insecure_webhooks,
         allow_private_webhooks: s.allow_private_webhooks,
         webhook_timeout: Duration::from_secs(s.webhook_timeout_secs),

@@ -212,6 +212,11 @@ pub struct Options {
     /// [default: 2557, seven years]. casegate has no path that deletes audit events at all.
     #[arg(long, env = "CASEGATE_AUDIT_RETENTION_DAYS", global = true)]
     pub audit_retention_days: Option<i64>,
+    /// Days a settled outbox event (fanned out to webhooks, post-actions done) is kept before
+    /// the worker purges it; at least 1 [default: 30]. Webhook deliveries keep their own copy
+    /// of what they send, so redelivery does not depend on it.
+    #[arg(long, env = "CASEGATE_OUTBOX_RETENTION_DAYS", global = true)]
+    pub outbox_retention_days: Option<i64>,
     /// Most events one JSON or CSV audit export may hold [default: 1000000].
     #[arg(long, env = "CASEGATE_AUDIT_EXPORT_MAX_EVENTS", global = true)]
     pub audit_export_max_events: Option<i64>,
@@ -234,7 +239,7 @@ impl Options {
             rate_limit_per_minute, login_attempts_per_minute, request_timeout_secs, worker_tick_ms, delivery_tick_ms, smtp_url, smtp_from, fincen_xsd, goaml_xsd, xmllint, db_max_connections, key_env,
             session_ttl_minutes, auth_cache_ttl_secs, jwks_url, jwt_issuer, jwt_audience, jwt_tenant_claim,
             jwt_roles_claim, jwt_leeway_secs, audit_key_file, secrets_key_file, audit_checkpoint_minutes, audit_retention_days,
-            audit_export_max_events, log_format)
+            outbox_retention_days, audit_export_max_events, log_format)
     }
 
     /// Reads a TOML settings file.
@@ -336,6 +341,8 @@ pub struct Settings {
     pub audit_checkpoint_minutes: i64,
     /// Minimum audit retention, in days.
     pub audit_retention_days: i64,
+    /// Days settled outbox events are kept.
+    pub outbox_retention_days: i64,
     /// Most events per JSON/CSV audit export.
     pub audit_export_max_events: i64,
     /// `json` or `text`.
@@ -413,6 +420,12 @@ impl Settings {
                 casegate_service::MIN_AUDIT_RETENTION_DAYS
             );
         }
+        let outbox_retention_days = o
+            .outbox_retention_days
+            .unwrap_or(casegate_service::DEFAULT_OUTBOX_RETENTION_DAYS);
+        if outbox_retention_days < 1 {
+            bail!("outbox_retention_days must be at least 1");
+        }
         let audit_export_max_events = o.audit_export_max_events.unwrap_or(1_000_000);
         if audit_export_max_events < 1 {
             bail!("audit_export_max_events must be positive");
@@ -469,6 +482,7 @@ impl Settings {
             secrets_key_file,
             audit_checkpoint_minutes: o.audit_checkpoint_minutes.unwrap_or(60).max(1),
             audit_retention_days,
+            outbox_retention_days,
             audit_export_max_events,
             log_format,
         })
@@ -536,6 +550,22 @@ mod tests {
         let s = Settings::resolve(cli.options).unwrap();
         assert!(s.demo);
         assert_eq!(s.jwt.unwrap().tenant_claim, "org_id");
+    }
+
+    #[test]
+    fn outbox_retention_defaults_to_thirty_days_and_refuses_less_than_one() {
+        let s = Settings::resolve(Options::default()).unwrap();
+        assert_eq!(s.outbox_retention_days, 30);
+        let none = Cli::parse_from(["casegate", "serve", "--outbox-retention-days", "0"]);
+        let err = Settings::resolve(none.options).unwrap_err().to_string();
+        assert!(err.contains("outbox_retention_days"), "{err}");
+        let week = Cli::parse_from(["casegate", "serve", "--outbox-retention-days", "7"]);
+        assert_eq!(
+            Settings::resolve(week.options)
+                .unwrap()
+                .outbox_retention_days,
+            7
+        );
     }
 
     #[test]

@@ -369,6 +369,21 @@ async fn settle(svc: &Services, run: &PostActionRun) -> Result<()> {
     Ok(())
 }
 
+/// Purges up to `max` outbox events settled longer than the outbox retention ago
+/// ([`crate::ServiceConfig::outbox_retention`]), with their post-action runs, in one
+/// transaction; answers how many went. A plain read first, so an idle worker takes no write
+/// lock.
+pub async fn purge_settled(svc: &Services, max: i64) -> Result<u64> {
+    let before = svc.clock.now() - svc.config.outbox_retention;
+    if !outbox::any_settled_before(&mut *svc.db.conn().await?, before).await? {
+        return Ok(0);
+    }
+    let mut tx = svc.db.begin().await?;
+    let purged = outbox::purge_settled(&mut *tx, before, max).await?;
+    tx.commit().await?;
+    Ok(purged)
+}
+
 /// The runs of an event's post-actions, for operators and tests.
 pub async fn runs_of(svc: &Services, tenant: TenantId, event: Uuid) -> Result<Vec<PostActionRun>> {
     Ok(outbox::runs_of(&mut *svc.db.conn().await?, tenant, event).await?)

@@ -93,7 +93,14 @@ pub struct ServiceConfig {
     pub secrets_key: secrets::SecretKey,
     /// SAR filing: the regulators' schemas and the validator.
     pub sar: sars::SarConfig,
+    /// How long a settled outbox event (fanned out and dispatched) is kept before the worker
+    /// purges it ([`dispatch::purge_settled`]). Webhook deliveries keep their own copy of the
+    /// body and the audit trail its own record, so this is the transport's retention only.
+    pub outbox_retention: time::Duration,
 }
+
+/// The default outbox retention, in days.
+pub const DEFAULT_OUTBOX_RETENTION_DAYS: i64 = 30;
 
 /// Seven years, the default audit retention.
 pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 2557;
@@ -117,6 +124,7 @@ impl Default for ServiceConfig {
             smtp: None,
             secrets_key: secrets::SecretKey::default(),
             sar: sars::SarConfig::default(),
+            outbox_retention: time::Duration::days(DEFAULT_OUTBOX_RETENTION_DAYS),
         }
     }
 }

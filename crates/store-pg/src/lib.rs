@@ -104,6 +104,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox_plain_body",
         include_str!("../migrations/0017_outbox_plain_body.sql"),
     ),
+    (
+        18,
+        "outbox_retention",
+        include_str!("../migrations/0018_outbox_retention.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -96,6 +96,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox_unused_indexes",
         include_str!("../migrations/0016_outbox_unused_indexes.sql"),
     ),
+    // 17 is PostgreSQL's only (outbox_plain_body); the numbers stay those of PostgreSQL's list.
+    (
+        18,
+        "outbox_retention",
+        include_str!("../migrations/0018_outbox_retention.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -78,7 +78,8 @@ macro_rules! conformance_suite {
             sars_join_their_work_item_and_warnings_are_claimed_once,
             webhook_claims_take_the_oldest_due_in_case_order,
             fan_out_settles_plain_events_and_reads_hooks_of_many_tenants,
-            fan_out_reads_the_bodies_it_is_asked_for
+            fan_out_reads_the_bodies_it_is_asked_for,
+            settled_events_are_purged_after_their_retention
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -2670,4 +2671,151 @@ pub async fn sqlite_reads_search_indexes_without_statistics(db: Arc<dyn Database
             );
         }
     }
+}
+
+/// The outbox's retention: events settled (fanned out and dispatched) before the cut-off go,
+/// the earliest first, in batches, with their post-action runs; an event still retrying its
+/// work, one not yet fanned out (with or without its work done) and one settled after the
+/// cut-off stay, and so do the runs of the retrying one. A rival purge passes events another holds by (PostgreSQL).
+pub async fn settled_events_are_purged_after_their_retention(db: Arc<dyn Database>) {
+    use crate::outbox::{self, PostActionRun};
+    let (a, _) = setup(&*db, "bank").await;
+    let (b, _) = setup(&*db, "other").await;
+    let work = || Some(json!({"post_actions": [{"type": "emit_event", "event": "x"}]}));
+    let settled_at = T0 + Duration::minutes(1);
+    let run_of = |e: &outbox::OutboxEvent| PostActionRun {
+        tenant_id: e.tenant_id,
+        event_id: e.id,
+        idx: 0,
+        action_type: "emit_event".into(),
+        case_id: Uuid::new_v4(),
+        outcome: "done".into(),
+        error: None,
+        ran_at: settled_at,
+    };
+    // 40 events with work, from both tenants (more than one statement's worth of runs), and
+    // one plain event, all settled a minute after T0; one event whose work is still retrying.
+    let worked: Vec<_> = (0..40)
+        .map(|i| {
+            let t = if i % 2 == 0 { a.id } else { b.id };
+            outbox_event(t, work(), T0 + Duration::milliseconds(i))
+        })
+        .collect();
+    let plain = outbox_event(a.id, None, T0);
+    let retrying = outbox_event(b.id, work(), T0);
+    let mut c = db.conn().await.unwrap();
+    for e in worked.iter().chain([&plain, &retrying]) {
+        outbox::insert(&mut *c, e).await.unwrap();
+    }
+    assert_eq!(
+        outbox::take_for_fan_out(&mut *c, settled_at, 100)
+            .await
+            .unwrap()
+            .len(),
+        42
+    );
+    for e in &worked {
+        assert!(outbox::record_run(&mut *c, &run_of(e)).await.unwrap());
+        assert!(outbox::done(&mut *c, e, settled_at).await.unwrap());
+    }
+    let retry_run = run_of(&retrying);
+    assert!(outbox::record_run(&mut *c, &retry_run).await.unwrap());
+    outbox::retry_at(
+        &mut *c,
+        &retrying,
+        settled_at + Duration::hours(1),
+        "internal: db",
+    )
+    .await
+    .unwrap();
+    // Settled two days later, and one not fanned out at all.
+    let recent = outbox_event(a.id, None, T0 + Duration::days(2));
+    outbox::insert(&mut *c, &recent).await.unwrap();
+    outbox::take_for_fan_out(&mut *c, T0 + Duration::days(2), 100)
+        .await
+        .unwrap();
+    let waiting = outbox_event(a.id, None, T0);
+    outbox::insert(&mut *c, &waiting).await.unwrap();
+    // Its work done before its fan-out: dispatched long ago, still owed to the webhooks.
+    let unfanned = outbox_event(b.id, work(), T0);
+    outbox::insert(&mut *c, &unfanned).await.unwrap();
+    assert!(outbox::done(&mut *c, &unfanned, settled_at).await.unwrap());
+
+    let cut = T0 + Duration::days(1);
+    assert!(
+        !outbox::any_settled_before(&mut *c, settled_at)
+            .await
+            .unwrap(),
+        "the cut-off is exclusive"
+    );
+    assert!(outbox::any_settled_before(&mut *c, cut).await.unwrap());
+    drop(c);
+    let purge = |max: i64| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let n = outbox::purge_settled(&mut *tx, cut, max).await.unwrap();
+            tx.commit().await.unwrap();
+            n
+        }
+    };
+    if db.dialect() == crate::Dialect::Postgres {
+        let mut holder = db.begin().await.unwrap();
+        assert_eq!(
+            outbox::purge_settled(&mut *holder, cut, 1).await.unwrap(),
+            1
+        );
+        let mut rival = db.begin().await.unwrap();
+        assert_eq!(
+            outbox::purge_settled(&mut *rival, cut, 5).await.unwrap(),
+            5,
+            "the held event is passed by, not waited for"
+        );
+        rival.rollback().await.unwrap();
+        holder.commit().await.unwrap();
+        assert_eq!(purge(30).await, 30);
+    } else {
+        assert_eq!(purge(31).await, 31);
+    }
+    assert_eq!(purge(100).await, 10, "41 in all");
+    assert_eq!(purge(100).await, 0);
+
+    let mut c = db.conn().await.unwrap();
+    assert!(!outbox::any_settled_before(&mut *c, cut).await.unwrap());
+    let mut left: Vec<Uuid> = Vec::new();
+    for t in [a.id, b.id] {
+        for e in outbox::by_type(&mut *c, t, "case.status_changed")
+            .await
+            .unwrap()
+        {
+            left.push(e.id);
+        }
+    }
+    left.sort();
+    let mut kept = vec![retrying.id, recent.id, waiting.id, unfanned.id];
+    kept.sort();
+    assert_eq!(left, kept);
+    for e in &worked {
+        assert!(
+            outbox::runs_of(&mut *c, e.tenant_id, e.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert_eq!(
+        outbox::runs_of(&mut *c, b.id, retrying.id).await.unwrap(),
+        [retry_run],
+        "a retrying event keeps what already ran"
+    );
+    // Past the later event's retention it goes too.
+    drop(c);
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(
+        outbox::purge_settled(&mut *tx, T0 + Duration::days(3), 100)
+            .await
+            .unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
 }

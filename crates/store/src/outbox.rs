@@ -173,6 +173,19 @@ pub async fn take_for_fan_out(
 /// prepared.
 const EVENTS_PER_STATEMENT: usize = 32;
 
+/// `VALUES ($1, $2), …` of [`EVENTS_PER_STATEMENT`] (tenant, event) pairs from `chunk` (at
+/// most that many, at least one), padded with its first pair, and their arguments.
+fn padded_keys(chunk: &[(TenantId, Uuid)]) -> (String, Vec<crate::Val>) {
+    let mut args = Vec::with_capacity(2 * EVENTS_PER_STATEMENT);
+    let pairs: Vec<String> = (0..EVENTS_PER_STATEMENT)
+        .map(|i| {
+            let (t, id) = *chunk.get(i).unwrap_or(&chunk[0]);
+            crate::bind_row(&mut args, [t.into(), id.into()])
+        })
+        .collect();
+    (format!("VALUES {}", pairs.join(", ")), args)
+}
+
 /// Reads the `data` of each event of `events` for which `wanted` holds (events taken by
 /// [`take_for_fan_out`]).
 pub async fn fill_data(
@@ -187,17 +200,9 @@ pub async fn fill_data(
         .collect();
     let mut found = std::collections::HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(EVENTS_PER_STATEMENT) {
-        let mut args = Vec::with_capacity(2 * EVENTS_PER_STATEMENT);
-        let pairs: Vec<String> = (0..EVENTS_PER_STATEMENT)
-            .map(|i| {
-                let (t, id) = *chunk.get(i).unwrap_or(&chunk[0]);
-                crate::bind_row(&mut args, [t.into(), id.into()])
-            })
-            .collect();
-        let sql = format!(
-            "SELECT tenant_id, id, data FROM outbox WHERE (tenant_id, id) IN (VALUES {})",
-            pairs.join(", ")
-        );
+        let (pairs, args) = padded_keys(chunk);
+        let sql =
+            format!("SELECT tenant_id, id, data FROM outbox WHERE (tenant_id, id) IN ({pairs})");
         for r in c.fetch_all(&sql, &args).await? {
             found.insert(
                 (TenantId(r.uuid("tenant_id")?), r.uuid("id")?),
@@ -319,6 +324,57 @@ pub async fn retry_at(
     )
     .await
     .map(drop)
+}
+
+/// Which events [`purge_settled`] may delete: settled (fanned out to webhooks and dispatched,
+/// so no step reads them again; a delivery keeps its own copy of the body) before `$1`. Read
+/// in dispatch order from the partial index `outbox_settled` (migration 0018).
+const SETTLED_BEFORE: &str =
+    "fanned_out_at IS NOT NULL AND dispatched_at IS NOT NULL AND dispatched_at < $1";
+
+/// Whether any event settled before `before` awaits [`purge_settled`]: a plain read, so an
+/// idle worker takes no write lock (SQLite has one writer).
+pub async fn any_settled_before(c: &mut dyn Conn, before: OffsetDateTime) -> StoreResult<bool> {
+    c.fetch_one(
+        &format!("SELECT EXISTS (SELECT 1 FROM outbox WHERE {SETTLED_BEFORE}) AS found"),
+        &[before.into()],
+    )
+    .await?
+    .bool("found")
+}
+
+/// Deletes up to `max` events settled before `before`, the earliest settled first, with the
+/// runs of their post-actions (which only a retry of the event reads, and a settled event is
+/// never retried); answers how many events went. Run it in a transaction, so an event never
+/// goes without its runs. PostgreSQL skips events another purge holds.
+pub async fn purge_settled(c: &mut dyn Conn, before: OffsetDateTime, max: i64) -> StoreResult<u64> {
+    let lock = c.dialect().row_lock(" FOR UPDATE SKIP LOCKED");
+    let gone = c
+        .fetch_all(
+            &format!(
+                "DELETE FROM outbox WHERE (tenant_id, id) IN (\
+                 SELECT tenant_id, id FROM outbox WHERE {SETTLED_BEFORE} \
+                 ORDER BY dispatched_at LIMIT $2{lock}) \
+                 RETURNING tenant_id, id, actions IS NOT NULL AS had_work"
+            ),
+            &[before.into(), max.into()],
+        )
+        .await?;
+    let mut worked = Vec::new();
+    for r in &gone {
+        if r.bool("had_work")? {
+            worked.push((TenantId(r.uuid("tenant_id")?), r.uuid("id")?));
+        }
+    }
+    for chunk in worked.chunks(EVENTS_PER_STATEMENT) {
+        let (pairs, args) = padded_keys(chunk);
+        c.execute(
+            &format!("DELETE FROM post_action_runs WHERE (tenant_id, event_id) IN ({pairs})"),
+            &args,
+        )
+        .await?;
+    }
+    Ok(gone.len() as u64)
 }
 
 /// One post-action of one event that has run (`done`) or failed for good (`failed`).

@@ -3,9 +3,10 @@
 //! cancellation token fires (SIGTERM).
 //!
 //! # Layout
-//! - [`Worker`]: the loop and its jobs. Today: purging expired sessions, signing audit
-//!   checkpoints for tenants whose chain moved, producing queued audit exports, firing due
-//!   approval timers (reminders, escalations, expiries) and e-mailing notifications; on the
+//! - [`Worker`]: the loop and its jobs. Today: purging expired sessions and settled outbox
+//!   events past their retention, signing audit checkpoints for tenants whose chain moved,
+//!   producing queued audit exports, firing due approval timers (reminders, escalations,
+//!   expiries) and e-mailing notifications; on the
 //!   delivery lane, dispatching the outbox (rules' post-actions, webhook fan-out) and delivering
 //!   webhooks. Each job claims its rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so
 //!   several worker processes can share one database.
@@ -33,6 +34,9 @@ const WEBHOOKS_PER_ROUND: i64 = 32;
 /// outbox one event per round, a read and two transactions each (fan-out, delivery claim), on
 /// the cores serving requests.
 const BACKLOG_ROUND: u64 = 32;
+/// Settled outbox events purged per round at most: a thousand a second at the default tick, so
+/// a backlog (an upgrade from a version that kept every event) drains without one long delete.
+const OUTBOX_PURGE_PER_ROUND: i64 = 1000;
 /// Notification e-mails sent per round.
 const EMAILS_PER_ROUND: i64 = casegate_service::mail::BATCH;
 
@@ -94,7 +98,9 @@ impl Worker {
                 0
             });
         let mailed = casegate_service::mail::send_due(&self.svc, EMAILS_PER_ROUND).await?;
-        Ok(purged + signed + exported + timed + warned + mailed)
+        let dropped =
+            casegate_service::dispatch::purge_settled(&self.svc, OUTBOX_PURGE_PER_ROUND).await?;
+        Ok(purged + signed + exported + timed + warned + mailed + dropped)
     }
 
     /// Polls until `cancel` fires. A failing round is logged and retried on the next tick. The

@@ -3,7 +3,7 @@
 //! delivered in order with both signature schemes (verified with the Standard Webhooks library
 //! and with a plain HMAC check), retries after 500s, timeouts and dropped connections, 410
 //! disabling the registration, the circuit breaker, secret rotation, redelivery, a deliverer
-//! that dies mid-delivery, and two deliverers racing.
+//! that dies mid-delivery, two deliverers racing, and the outbox's retention.
 use crate::both_backends;
 use crate::cases::{create_case, id_of};
 use crate::common::*;
@@ -24,6 +24,7 @@ both_backends!(
     gone_timeouts_and_broken_connections_are_recorded,
     rotated_secrets_overlap_and_redelivery_repeats_the_event,
     a_crashed_deliverer_loses_nothing_and_racing_ones_send_once,
+    settled_events_go_after_their_retention_and_deliveries_outlive_them,
 );
 
 /// What the receiver saw.
@@ -676,5 +677,76 @@ async fn a_crashed_deliverer_loses_nothing_and_racing_ones_send_once(b: Backend)
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 41, "no event twice");
+    s.stop().await;
+}
+
+/// Rows in the outbox, every tenant's.
+async fn outbox_rows(s: &TestServer) -> i64 {
+    let mut c = s.svc.db.conn().await.unwrap();
+    let r = c.fetch_one("SELECT count(*) AS n FROM outbox", &[]).await;
+    r.unwrap().int("n").unwrap()
+}
+
+/// The worker's purge of the outbox: nothing goes before the retention (30 days by default)
+/// has passed since an event settled; then exactly the events settled before the cut-off go,
+/// and a webhook delivery of a purged event can still be redelivered, byte for byte.
+async fn settled_events_go_after_their_retention_and_deliveries_outlive_them(b: Backend) {
+    let s = server(b).await;
+    let admin = s.a.key("admin");
+    let (rx, url) = receiver().await;
+    let id = id_of(&register(&s, &url, json!(["case.created"])).await);
+    let purge = || casegate_service::dispatch::purge_settled(&s.svc, 1000);
+    let new_case = |title: &'static str| {
+        create_case(
+            &s,
+            s.a.key("analyst"),
+            json!({"case_type": "AML_INV", "title": title}),
+        )
+    };
+    new_case("First").await;
+    while pump(&s).await > 0 {}
+    let first = outbox_rows(&s).await;
+    assert!(first > 0);
+    let delivered = deliveries(&s, &id)
+        .await
+        .into_iter()
+        .find(|d| d["event_type"] == "case.created")
+        .expect("the first case's delivery");
+    s.clock.advance(Duration::days(29));
+    new_case("Second").await;
+    while pump(&s).await > 0 {}
+    let both = outbox_rows(&s).await;
+    assert!(both > first);
+    assert_eq!(purge().await.unwrap(), 0, "29 days: within the retention");
+    s.clock.advance(Duration::days(2));
+    assert_eq!(
+        purge().await.unwrap() as i64,
+        first,
+        "the first case's events"
+    );
+    assert_eq!(purge().await.unwrap(), 0);
+    assert_eq!(
+        outbox_rows(&s).await,
+        both - first,
+        "the second case's stay"
+    );
+    // The purged event's delivery still goes out again, the same body.
+    let before = rx.seen().len();
+    s.post(
+        &format!("/webhooks/{id}/deliveries/{}/redeliver", id_of(&delivered)),
+        admin,
+        json!({}),
+    )
+    .await
+    .assert_ok(202);
+    pump(&s).await;
+    let seen = rx.seen();
+    assert_eq!(seen.len(), before + 1);
+    let first_body = seen
+        .iter()
+        .find(|r| json_of(r)["type"] == "case.created")
+        .unwrap();
+    assert_eq!(seen[before].body, first_body.body);
+    assert_eq!(json_of(&seen[before])["data"]["case"]["title"], "First");
     s.stop().await;
 }
