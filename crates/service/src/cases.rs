@@ -439,9 +439,11 @@ impl Open {
     ) -> Result<CaseView> {
         k.version = self.before.version + 1;
         k.updated_at = self.now;
-        if !store::update(&mut *self.tx, &k, &self.before).await? {
-            return Err(version_conflict(self.before.version + 1));
-        }
+        // `before` was read under the case's row lock in this transaction: the version guard
+        // cannot miss, so the write is deferred and goes out with the transaction's next
+        // statement (for a plain move, together with the history row and the outbox event,
+        // before the audit append).
+        store::update_locked(&mut *self.tx, &k, &self.before).await?;
         self.supersede(p, k.id).await?;
         if k.fields != self.before.fields {
             let values = indexed_values(&self.ty, &k.fields);

@@ -13,7 +13,8 @@
 use async_trait::async_trait;
 use casegate_store::conn::{Wait, Waiting};
 use casegate_store::{
-    Conn, Database, Dialect, PoolStats, Row, StoreError, StoreResult, Subscription, Tx, Val,
+    Conn, Database, Deferred, Dialect, PoolStats, Row, StoreError, StoreResult, Subscription, Tx,
+    Val, expect_rows, joined_writes,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
@@ -314,8 +315,53 @@ impl Conn for PooledConn {
     }
 }
 
-/// A transaction (READ COMMITTED; commands take row locks where they need them).
-struct PgTx(Transaction<'static, Postgres>);
+/// A transaction (READ COMMITTED; commands take row locks where they need them), and the
+/// writes [`Conn::defer`] queued in it, sent joined before its next statement or its commit.
+struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    deferred: Vec<Deferred>,
+    /// Why queued writes failed, once they have: every later statement and the commit fail
+    /// with it, so a caller that swallows the error of the statement that sent them cannot
+    /// carry on and commit the transaction without them.
+    failed: Option<String>,
+}
+
+impl PgTx {
+    /// Sends the queued writes (one alone as it is, several as one statement), unless an
+    /// earlier send failed.
+    async fn flush(&mut self) -> StoreResult<()> {
+        if let Some(why) = &self.failed {
+            return Err(StoreError::Other(format!(
+                "the transaction's deferred writes failed: {why}"
+            )));
+        }
+        let w = std::mem::take(&mut self.deferred);
+        let sent = self.send(w).await;
+        if let Err(e) = &sent {
+            self.failed = Some(e.to_string());
+        }
+        sent
+    }
+
+    async fn send(&mut self, mut w: Vec<Deferred>) -> StoreResult<()> {
+        if w.len() <= 1 {
+            return match w.pop() {
+                Some(d) => expect_rows(execute(&mut self.tx, &d.sql, &d.args).await?, d.rows),
+                None => Ok(()),
+            };
+        }
+        let rows: Vec<u64> = w.iter().map(|d| d.rows).collect();
+        let (sql, args) = joined_writes(w);
+        let counts = fetch_optional(&mut self.tx, &sql, &args)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        for (i, want) in rows.into_iter().enumerate() {
+            expect_rows(counts.int(&format!("n{i}"))? as u64, want)
+                .map_err(|e| StoreError::Other(format!("write {i} of {sql:.60}…: {e}")))?;
+        }
+        Ok(())
+    }
+}
 
 #[async_trait]
 impl Conn for PgTx {
@@ -323,23 +369,41 @@ impl Conn for PgTx {
         Dialect::Postgres
     }
     async fn execute(&mut self, sql: &str, args: &[Val]) -> StoreResult<u64> {
-        execute(&mut self.0, sql, args).await
+        self.flush().await?;
+        execute(&mut self.tx, sql, args).await
     }
     async fn fetch_all(&mut self, sql: &str, args: &[Val]) -> StoreResult<Vec<Row>> {
-        fetch_all(&mut self.0, sql, args).await
+        self.flush().await?;
+        fetch_all(&mut self.tx, sql, args).await
     }
     async fn fetch_optional(&mut self, sql: &str, args: &[Val]) -> StoreResult<Option<Row>> {
-        fetch_optional(&mut self.0, sql, args).await
+        self.flush().await?;
+        fetch_optional(&mut self.tx, sql, args).await
+    }
+    async fn defer(&mut self, sql: &str, args: Vec<Val>, rows: u64) -> StoreResult<()> {
+        // What `joined_writes` can renumber: `$N` parameters and `'…'` literals only.
+        debug_assert!(
+            !sql.contains('"') && !sql.contains("--") && !sql.contains("$$") && !sql.contains("E'"),
+            "a deferred write with quoting joined_writes cannot renumber: {sql}"
+        );
+        debug_assert!(!sql.to_ascii_uppercase().contains("RETURNING"), "{sql}");
+        self.deferred.push(Deferred {
+            sql: sql.to_string(),
+            args,
+            rows,
+        });
+        Ok(())
     }
 }
 
 #[async_trait]
 impl Tx for PgTx {
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.0.commit().await.map_err(map_err)
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        self.flush().await?;
+        self.tx.commit().await.map_err(map_err)
     }
     async fn rollback(self: Box<Self>) -> StoreResult<()> {
-        self.0.rollback().await.map_err(map_err)
+        self.tx.rollback().await.map_err(map_err)
     }
 }
 
@@ -410,7 +474,11 @@ impl Database for PgDb {
         let waiting = Waiting::start(Dialect::Postgres, Wait::Transaction);
         let tx = self.pool.begin().await.map_err(map_err)?;
         drop(waiting);
-        Ok(Box::new(PgTx(tx)))
+        Ok(Box::new(PgTx {
+            tx,
+            deferred: Vec::new(),
+            failed: None,
+        }))
     }
     async fn migrate(&self) -> StoreResult<()> {
         migrator()

@@ -343,13 +343,14 @@ pub async fn activities(
     .collect()
 }
 
-/// Inserts a status history entry.
+/// Inserts a status history entry, deferred ([`Conn::defer`]): on PostgreSQL it goes out with
+/// the transaction's next statement.
 pub async fn add_history(c: &mut dyn Conn, tenant: TenantId, h: &HistoryEntry) -> StoreResult<()> {
-    c.execute(
+    c.defer(
         "INSERT INTO case_status_history (tenant_id, id, case_id, seq, from_status, to_status, rule_id, request_id, \
          actor_id, actor_label, reason, approvals, requested_at, approval_requested_at, approval_completed_at, effective_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        &[
+        vec![
             tenant.into(),
             h.id.into(),
             h.case_id.into(),
@@ -367,9 +368,9 @@ pub async fn add_history(c: &mut dyn Conn, tenant: TenantId, h: &HistoryEntry) -
             h.approval_completed_at.into(),
             h.effective_at.into(),
         ],
+        1,
     )
     .await
-    .map(drop)
 }
 
 /// A case's status history, oldest first.

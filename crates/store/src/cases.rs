@@ -485,8 +485,27 @@ pub async fn lock_for_move(
 /// custom fields, reasons and originating payload again nor has PostgreSQL parse them as `jsonb`
 /// and store them anew (an unchanged value it is not handed keeps its place, a large one its
 /// TOAST storage). Each set of changed columns is its own statement text, so the few a workload
-/// uses are each prepared once per connection.
+/// uses are each prepared once per connection (deferred, [`update_locked`], it becomes part of
+/// the joined statement's text, so each combination it goes out in is prepared once).
 pub async fn update(c: &mut dyn Conn, k: &StoredCase, before: &StoredCase) -> StoreResult<bool> {
+    let (sql, args) = update_statement(k, before);
+    Ok(c.execute(&sql, &args).await? == 1)
+}
+
+/// [`update`] of a case `before` read under its row lock in this transaction, so the version
+/// guard cannot miss: the write is deferred ([`Conn::defer`]), to go out with the
+/// transaction's other writes, and fails the transaction if it writes no row after all.
+pub async fn update_locked(
+    c: &mut dyn Conn,
+    k: &StoredCase,
+    before: &StoredCase,
+) -> StoreResult<()> {
+    let (sql, args) = update_statement(k, before);
+    c.defer(&sql, args, 1).await
+}
+
+/// The statement of [`update`].
+fn update_statement(k: &StoredCase, before: &StoredCase) -> (String, Vec<Val>) {
     let mut sql = String::with_capacity(160);
     sql.push_str("UPDATE cases SET ");
     let mut args: Vec<Val> = vec![k.tenant_id.into(), k.id.into(), before.version.into()];
@@ -532,7 +551,7 @@ pub async fn update(c: &mut dyn Conn, k: &StoredCase, before: &StoredCase) -> St
     // Always written, so the statement sets something and the guard below is a write.
     put("version", k.version.into());
     sql.push_str(" WHERE tenant_id = $1 AND id = $2 AND version = $3");
-    Ok(c.execute(&sql, &args).await? == 1)
+    (sql, args)
 }
 
 /// Records activity on a case that does not change its fields (a comment, an attachment): the

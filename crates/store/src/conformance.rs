@@ -79,7 +79,8 @@ macro_rules! conformance_suite {
             webhook_claims_take_the_oldest_due_in_case_order,
             fan_out_settles_plain_events_and_reads_hooks_of_many_tenants,
             fan_out_reads_the_bodies_it_is_asked_for,
-            settled_events_are_purged_after_their_retention
+            settled_events_are_purged_after_their_retention,
+            deferred_writes_go_out_before_the_next_statement
         );
     };
     (@each $fresh:path; $($name:ident),* $(,)?) => {$(
@@ -2818,4 +2819,144 @@ pub async fn settled_events_are_purged_after_their_retention(db: Arc<dyn Databas
         1
     );
     tx.commit().await.unwrap();
+}
+
+/// Writes queued with `Conn::defer` (a move's history row, case update and outbox event): the
+/// transaction's next statement (a read or a write) sees them, each checked for the rows it
+/// must change, its commit sends what is still queued; a queued write that misses its rows or
+/// breaks a constraint fails the transaction with nothing of it kept (on PostgreSQL every later
+/// statement fails too, so a caller cannot carry on without them), and a transaction rolled back
+/// or dropped with queued writes leaves nothing. On PostgreSQL they are really held back until
+/// then: the queued update has not yet locked its row.
+pub async fn deferred_writes_go_out_before_the_next_statement(db: Arc<dyn Database>) {
+    use crate::{Conn, Val, outbox};
+    let (t, u) = setup(&*db, "bank").await;
+    let pg = db.dialect() == crate::Dialect::Postgres;
+    let rename = |id: Uuid, name: &str| -> Vec<Val> { vec![t.id.into(), id.into(), name.into()] };
+    const RENAME: &str = "UPDATE users SET name = $3 WHERE tenant_id = $1 AND id = $2";
+    async fn seen(c: &mut dyn Conn, t: TenantId, u: UserId) -> (String, i64) {
+        let sql = "SELECT (SELECT name FROM users WHERE tenant_id = $1 AND id = $2) AS name, \
+                   (SELECT count(*) FROM outbox WHERE tenant_id = $1 AND last_error IS NULL) \
+                   AS events";
+        let r = c.fetch_one(sql, &[t.into(), u.into()]).await.unwrap();
+        (r.text("name").unwrap(), r.int("events").unwrap())
+    }
+    let now = |db: Arc<dyn Database>| async move {
+        seen(&mut *db.conn().await.unwrap(), t.id, u.id).await
+    };
+    let ana = |events: i64| ("Ana Deferred".to_string(), events);
+
+    let mut tx = db.begin().await.unwrap();
+    tx.defer(RENAME, rename(u.id.0, "Ana Deferred"), 1)
+        .await
+        .unwrap();
+    let first = outbox_event(t.id, None, T0);
+    outbox::insert(&mut *tx, &first).await.unwrap();
+    if pg {
+        let mut other = db.begin().await.unwrap();
+        let probe = "SELECT id FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE NOWAIT";
+        let args = [t.id.into(), u.id.0.into()];
+        assert!(
+            other.fetch_optional(probe, &args).await.is_ok(),
+            "the queued update has not gone out"
+        );
+        other.rollback().await.unwrap();
+        assert_eq!(seen(&mut *tx, t.id, u.id).await, ana(1));
+        let mut other = db.begin().await.unwrap();
+        let locked = other.fetch_optional(probe, &args).await.unwrap_err();
+        assert!(locked.to_string().contains("lock"), "{locked}");
+        drop(other);
+    } else {
+        assert_eq!(seen(&mut *tx, t.id, u.id).await, ana(1));
+    }
+    // Queued last: the commit sends it.
+    outbox::insert(&mut *tx, &outbox_event(t.id, None, T0))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(now(db.clone()).await, ana(2));
+
+    // Each write is held to its own count (two events, one person), and a write sends them.
+    let mut tx = db.begin().await.unwrap();
+    let mark = "UPDATE outbox SET last_error = $2 WHERE tenant_id = $1";
+    tx.defer(mark, vec![t.id.into(), "marked".into()], 2)
+        .await
+        .unwrap();
+    tx.defer(RENAME, rename(u.id.0, "Ana Marked"), 1)
+        .await
+        .unwrap();
+    let touched = tx
+        .execute(
+            "UPDATE tenants SET name = name WHERE id = $1",
+            &[t.id.into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(touched, 1);
+    assert_eq!(
+        seen(&mut *tx, t.id, u.id).await,
+        ("Ana Marked".to_string(), 0)
+    );
+    // Rolled back with writes queued: none of it stays.
+    outbox::insert(&mut *tx, &outbox_event(t.id, None, T0))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(now(db.clone()).await, ana(2));
+
+    // A queued write that misses its row fails the transaction; none of it stays.
+    let mut tx = db.begin().await.unwrap();
+    outbox::insert(&mut *tx, &outbox_event(t.id, None, T0))
+        .await
+        .unwrap();
+    tx.defer(RENAME, rename(u.id.0, "Ana Again"), 1)
+        .await
+        .unwrap();
+    let missed = match tx.defer(RENAME, rename(Uuid::new_v4(), "Nobody"), 1).await {
+        Err(e) => {
+            drop(tx);
+            Err(e)
+        }
+        Ok(()) => tx.commit().await,
+    };
+    assert!(matches!(missed, Err(StoreError::Other(_))), "{missed:?}");
+    assert_eq!(now(db.clone()).await, ana(2));
+
+    // A queued write that breaks a constraint (an event id used before) fails as a conflict,
+    // at the statement that sent it on PostgreSQL, and the transaction cannot go on.
+    let mut tx = db.begin().await.unwrap();
+    tx.defer(RENAME, rename(u.id.0, "Ana Twice"), 1)
+        .await
+        .unwrap();
+    let twice = outbox::insert(&mut *tx, &first).await;
+    let sent = if pg {
+        twice.unwrap();
+        tx.execute(
+            "UPDATE tenants SET name = name WHERE id = $1",
+            &[t.id.into()],
+        )
+        .await
+    } else {
+        twice.map(|()| 0)
+    };
+    assert!(matches!(sent, Err(StoreError::Conflict { .. })), "{sent:?}");
+    if pg {
+        let after = tx.fetch_optional("SELECT 1 AS one", &[]).await;
+        assert!(after.is_err(), "a later statement after the failed send");
+        assert!(tx.commit().await.is_err());
+    } else {
+        drop(tx);
+    }
+    assert_eq!(now(db.clone()).await, ana(2));
+
+    // Dropped with queued writes: nothing.
+    let mut tx = db.begin().await.unwrap();
+    outbox::insert(&mut *tx, &outbox_event(t.id, None, T0))
+        .await
+        .unwrap();
+    tx.defer(RENAME, rename(u.id.0, "Ana Dropped"), 1)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(now(db.clone()).await, ana(2));
 }

@@ -364,8 +364,9 @@ impl Reader {
     getters!(&mut Self);
 }
 
-/// A connection: pooled, or inside a transaction. All SQL goes through these three methods,
-/// always with bound parameters; SQL text is never assembled from input.
+/// A connection: pooled, or inside a transaction. All SQL goes through these methods, always
+/// with bound parameters; SQL text is never assembled from input (a PostgreSQL transaction
+/// joins the store's own deferred statements, [`joined_writes`]).
 #[async_trait]
 pub trait Conn: Send {
     /// Which SQL dialect this connection speaks.
@@ -383,6 +384,90 @@ pub trait Conn: Send {
         self.fetch_optional(sql, args)
             .await?
             .ok_or(StoreError::NotFound)
+    }
+    /// Runs a write (`INSERT`, `UPDATE` or `DELETE` without `RETURNING`) that must change
+    /// exactly `rows` rows, and whose answer the caller does not need before its next
+    /// statement. A PostgreSQL transaction queues it, and sends what it queued before its next
+    /// statement or its commit as one statement ([`joined_writes`]): one round trip for all of
+    /// them, each round trip being a wake-up of the backend and of the server. Elsewhere it runs
+    /// at once. So writes queued together must not depend on one another: they run under one
+    /// snapshot, see none of each other's changes, and may not change the same row twice. A write
+    /// that changes another number of rows fails the statement it went out with, and with it
+    /// the transaction ([`StoreError::Other`]: the callers queue only writes that cannot miss).
+    async fn defer(&mut self, sql: &str, args: Vec<Val>, rows: u64) -> StoreResult<()> {
+        let changed = self.execute(sql, &args).await?;
+        expect_rows(changed, rows)
+    }
+}
+
+/// `Ok` when a write queued with [`Conn::defer`] changed the `rows` it was queued for.
+pub fn expect_rows(changed: u64, rows: u64) -> StoreResult<()> {
+    if changed == rows {
+        return Ok(());
+    }
+    Err(StoreError::Other(format!(
+        "a deferred write changed {changed} rows instead of {rows}"
+    )))
+}
+
+/// A write queued by [`Conn::defer`].
+#[derive(Debug)]
+pub struct Deferred {
+    /// The statement, parameters numbered from `$1`.
+    pub sql: String,
+    /// Its arguments.
+    pub args: Vec<Val>,
+    /// How many rows it must change.
+    pub rows: u64,
+}
+
+/// The writes `w` as one PostgreSQL statement, `WITH w0 AS (<write 0> RETURNING 1), w1 AS (…)
+/// SELECT (SELECT count(*) FROM w0) AS n0, …`, each write's parameters renumbered after those
+/// of the writes before it; and the statement's arguments. Each `nI` is the number of rows
+/// write `I` changed. (PostgreSQL runs every data-modifying `WITH` item to completion, whether
+/// or not the outer query reads it.)
+pub fn joined_writes(w: Vec<Deferred>) -> (String, Vec<Val>) {
+    let mut sql = String::from("WITH ");
+    let mut counts = String::from(" SELECT ");
+    let mut args = Vec::new();
+    for (i, d) in w.into_iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+            counts.push_str(", ");
+        }
+        sql.push_str(&format!("w{i} AS ("));
+        renumber(&d.sql, args.len(), &mut sql);
+        sql.push_str(" RETURNING 1)");
+        counts.push_str(&format!("(SELECT count(*) FROM w{i}) AS n{i}"));
+        args.extend(d.args);
+    }
+    sql.push_str(&counts);
+    (sql, args)
+}
+
+/// Appends `sql` to `out` with each parameter `$N` outside a quoted literal written as
+/// `$(N + offset)`. (Hand-written: the statements are the store's own, with `'…'` literals and
+/// no dollar quoting, so this is the whole grammar involved.)
+fn renumber(sql: &str, offset: usize, out: &mut String) {
+    let mut quoted = false;
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, ch)) = chars.next() {
+        out.push(ch);
+        if ch == '\'' {
+            quoted = !quoted;
+        } else if ch == '$' && !quoted {
+            let mut n = 0usize;
+            let mut digits = false;
+            while let Some(&(_, d)) = chars.peek() {
+                let Some(v) = d.to_digit(10) else { break };
+                n = n * 10 + v as usize;
+                digits = true;
+                chars.next();
+            }
+            if digits {
+                out.push_str(&(n + offset).to_string());
+            }
+        }
     }
 }
 
@@ -513,4 +598,39 @@ pub async fn migrations_applied(c: &mut dyn Conn, expected: &[i64]) -> StoreResu
         .map(|r| r.int("version"))
         .collect::<StoreResult<_>>()?;
     Ok(applied == expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_writes_number_each_write_after_the_ones_before() {
+        let w = |sql: &str, args: Vec<Val>| Deferred {
+            sql: sql.into(),
+            args,
+            rows: 1,
+        };
+        let (sql, args) = joined_writes(vec![
+            w(
+                "INSERT INTO a VALUES ($1, $2)",
+                vec![1_i64.into(), 2_i64.into()],
+            ),
+            w(
+                "UPDATE b SET x = $2 WHERE id = $1 AND y = $10 AND z <> '$1 stays' \
+                 AND q <> 'it''s $2'",
+                (3..=12).map(|i: i64| i.into()).collect(),
+            ),
+        ]);
+        assert_eq!(
+            sql,
+            "WITH w0 AS (INSERT INTO a VALUES ($1, $2) RETURNING 1), \
+             w1 AS (UPDATE b SET x = $4 WHERE id = $3 AND y = $12 AND z <> '$1 stays' \
+             AND q <> 'it''s $2' RETURNING 1) \
+             SELECT (SELECT count(*) FROM w0) AS n0, (SELECT count(*) FROM w1) AS n1"
+        );
+        assert_eq!(args.len(), 12);
+        assert!(expect_rows(1, 1).is_ok());
+        assert!(matches!(expect_rows(0, 1), Err(StoreError::Other(_))));
+    }
 }

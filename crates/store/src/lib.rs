@@ -51,7 +51,7 @@ pub mod users;
 pub mod webhooks;
 
 pub use conn::{
-    Conn, Database, Dialect, PoolStats, Reader, Row, Subscription, Tx, Val, Where, bind_row,
-    page_clause, publish, value_lists, value_lists_of,
+    Conn, Database, Deferred, Dialect, PoolStats, Reader, Row, Subscription, Tx, Val, Where,
+    bind_row, expect_rows, joined_writes, page_clause, publish, value_lists, value_lists_of,
 };
 pub use error::{StoreError, StoreResult};

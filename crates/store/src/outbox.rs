@@ -66,7 +66,8 @@ fn head_row(r: &Row) -> StoreResult<OutboxEvent> {
     })
 }
 
-/// Adds an event in the caller's transaction.
+/// Adds an event in the caller's transaction, deferred ([`Conn::defer`]): it goes out with
+/// the transaction's next statement.
 ///
 /// The body goes as JSON text: PostgreSQL's column is `json` (migration 0017), which keeps the
 /// text after checking it, where a `jsonb` parameter would first be parsed into binary form;
@@ -82,9 +83,9 @@ pub async fn insert(c: &mut dyn Conn, e: &OutboxEvent) -> StoreResult<()> {
              VALUES ($1, $2, $3, $4, $5, $6)"
         }
     };
-    c.execute(
+    c.defer(
         sql,
-        &[
+        vec![
             e.tenant_id.into(),
             e.id.into(),
             e.event_type.as_str().into(),
@@ -92,9 +93,9 @@ pub async fn insert(c: &mut dyn Conn, e: &OutboxEvent) -> StoreResult<()> {
             e.data.to_string().into(),
             e.actions.clone().into(),
         ],
+        1,
     )
     .await
-    .map(drop)
 }
 
 /// `tenant`'s events of one type, oldest first.
