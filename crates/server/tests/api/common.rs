@@ -219,13 +219,14 @@ impl TestServer {
     pub async fn send(&self, rb: reqwest::RequestBuilder) -> Resp {
         // A body over the server's limit is answered 413 before it is read to the end, and the
         // connection closes; a client still writing can see the reset before it reads that
-        // answer (an HTTP/1.1 race, not a server fault). Such requests get three tries.
+        // answer (an HTTP/1.1 race, not a server fault). Such requests get ten tries (three
+        // once all failed in a row on a loaded CI machine); each is a few milliseconds.
         let large = rb
             .try_clone()
             .and_then(|b| b.build().ok())
             .and_then(|r| r.body().and_then(|b| b.as_bytes()).map(<[u8]>::len))
             .is_some_and(|n| n > 1 << 20);
-        let mut tries = if large { 3 } else { 1 };
+        let mut tries = if large { 10 } else { 1 };
         let r = loop {
             let Some(attempt) = rb.try_clone() else {
                 break rb.send().await.expect("request");
