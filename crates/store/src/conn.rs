@@ -450,15 +450,15 @@ pub fn joined_writes(w: Vec<Deferred>) -> (String, Vec<Val>) {
 /// no dollar quoting, so this is the whole grammar involved.)
 fn renumber(sql: &str, offset: usize, out: &mut String) {
     let mut quoted = false;
-    let mut chars = sql.char_indices().peekable();
-    while let Some((_, ch)) = chars.next() {
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
         out.push(ch);
         if ch == '\'' {
             quoted = !quoted;
         } else if ch == '$' && !quoted {
             let mut n = 0usize;
             let mut digits = false;
-            while let Some(&(_, d)) = chars.peek() {
+            while let Some(&d) = chars.peek() {
                 let Some(v) = d.to_digit(10) else { break };
                 n = n * 10 + v as usize;
                 digits = true;
