@@ -278,6 +278,8 @@ pub(crate) struct Open {
     /// `transition` from what `store::lock_for_move` read under the case's lock);
     /// `check_leaving` then asks no more.
     free_to_leave: Option<String>,
+    /// This command among the tenant's in progress (for its audit append).
+    turn: audit::ChainTurn,
 }
 
 pub(crate) async fn open(
@@ -343,6 +345,7 @@ async fn opened(
         run: None,
         superseded: false,
         free_to_leave: None,
+        turn: svc.chain_writers.enter(p.tenant_id),
     })
 }
 
@@ -487,8 +490,10 @@ impl Open {
             return Err(crate::dispatch::already_ran());
         }
         // Last before commit: the tenant's chain head stays locked from here to the commit, and
-        // every command of the tenant queues on it.
-        audit::append_by(&mut *self.tx, self.now, p, entry).await?;
+        // every command of the tenant queues on it. (When no other command of the tenant is in
+        // progress, on PostgreSQL it goes out with the writes queued before it: the case's
+        // update, history row and outbox events.)
+        audit::append_last_by(&self.turn, &mut *self.tx, self.now, p, entry).await?;
         self.tx.commit().await?;
         Ok(view)
     }

@@ -153,6 +153,8 @@ pub struct Services {
     pub(crate) secrets: secrets::SecretBox,
     /// Decoded case types, checked against the stored version on every use.
     pub(crate) case_types: case_types::Cache,
+    /// The commands of each tenant in progress that end with an audit append.
+    pub(crate) chain_writers: Arc<audit::ChainWriters>,
 }
 
 impl Services {
@@ -172,6 +174,7 @@ impl Services {
             mailer: config.smtp.as_ref().and_then(|c| mail::transport(c).ok()),
             secrets: secrets::SecretBox::new(&config.secrets_key),
             case_types: case_types::Cache::default(),
+            chain_writers: Arc::default(),
             db,
             clock,
             config,

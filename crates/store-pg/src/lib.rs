@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use casegate_store::conn::{Wait, Waiting};
 use casegate_store::{
     Conn, Database, Deferred, Dialect, PoolStats, Row, StoreError, StoreResult, Subscription, Tx,
-    Val, expect_rows, joined_writes,
+    Val, expect_rows, joined_writes, with_items,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
@@ -346,7 +346,10 @@ impl PgTx {
     async fn send(&mut self, mut w: Vec<Deferred>) -> StoreResult<()> {
         if w.len() <= 1 {
             return match w.pop() {
-                Some(d) => expect_rows(execute(&mut self.tx, &d.sql, &d.args).await?, d.rows),
+                Some(d) => {
+                    let sql = with_items(d.with, &d.sql);
+                    expect_rows(execute(&mut self.tx, &sql, &d.args).await?, d.rows)
+                }
                 None => Ok(()),
             };
         }
@@ -380,14 +383,30 @@ impl Conn for PgTx {
         self.flush().await?;
         fetch_optional(&mut self.tx, sql, args).await
     }
-    async fn defer(&mut self, sql: &str, args: Vec<Val>, rows: u64) -> StoreResult<()> {
+    async fn defer_with(
+        &mut self,
+        with: &'static [(&'static str, &'static str)],
+        sql: &str,
+        args: Vec<Val>,
+        rows: u64,
+    ) -> StoreResult<()> {
         // What `joined_writes` can renumber: `$N` parameters and `'…'` literals only.
-        debug_assert!(
-            !sql.contains('"') && !sql.contains("--") && !sql.contains("$$") && !sql.contains("E'"),
-            "a deferred write with quoting joined_writes cannot renumber: {sql}"
-        );
+        for text in with.iter().map(|(_, item)| *item).chain([sql]) {
+            debug_assert!(
+                !text.contains('"')
+                    && !text.contains("--")
+                    && !text.contains("$$")
+                    && !text.contains("E'"),
+                "a deferred write with quoting joined_writes cannot renumber: {text}"
+            );
+        }
         debug_assert!(!sql.to_ascii_uppercase().contains("RETURNING"), "{sql}");
+        // A write that reads (a chain head, say) goes out apart from another one that does.
+        if !with.is_empty() && self.deferred.iter().any(|d| !d.with.is_empty()) {
+            self.flush().await?;
+        }
         self.deferred.push(Deferred {
+            with,
             sql: sql.to_string(),
             args,
             rows,

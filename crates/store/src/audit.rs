@@ -1,9 +1,10 @@
 //! The audit trail's storage: events (append-only, enforced by triggers on both backends), the
 //! per-tenant chain head that serialises appends, and signed checkpoints. Hashing and
 //! verification are pure and live in `casegate_domain::audit`.
-use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, page_clause};
+use crate::{Conn, Dialect, Row, StoreError, StoreResult, Val, Where, page_clause, with_items};
 use casegate_domain::audit::{Unsealed, hex};
 use casegate_domain::ids::TenantId;
+use std::sync::LazyLock;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -74,6 +75,71 @@ async fn lock_head(c: &mut dyn Conn, tenant: TenantId) -> StoreResult<(i64, Stri
     Ok((r.int("seq")?, r.text("hash")?))
 }
 
+/// PostgreSQL's append (see [`append`]), `$1`-`$8` the event's columns and `$9`-`$11` the
+/// record's cuts: the `WITH` items that lock the head and insert the event, and the statement
+/// that moves the head (without its `RETURNING`).
+const APPEND_PG_WITH: &[(&str, &str)] = &[
+    (
+        "head",
+        "SELECT seq + 1 AS seq, hash AS prev FROM audit_heads WHERE tenant_id = $1 FOR UPDATE",
+    ),
+    (
+        "sealed",
+        "SELECT seq, prev, $9 || prev || $10 || seq::text || $11 AS record FROM {head}",
+    ),
+    (
+        "appended",
+        "INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, \
+         actor_id, action, entity_type, entity_id, record, hash) \
+         SELECT $1, seq, $2, $3, $4, $5, $6, $7, $8, record, \
+         encode(sha256(decode(prev, 'hex') || convert_to(record, 'UTF8')), 'hex') FROM {sealed} \
+         RETURNING seq, record, hash",
+    ),
+];
+const APPEND_PG_MOVE: &str =
+    "UPDATE audit_heads h SET seq = a.seq, hash = a.hash FROM {appended} a WHERE h.tenant_id = $1";
+
+/// `$1`-`$8` of an append of `e`: the event's columns.
+fn event_args(e: &StoredAudit) -> Vec<Val> {
+    vec![
+        e.tenant_id.into(),
+        e.event_id.into(),
+        e.occurred_at.into(),
+        e.actor.as_str().into(),
+        e.actor_id.into(),
+        e.action.as_str().into(),
+        e.entity_type.as_str().into(),
+        e.entity_id.clone().into(),
+    ]
+}
+
+/// The arguments of PostgreSQL's append of `e`: its columns, then the record's cuts.
+fn append_pg_args(e: &StoredAudit, record: &Unsealed) -> Vec<Val> {
+    let mut args = event_args(e);
+    args.extend([
+        record.head.as_str().into(),
+        record.middle.as_str().into(),
+        record.tail.as_str().into(),
+    ]);
+    args
+}
+
+/// [`append`], when the caller needs nothing back: on PostgreSQL the append is deferred
+/// ([`Conn::defer_with`]) and goes out with the transaction's other queued writes, or alone
+/// before its next statement or commit, the head locked from then to the commit as before. The
+/// tenant's head must exist: every tenant's creation appends its first event with [`append`].
+pub async fn append_deferred(
+    c: &mut dyn Conn,
+    e: StoredAudit,
+    record: &Unsealed,
+) -> StoreResult<()> {
+    if c.dialect() == Dialect::Postgres {
+        let args = append_pg_args(&e, record);
+        return c.defer_with(APPEND_PG_WITH, APPEND_PG_MOVE, args, 1).await;
+    }
+    append(c, e, record).await.map(drop)
+}
+
 /// Appends event `e` at the head of its tenant's chain and answers it as stored: `record` is
 /// its canonical form cut where the head's `prev_hash` and `seq` go; `e`'s own `seq`, `record`
 /// and `hash` are set here.
@@ -89,48 +155,31 @@ pub async fn append(
     mut e: StoredAudit,
     record: &Unsealed,
 ) -> StoreResult<StoredAudit> {
-    const APPEND_PG: &str = "WITH head AS (\
-         SELECT seq + 1 AS seq, hash AS prev FROM audit_heads WHERE tenant_id = $1 FOR UPDATE), \
-         sealed AS (SELECT seq, prev, $9 || prev || $10 || seq::text || $11 AS record FROM head), \
-         appended AS (INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor, \
-         actor_id, action, entity_type, entity_id, record, hash) \
-         SELECT $1, seq, $2, $3, $4, $5, $6, $7, $8, record, \
-         encode(sha256(decode(prev, 'hex') || convert_to(record, 'UTF8')), 'hex') FROM sealed \
-         RETURNING seq, record, hash) \
-         UPDATE audit_heads h SET seq = a.seq, hash = a.hash FROM appended a \
-         WHERE h.tenant_id = $1 RETURNING a.seq, a.record, a.hash";
     const INSERT_SQLITE: &str = "INSERT INTO audit_events (tenant_id, event_id, occurred_at, \
          actor, actor_id, action, entity_type, entity_id, seq, record, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     // The head moves only from the event's predecessor: a writer without the head lock fails.
     const MOVE_HEAD_SQLITE: &str =
         "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1 AND seq = $2 - 1";
-    let mut args = vec![
-        e.tenant_id.into(),
-        e.event_id.into(),
-        e.occurred_at.into(),
-        e.actor.as_str().into(),
-        e.actor_id.into(),
-        e.action.as_str().into(),
-        e.entity_type.as_str().into(),
-        e.entity_id.clone().into(),
-    ];
     if c.dialect() == Dialect::Postgres {
-        args.extend([
-            record.head.as_str().into(),
-            record.middle.as_str().into(),
-            record.tail.as_str().into(),
-        ]);
-        let mut r = c.fetch_optional(APPEND_PG, &args).await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            with_items(
+                APPEND_PG_WITH,
+                &format!("{APPEND_PG_MOVE} RETURNING a.seq, a.record, a.hash"),
+            )
+        });
+        let args = append_pg_args(&e, record);
+        let mut r = c.fetch_optional(&SQL, &args).await?;
         if r.is_none() {
             // The tenant's first event: create the genesis head, then append at it.
             lock_head(c, e.tenant_id).await?;
-            r = c.fetch_optional(APPEND_PG, &args).await?;
+            r = c.fetch_optional(&SQL, &args).await?;
         }
         let r = r.ok_or_else(|| StoreError::Other("audit head missing after creation".into()))?;
         (e.seq, e.record, e.hash) = (r.int("seq")?, r.text("record")?, r.text("hash")?);
         return Ok(e);
     }
+    let mut args = event_args(&e);
     let (seq, prev) = lock_head(c, e.tenant_id).await?;
     let (r, hash) = record
         .seal(seq + 1, &prev)

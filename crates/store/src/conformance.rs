@@ -455,6 +455,15 @@ async fn append_event(
     tenant: TenantId,
     action: &str,
 ) -> crate::audit::StoredAudit {
+    let (e, record) = audit_event(tenant, action);
+    audit::append(c, e, &record).await.unwrap()
+}
+
+/// The event [`append_event`] appends, and its record cut for the append.
+fn audit_event(
+    tenant: TenantId,
+    action: &str,
+) -> (audit::StoredAudit, casegate_domain::audit::Unsealed) {
     use casegate_domain::audit::{AuditRecord, Unsealed};
     let event_id = Uuid::new_v4();
     let record = AuditRecord {
@@ -485,9 +494,7 @@ async fn append_event(
         record: String::new(),
         hash: String::new(),
     };
-    audit::append(c, e, &Unsealed::of(&record).unwrap())
-        .await
-        .unwrap()
+    (e, Unsealed::of(&record).unwrap())
 }
 
 /// The database itself refuses to change or remove audit events and checkpoints.
@@ -530,17 +537,72 @@ pub async fn audit_rows_cannot_be_updated_or_deleted(db: Arc<dyn Database>) {
 }
 
 /// Concurrent writers of one tenant queue on the chain head: seqs are gap-free and every event
-/// links to its predecessor, on both backends.
+/// links to its predecessor, on both backends. Appends answered at once and deferred ones
+/// (`append_deferred`: on PostgreSQL sent with the transaction's other queued writes, or before
+/// its next statement or commit) mix in one chain; two deferred in one transaction take
+/// consecutive places, and one rolled back takes none.
 pub async fn concurrent_audit_appends_form_one_chain(db: Arc<dyn Database>) {
-    let (t, _) = setup(&*db, "busy").await;
-    let (other, _) = setup(&*db, "other").await;
+    let (t, t_user) = setup(&*db, "busy").await;
+    let (other, other_user) = setup(&*db, "other").await;
+    // Each tenant's first event creates its head (as a tenant's creation does); a deferred
+    // append needs it.
+    let mut appended = std::collections::HashMap::<TenantId, i64>::new();
+    for tenant in [t.id, other.id] {
+        let mut tx = db.begin().await.unwrap();
+        append_event(&mut *tx, tenant, "tenant.created").await;
+        tx.commit().await.unwrap();
+        appended.insert(tenant, 1);
+    }
     let mut handles = Vec::new();
-    for i in 0..24 {
+    for i in 0..30 {
         let db = db.clone();
-        let tenant = if i % 3 == 0 { other.id } else { t.id };
+        let (tenant, user) = if i % 3 == 0 {
+            (other.id, other_user.id.0)
+        } else {
+            (t.id, t_user.id.0)
+        };
+        *appended.entry(tenant).or_default() += [1, 1, 2, 1, 0][i % 5];
         handles.push(tokio::spawn(async move {
+            let touch = "UPDATE tenants SET name = name WHERE id = $1";
+            let touch_user = "UPDATE users SET name = name WHERE tenant_id = $1 AND id = $2";
             let mut tx = db.begin().await.unwrap();
-            append_event(&mut *tx, tenant, "case.updated").await;
+            match i % 5 {
+                0 => {
+                    append_event(&mut *tx, tenant, "case.updated").await;
+                }
+                1 => {
+                    let (e, r) = audit_event(tenant, "case.updated");
+                    audit::append_deferred(&mut *tx, e, &r).await.unwrap();
+                }
+                2 => {
+                    for _ in 0..2 {
+                        let (e, r) = audit_event(tenant, "case.updated");
+                        audit::append_deferred(&mut *tx, e, &r).await.unwrap();
+                    }
+                }
+                3 => {
+                    tx.defer(touch, vec![tenant.into()], 1).await.unwrap();
+                    let (e, r) = audit_event(tenant, "case.status_changed");
+                    let id = e.event_id;
+                    audit::append_deferred(&mut *tx, e, &r).await.unwrap();
+                    let args = vec![tenant.into(), user.into()];
+                    tx.defer(touch_user, args, 1).await.unwrap();
+                    let n = tx
+                        .fetch_one(
+                            "SELECT count(*) AS n FROM audit_events WHERE tenant_id = $1 AND event_id = $2",
+                            &[tenant.into(), id.into()],
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(n.int("n").unwrap(), 1, "the next statement sees the event");
+                }
+                _ => {
+                    let (e, r) = audit_event(tenant, "case.updated");
+                    audit::append_deferred(&mut *tx, e, &r).await.unwrap();
+                    tx.rollback().await.unwrap();
+                    return;
+                }
+            }
             tx.commit().await.unwrap();
         }));
     }
@@ -548,7 +610,7 @@ pub async fn concurrent_audit_appends_form_one_chain(db: Arc<dyn Database>) {
         h.await.unwrap();
     }
     let mut c = db.conn().await.unwrap();
-    for (tenant, n) in [(t.id, 16), (other.id, 8)] {
+    for (tenant, n) in [(t.id, appended[&t.id]), (other.id, appended[&other.id])] {
         let events = audit::chain_after(&mut *c, tenant, 0, 100).await.unwrap();
         assert_eq!(
             events.iter().map(|e| e.seq).collect::<Vec<_>>(),

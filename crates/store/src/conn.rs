@@ -395,9 +395,49 @@ pub trait Conn: Send {
     /// that changes another number of rows fails the statement it went out with, and with it
     /// the transaction ([`StoreError::Other`]: the callers queue only writes that cannot miss).
     async fn defer(&mut self, sql: &str, args: Vec<Val>, rows: u64) -> StoreResult<()> {
-        let changed = self.execute(sql, &args).await?;
+        self.defer_with(&[], sql, args, rows).await
+    }
+    /// [`Conn::defer`] of a write that reads `with`: `WITH` items, each a name and a statement
+    /// (a locking read, or a write with its `RETURNING`), that the write and every later item
+    /// refer to as `{name}`. All of them share the write's parameters. Two writes with `with`
+    /// items never go out in one statement: such a write reads rows to change them (a chain
+    /// head, say), and a second one in the same statement would read them unchanged. The items
+    /// run as written on every backend: a caller with PostgreSQL-only items (`FOR UPDATE`)
+    /// checks the dialect first.
+    async fn defer_with(
+        &mut self,
+        with: &'static [(&'static str, &'static str)],
+        sql: &str,
+        args: Vec<Val>,
+        rows: u64,
+    ) -> StoreResult<()> {
+        let changed = self.execute(&with_items(with, sql), &args).await?;
         expect_rows(changed, rows)
     }
+}
+
+/// `sql` preceded by the `WITH` items `with` (see [`Conn::defer_with`]).
+pub fn with_items(with: &[(&str, &str)], sql: &str) -> String {
+    let (items, sql) = named_items(with, sql, "");
+    if items.is_empty() {
+        return sql;
+    }
+    format!("WITH {} {sql}", items.join(", "))
+}
+
+/// The `WITH` items `with` as `<prefix><name> AS (<statement>)`, and `sql`, with every `{name}`
+/// in them written as `<prefix><name>`.
+fn named_items(with: &[(&str, &str)], sql: &str, prefix: &str) -> (Vec<String>, String) {
+    let named = |text: &str| {
+        with.iter().fold(text.to_string(), |t, (name, _)| {
+            t.replace(&format!("{{{name}}}"), &format!("{prefix}{name}"))
+        })
+    };
+    let items = with
+        .iter()
+        .map(|(name, item)| format!("{prefix}{name} AS ({})", named(item)))
+        .collect();
+    (items, named(sql))
 }
 
 /// `Ok` when a write queued with [`Conn::defer`] changed the `rows` it was queued for.
@@ -413,6 +453,8 @@ pub fn expect_rows(changed: u64, rows: u64) -> StoreResult<()> {
 /// A write queued by [`Conn::defer`].
 #[derive(Debug)]
 pub struct Deferred {
+    /// The `WITH` items the statement reads ([`Conn::defer_with`]).
+    pub with: &'static [(&'static str, &'static str)],
     /// The statement, parameters numbered from `$1`.
     pub sql: String,
     /// Its arguments.
@@ -424,8 +466,9 @@ pub struct Deferred {
 /// The writes `w` as one PostgreSQL statement, `WITH w0 AS (<write 0> RETURNING 1), w1 AS (…)
 /// SELECT (SELECT count(*) FROM w0) AS n0, …`, each write's parameters renumbered after those
 /// of the writes before it; and the statement's arguments. Each `nI` is the number of rows
-/// write `I` changed. (PostgreSQL runs every data-modifying `WITH` item to completion, whether
-/// or not the outer query reads it.)
+/// write `I` changed. A write's own `WITH` items come just before it, named `wI_<name>`.
+/// (PostgreSQL runs every data-modifying `WITH` item to completion, whether or not the outer
+/// query reads it.)
 pub fn joined_writes(w: Vec<Deferred>) -> (String, Vec<Val>) {
     let mut sql = String::from("WITH ");
     let mut counts = String::from(" SELECT ");
@@ -435,8 +478,13 @@ pub fn joined_writes(w: Vec<Deferred>) -> (String, Vec<Val>) {
             sql.push_str(", ");
             counts.push_str(", ");
         }
+        let (items, write) = named_items(d.with, &d.sql, &format!("w{i}_"));
+        for item in items {
+            renumber(&item, args.len(), &mut sql);
+            sql.push_str(", ");
+        }
         sql.push_str(&format!("w{i} AS ("));
-        renumber(&d.sql, args.len(), &mut sql);
+        renumber(&write, args.len(), &mut sql);
         sql.push_str(" RETURNING 1)");
         counts.push_str(&format!("(SELECT count(*) FROM w{i}) AS n{i}"));
         args.extend(d.args);
@@ -607,6 +655,7 @@ mod tests {
     #[test]
     fn joined_writes_number_each_write_after_the_ones_before() {
         let w = |sql: &str, args: Vec<Val>| Deferred {
+            with: &[],
             sql: sql.into(),
             args,
             rows: 1,
@@ -632,5 +681,47 @@ mod tests {
         assert_eq!(args.len(), 12);
         assert!(expect_rows(1, 1).is_ok());
         assert!(matches!(expect_rows(0, 1), Err(StoreError::Other(_))));
+    }
+
+    #[test]
+    fn the_with_items_of_a_write_are_named_after_it_and_share_its_parameters() {
+        const WITH: &[(&str, &str)] = &[
+            ("head", "SELECT seq FROM h WHERE t = $1 FOR UPDATE"),
+            (
+                "ins",
+                "INSERT INTO e SELECT $1, seq + 1, $2 FROM {head} RETURNING seq",
+            ),
+        ];
+        const MOVE: &str = "UPDATE h SET seq = i.seq FROM {ins} i WHERE t = $1";
+        assert_eq!(
+            with_items(WITH, MOVE),
+            "WITH head AS (SELECT seq FROM h WHERE t = $1 FOR UPDATE), \
+             ins AS (INSERT INTO e SELECT $1, seq + 1, $2 FROM head RETURNING seq) \
+             UPDATE h SET seq = i.seq FROM ins i WHERE t = $1"
+        );
+        assert_eq!(with_items(&[], MOVE), MOVE);
+        let (sql, args) = joined_writes(vec![
+            Deferred {
+                with: &[],
+                sql: "INSERT INTO a VALUES ($1)".into(),
+                args: vec![1_i64.into()],
+                rows: 1,
+            },
+            Deferred {
+                with: WITH,
+                sql: MOVE.into(),
+                args: vec![2_i64.into(), 3_i64.into()],
+                rows: 1,
+            },
+        ]);
+        assert_eq!(
+            sql,
+            "WITH w0 AS (INSERT INTO a VALUES ($1) RETURNING 1), \
+             w1_head AS (SELECT seq FROM h WHERE t = $2 FOR UPDATE), \
+             w1_ins AS (INSERT INTO e SELECT $2, seq + 1, $3 FROM w1_head RETURNING seq), \
+             w1 AS (UPDATE h SET seq = i.seq FROM w1_ins i WHERE t = $2 RETURNING 1) \
+             SELECT (SELECT count(*) FROM w0) AS n0, (SELECT count(*) FROM w1) AS n1"
+        );
+        assert_eq!(args.len(), 3);
     }
 }

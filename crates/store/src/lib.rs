@@ -53,5 +53,6 @@ pub mod webhooks;
 pub use conn::{
     Conn, Database, Deferred, Dialect, PoolStats, Reader, Row, Subscription, Tx, Val, Where,
     bind_row, expect_rows, joined_writes, page_clause, publish, value_lists, value_lists_of,
+    with_items,
 };
 pub use error::{StoreError, StoreResult};
