@@ -238,7 +238,7 @@ pub(crate) struct ChainTurn {
 }
 
 impl ChainTurn {
-    /// Whether no other command of the tenant is in progress in this process.
+    /// Whether no other case command of the tenant is in progress in this process.
     pub(crate) fn alone(&self) -> bool {
         self.writers.counts().get(&self.tenant).copied() == Some(1)
     }

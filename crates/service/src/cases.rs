@@ -444,8 +444,8 @@ impl Open {
         k.updated_at = self.now;
         // `before` was read under the case's row lock in this transaction: the version guard
         // cannot miss, so the write is deferred and goes out with the transaction's next
-        // statement (for a plain move, together with the history row and the outbox event,
-        // before the audit append).
+        // statement (for a plain move, together with the history row and the outbox event, and
+        // with the audit append when no other case command of the tenant is in progress).
         store::update_locked(&mut *self.tx, &k, &self.before).await?;
         self.supersede(p, k.id).await?;
         if k.fields != self.before.fields {
@@ -490,9 +490,9 @@ impl Open {
             return Err(crate::dispatch::already_ran());
         }
         // Last before commit: the tenant's chain head stays locked from here to the commit, and
-        // every command of the tenant queues on it. (When no other command of the tenant is in
-        // progress, on PostgreSQL it goes out with the writes queued before it: the case's
-        // update, history row and outbox events.)
+        // every command of the tenant queues on it. (When no other case command of the tenant
+        // is in progress, on PostgreSQL it goes out with the writes queued before it: the
+        // case's update, history row and outbox events.)
         audit::append_last_by(&self.turn, &mut *self.tx, self.now, p, entry).await?;
         self.tx.commit().await?;
         Ok(view)

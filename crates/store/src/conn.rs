@@ -428,10 +428,14 @@ pub fn with_items(with: &[(&str, &str)], sql: &str) -> String {
 /// The `WITH` items `with` as `<prefix><name> AS (<statement>)`, and `sql`, with every `{name}`
 /// in them written as `<prefix><name>`.
 fn named_items(with: &[(&str, &str)], sql: &str, prefix: &str) -> (Vec<String>, String) {
+    let names: Vec<(String, String)> = with
+        .iter()
+        .map(|(name, _)| (format!("{{{name}}}"), format!("{prefix}{name}")))
+        .collect();
     let named = |text: &str| {
-        with.iter().fold(text.to_string(), |t, (name, _)| {
-            t.replace(&format!("{{{name}}}"), &format!("{prefix}{name}"))
-        })
+        names
+            .iter()
+            .fold(text.to_string(), |t, (from, to)| t.replace(from, to))
     };
     let items = with
         .iter()
